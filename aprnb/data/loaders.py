@@ -1,0 +1,365 @@
+"""Readers for the file formats BPR/APR users actually have.
+
+* :func:`load_lightgcn` -- NGCF/LightGCN ``train.txt``/``test.txt``: ``user item item ...``.
+* :func:`load_ncf` -- the official APR/NCF files ``<prefix>.train.rating``,
+  ``<prefix>.test.rating`` and optional ``<prefix>.test.negative``.
+* :func:`load_interactions` / :func:`load_delimited` -- generic delimited
+  ``user, item[, value][, timestamp]`` with arbitrary string or integer ids.
+
+Every reader raises ``ValueError`` naming the file and the 1-based line number
+of the first malformed line.
+"""
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import scipy.sparse as sp
+
+
+@dataclass
+class Dataset:
+    """A train/test pair over one user and item index.
+
+    Attributes
+    ----------
+    train, test : scipy.sparse.csr_matrix of shape (n_users, n_items)
+        Binary interaction matrices (``test`` may be None).
+    negatives : ndarray of int, shape (n_users, n_neg), optional
+        Sampled-protocol negatives per user (-1 padding for users without).
+    user_ids, item_ids : ndarray
+        Original id of each contiguous index.
+    name : str
+    """
+    train: sp.csr_matrix
+    test: Optional[sp.csr_matrix] = None
+    negatives: Optional[np.ndarray] = None
+    user_ids: Optional[np.ndarray] = None
+    item_ids: Optional[np.ndarray] = None
+    name: str = ""
+    interactions: Optional["Interactions"] = field(default=None, repr=False)
+
+    @property
+    def n_users(self):
+        return self.train.shape[0]
+
+    @property
+    def n_items(self):
+        return self.train.shape[1]
+
+    def __repr__(self):
+        t = self.test.nnz if self.test is not None else 0
+        return (f"Dataset({self.name!r}: {self.n_users} users, {self.n_items} items, "
+                f"{self.train.nnz} train / {t} test interactions)")
+
+
+@dataclass
+class Interactions:
+    """Interaction log with contiguous indices and the mapping back to original ids."""
+    users: np.ndarray
+    items: np.ndarray
+    values: Optional[np.ndarray]
+    timestamps: Optional[np.ndarray]
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+
+    @property
+    def n_users(self):
+        return len(self.user_ids)
+
+    @property
+    def n_items(self):
+        return len(self.item_ids)
+
+    def __len__(self):
+        return len(self.users)
+
+    def to_csr(self):
+        """Binary CSR matrix of shape (n_users, n_items); duplicates merged."""
+        return _binary_csr(self.users, self.items, (self.n_users, self.n_items))
+
+
+def _binary_csr(users, items, shape):
+    M = sp.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)), shape=shape)
+    M.sum_duplicates()
+    M.data[:] = 1.0
+    M.indices = M.indices.astype(np.int32)
+    M.indptr = M.indptr.astype(np.int32)
+    return M
+
+
+def _check_file(path):
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"expected a file path (str or os.PathLike), got {type(path).__name__}")
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such file; check the path (relative paths are resolved "
+                         f"from {os.getcwd()})")
+    return path
+
+
+def _parse_int(tok, path, lineno, what):
+    try:
+        v = int(tok)
+    except ValueError:
+        raise ValueError(f"{path}, line {lineno}: {what} {tok!r} is not an integer") from None
+    if v < 0:
+        raise ValueError(f"{path}, line {lineno}: {what} {v} is negative; ids must be >= 0")
+    return v
+
+
+def _read_lightgcn_file(path):
+    """Return (users, items, max user id seen) for a ``user item item ...`` file."""
+    users, items = [], []
+    max_user = -1
+    with open(path, "r", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            toks = line.split()
+            if not toks:
+                continue
+            u = _parse_int(toks[0], path, lineno, "user id")
+            its = [_parse_int(t, path, lineno, "item id") for t in toks[1:]]
+            users.extend([u] * len(its))
+            items.extend(its)
+            max_user = max(max_user, u)
+    return np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64), max_user
+
+
+def load_lightgcn(folder, name=None):
+    """Load an NGCF/LightGCN split: ``train.txt`` and ``test.txt`` in ``folder``.
+
+    Each line is ``user item item ...`` with 0-based ids (a user may have no
+    items). Returns a :class:`Dataset` whose ``train`` and ``test`` are binary CSR
+    matrices over ``n_users = max user id + 1`` and ``n_items = max item id + 1``.
+    """
+    if not isinstance(folder, (str, os.PathLike)):
+        raise TypeError(f"folder must be a path, got {type(folder).__name__}")
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise ValueError(f"{folder}: not a directory; pass the folder holding train.txt "
+                         f"and test.txt")
+    tr = _read_lightgcn_file(_check_file(os.path.join(folder, "train.txt")))
+    te = _read_lightgcn_file(_check_file(os.path.join(folder, "test.txt")))
+    n_users = 1 + max(tr[2], te[2])
+    n_items = 1 + max(tr[1].max(initial=-1), te[1].max(initial=-1))
+    if n_users <= 0 or n_items <= 0:
+        raise ValueError(f"{folder}: train.txt and test.txt hold no interactions")
+    shape = (n_users, n_items)
+    return Dataset(train=_binary_csr(tr[0], tr[1], shape), test=_binary_csr(te[0], te[1], shape),
+                   user_ids=np.arange(n_users), item_ids=np.arange(n_items),
+                   name=name or os.path.basename(os.path.normpath(folder)))
+
+
+def _read_rating_file(path):
+    users, items = [], []
+    with open(path, "r", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            toks = line.rstrip("\n").split("\t")
+            if len(toks) < 2:
+                raise ValueError(f"{path}, line {lineno}: expected 'user<TAB>item<TAB>rating"
+                                 f"<TAB>timestamp', got {line.strip()!r}")
+            users.append(_parse_int(toks[0].strip(), path, lineno, "user id"))
+            items.append(_parse_int(toks[1].strip(), path, lineno, "item id"))
+    return np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
+
+
+def _read_negative_file(path):
+    rows = []
+    with open(path, "r", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            toks = line.rstrip("\n").split("\t")
+            head = toks[0].strip()
+            if not (head.startswith("(") and head.endswith(")") and "," in head):
+                raise ValueError(f"{path}, line {lineno}: expected '(user,item)' then "
+                                 f"tab-separated negative item ids, got {head!r}")
+            u_s, i_s = head[1:-1].split(",", 1)
+            u = _parse_int(u_s.strip(), path, lineno, "user id")
+            i = _parse_int(i_s.strip(), path, lineno, "item id")
+            negs = [_parse_int(t.strip(), path, lineno, "negative item id")
+                    for t in toks[1:] if t.strip()]
+            rows.append((u, i, negs))
+    return rows
+
+
+def load_ncf(prefix, name=None):
+    """Load the official APR/NCF files ``<prefix>.train.rating``, ``.test.rating``
+    and, when present, ``.test.negative`` (tab separated, 0-based ids).
+
+    Returns a :class:`Dataset`; ``negatives`` is an int array of shape
+    ``(n_users, n_neg)`` with -1 rows for users without a negative list.
+    """
+    if not isinstance(prefix, (str, os.PathLike)):
+        raise TypeError(f"prefix must be a path prefix, got {type(prefix).__name__}")
+    prefix = os.fspath(prefix)
+    tu, ti = _read_rating_file(_check_file(prefix + ".train.rating"))
+    su, si = _read_rating_file(_check_file(prefix + ".test.rating"))
+    neg_path = prefix + ".test.negative"
+    neg_rows = _read_negative_file(neg_path) if os.path.isfile(neg_path) else None
+    n_users = 1 + max(tu.max(initial=-1), su.max(initial=-1))
+    n_items = 1 + max(ti.max(initial=-1), si.max(initial=-1))
+    negatives = None
+    if neg_rows:
+        n_users = max(n_users, 1 + max(r[0] for r in neg_rows))
+        n_items = max(n_items, 1 + max(max([r[1]] + r[2]) for r in neg_rows))
+        width = max(len(r[2]) for r in neg_rows)
+        negatives = np.full((n_users, width), -1, dtype=np.int64)
+        for u, _, negs in neg_rows:
+            negatives[u, :len(negs)] = negs
+    if n_users <= 0:
+        raise ValueError(f"{prefix}.train.rating holds no interactions")
+    shape = (n_users, n_items)
+    return Dataset(train=_binary_csr(tu, ti, shape), test=_binary_csr(su, si, shape),
+                   negatives=negatives, user_ids=np.arange(n_users),
+                   item_ids=np.arange(n_items), name=name or os.path.basename(prefix))
+
+
+def _detect_sep(line):
+    if "\t" in line:
+        return "\t"
+    if "," in line:
+        return ","
+    if ";" in line:
+        return ";"
+    return None  # whitespace
+
+
+def _read_delimited(path, sep, header, comment):
+    rows = []
+    with open(path, "r", encoding="utf-8") as fh:
+        first = True
+        for lineno, line in enumerate(fh, 1):
+            s = line.strip()
+            if not s or (comment and s.startswith(comment)):
+                continue
+            if first:
+                first = False
+                if sep == "auto":
+                    sep = _detect_sep(s)
+                if header:
+                    continue
+            toks = [t.strip() for t in (s.split(sep) if sep else s.split())]
+            if len(toks) < 2 or len(toks) > 4 or not toks[0] or not toks[1]:
+                raise ValueError(f"{path}, line {lineno}: expected 'user, item[, value]"
+                                 f"[, timestamp]' (2 to 4 fields), got {s!r}")
+            val = ts = None
+            try:
+                if len(toks) >= 3:
+                    val = float(toks[2])
+                if len(toks) == 4:
+                    ts = float(toks[3])
+            except ValueError:
+                raise ValueError(f"{path}, line {lineno}: value/timestamp {toks[2:]!r} is not "
+                                 f"a number (scientific notation such as 3.2e+05 is fine)") \
+                    from None
+            if val is not None and not np.isfinite(val):
+                raise ValueError(f"{path}, line {lineno}: value {toks[2]!r} is not finite")
+            rows.append((toks[0], toks[1], val, ts, lineno))
+    return rows
+
+
+def _map_ids(tokens, one_based, path_of, what):
+    """Contiguous indices for id tokens; returns (index array, original ids)."""
+    if one_based is not None:
+        offset = 1 if one_based else 0
+        idx = np.empty(len(tokens), dtype=np.int64)
+        for k, tok in enumerate(tokens):
+            try:
+                v = int(tok)
+            except ValueError:
+                p, ln = path_of(k)
+                raise ValueError(f"{p}, line {ln}: {what} {tok!r} is not an integer; pass "
+                                 f"one_based=None to map arbitrary ids") from None
+            if v - offset < 0:
+                p, ln = path_of(k)
+                raise ValueError(f"{p}, line {ln}: {what} {v} is below the first id "
+                                 f"{offset}; check one_based")
+            idx[k] = v - offset
+        n = int(idx.max()) + 1 if len(idx) else 0
+        return idx, np.arange(offset, n + offset)
+    try:
+        keys = np.asarray([int(t) for t in tokens], dtype=np.int64)
+    except ValueError:
+        keys = np.asarray(tokens, dtype=str)
+    ids, idx = np.unique(keys, return_inverse=True)
+    return idx.astype(np.int64), ids
+
+
+def load_interactions(paths, sep="auto", one_based=None, header=False, comment="#"):
+    """Read one or more delimited files ``user, item[, value][, timestamp]``.
+
+    Parameters
+    ----------
+    paths : str, os.PathLike or list of them
+        Files that share one id space (e.g. a train file and a test file).
+    sep : str or None or "auto"
+        Field separator; ``None`` splits on whitespace; ``"auto"`` picks tab,
+        comma, semicolon or whitespace from the first line.
+    one_based : bool or None
+        ``None`` (default) maps arbitrary string or integer ids to contiguous
+        indices (sorted by id). ``True``/``False`` reads integer ids as
+        1-based/0-based indices directly.
+    header : bool
+        Skip the first non-comment line of each file.
+
+    Returns
+    -------
+    list of Interactions
+        One per file, sharing ``user_ids`` and ``item_ids``.
+    """
+    single = isinstance(paths, (str, os.PathLike))
+    paths = [paths] if single else list(paths)
+    if not paths:
+        raise ValueError("paths is empty; pass at least one file")
+    if one_based not in (None, True, False):
+        raise TypeError(f"one_based must be None, True or False, got {one_based!r}")
+    rows, where = [], []
+    for p in paths:
+        p = _check_file(p)
+        r = _read_delimited(p, sep, header, comment)
+        if not r:
+            raise ValueError(f"{p}: no interactions found (empty file or only comments)")
+        rows.append(r)
+        where.extend((p, x[4]) for x in r)
+    flat = [x for r in rows for x in r]
+    uidx, uids = _map_ids([x[0] for x in flat], one_based, lambda k: where[k], "user id")
+    iidx, iids = _map_ids([x[1] for x in flat], one_based, lambda k: where[k], "item id")
+    out, start = [], 0
+    for r in rows:
+        sl = slice(start, start + len(r))
+        start += len(r)
+        vals = np.array([np.nan if x[2] is None else x[2] for x in r], dtype=np.float64)
+        tss = np.array([np.nan if x[3] is None else x[3] for x in r], dtype=np.float64)
+        out.append(Interactions(users=uidx[sl], items=iidx[sl],
+                                values=None if np.isnan(vals).all() else vals,
+                                timestamps=None if np.isnan(tss).all() else tss,
+                                user_ids=uids, item_ids=iids))
+    return out
+
+
+def load_delimited(train_path, test_path=None, sep="auto", one_based=None, header=False,
+                   name=None):
+    """Load a train (and optional test) delimited file into a :class:`Dataset`.
+
+    See :func:`load_interactions` for the format. With no ``test_path``, ``test``
+    is None and ``interactions`` keeps the raw log (with timestamps when present)
+    for :func:`aprnb.data.leave_one_out`.
+    """
+    paths = [train_path] if test_path is None else [train_path, test_path]
+    logs = load_interactions(paths, sep=sep, one_based=one_based, header=header)
+    shape = (logs[0].n_users, logs[0].n_items)
+    train = _binary_csr(logs[0].users, logs[0].items, shape)
+    test = _binary_csr(logs[1].users, logs[1].items, shape) if test_path is not None else None
+    return Dataset(train=train, test=test, user_ids=logs[0].user_ids,
+                   item_ids=logs[0].item_ids, interactions=logs[0],
+                   name=name or os.path.splitext(os.path.basename(os.fspath(train_path)))[0])
+
+
+def load_lastfm(folder):
+    """Load the Last.fm LightGCN-PyTorch split: ``train.tsv``/``test.tsv``, 1-based ids."""
+    folder = os.fspath(folder)
+    return load_delimited(os.path.join(folder, "train.tsv"), os.path.join(folder, "test.tsv"),
+                          sep="\t", one_based=True, name="lastfm")

@@ -1,0 +1,193 @@
+"""Full-ranking top-K evaluation: one engine for every protocol and for ``recommend``.
+
+Scores are computed for a block of users at a time with one BLAS matmul
+(``P[block] @ Q.T``), then a parallel Numba kernel excludes the training items,
+selects the top K (one output row per user) and computes the metrics in the same
+pass. The full ``n_users x n_items`` score matrix is never built: the block is
+sized so that its scores take about ``block_bytes`` (64 MB by default).
+"""
+import numpy as np
+import scipy.sparse as sp
+
+from ._threads import check_n_threads, numba_threads
+from ._validation import check_choice, check_factors, check_interactions, check_ks
+from .kernels.topk import holdout_block, loo_block, sampled_block, topk_block
+
+DEFAULT_BLOCK_BYTES = 64 * 2**20
+PROTOCOLS = ("holdout", "loo", "sampled")
+
+
+def factors_of(model):
+    """``(P, Q)`` from a fitted model or a ``(user_factors, item_factors)`` pair."""
+    if isinstance(model, tuple) and len(model) == 2:
+        return check_factors(*model)
+    if hasattr(model, "user_factors_") and hasattr(model, "item_factors_"):
+        return check_factors(model.user_factors_, model.item_factors_, type(model).__name__)
+    if hasattr(model, "fit") and hasattr(model, "get_params"):
+        raise ValueError(f"{type(model).__name__} is not fitted yet; call fit(train) first")
+    raise TypeError(f"model must be a fitted aprnb model or a (user_factors, item_factors) "
+                    f"tuple of arrays, got {type(model).__name__}")
+
+
+def _block_rows(n_items, itemsize, block_size, n_rows):
+    if block_size is None:
+        block_size = max(16, DEFAULT_BLOCK_BYTES // max(1, n_items * itemsize))
+    elif isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) \
+            or block_size < 1:
+        raise ValueError(f"block_size must be a positive int (users per block) or None, "
+                         f"got {block_size!r}")
+    return int(max(1, min(block_size, n_rows)))
+
+
+def _check_users(users, n_users):
+    if users is None:
+        return np.arange(n_users, dtype=np.int64)
+    arr = np.asarray(users)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1 or not (np.issubdtype(arr.dtype, np.integer) or arr.size == 0):
+        raise TypeError(f"users must be an int or a 1-D array of int user indices, got "
+                        f"{arr.dtype} array of shape {arr.shape}")
+    if arr.size and (arr.min() < 0 or arr.max() >= n_users):
+        raise ValueError(f"users contains indices outside [0, {n_users}); the model has "
+                         f"{n_users} users")
+    return arr.astype(np.int64)
+
+
+def _scores(P, Q, rows):
+    return P[rows] @ Q.T
+
+
+def evaluate(model, train, test, k=(20,), protocol="holdout", users=None, negatives=None,
+             n_threads=None, block_size=None, exclude_train=True):
+    """Evaluate a model under full ranking (or the sampled protocol).
+
+    Parameters
+    ----------
+    model : fitted aprnb model or (user_factors, item_factors)
+    train : sparse matrix (n_users, n_items)
+        Training interactions; excluded from the candidates when ``exclude_train``.
+    test : sparse matrix (n_users, n_items)
+        Held-out interactions. Users without test items are skipped.
+    k : int or list of int
+        Cut-offs; all are computed in one pass.
+    protocol : {"holdout", "loo", "sampled"}
+        * ``"holdout"`` (LightGCN/NGCF): ``recall@K = hits/|test_u|``,
+          ``precision@K = hits/K``, ``ndcg@K`` with the ideal DCG over
+          ``min(|test_u|, K)`` items, ``hr@K = [hits > 0]``.
+        * ``"loo"`` (APR paper): each user's single test item is ranked against
+          every item the user has not trained on, ``rank = #{candidates with score
+          >= its score}``; ``hr@K = [rank < K]``, ``ndcg@K = 1/log2(rank+2)``,
+          ``auc = 1 - rank/#candidates``.
+        * ``"sampled"``: as ``"loo"`` but against the listed ``negatives`` only.
+    users : array of int, optional
+        Evaluate only these users.
+    negatives : int array (n_users, n_neg), required for ``"sampled"`` (-1 = padding).
+    n_threads : int, optional
+    block_size : int, optional
+        Users per score block (default: about 64 MB of scores).
+    exclude_train : bool
+        Exclude training items from the candidates (the standard full-ranking setup).
+
+    Returns
+    -------
+    dict
+        Lower-case metric names (``"recall@20"``, ``"ndcg@20"``, ``"hr@100"``,
+        ``"auc"``, ...) to means over the evaluated users, plus ``"n_users"``.
+    """
+    P, Q = factors_of(model)
+    protocol = check_choice(protocol, "protocol", PROTOCOLS)
+    ks = np.asarray(check_ks(k), dtype=np.int64)
+    shape = (P.shape[0], Q.shape[0])
+    train = check_interactions(train, "train", shape=shape, allow_empty=True)
+    test = check_interactions(test, "test", shape=shape, allow_empty=True)
+    n_threads = check_n_threads(n_threads)
+    sel = _check_users(users, shape[0])
+    n_test = np.diff(test.indptr)[sel]
+    sel = sel[n_test > 0]
+    ex = train if exclude_train else sp.csr_matrix(shape, dtype=np.float32)
+    ex_indptr, ex_indices = ex.indptr.astype(np.int64), ex.indices.astype(np.int64)
+    if protocol in ("loo", "sampled"):
+        if np.any(np.diff(test.indptr)[sel] > 1):
+            raise ValueError(f"protocol={protocol!r} needs at most one test item per user; "
+                             f"use protocol='holdout' for several, or leave_one_out() to split")
+        pos_items = test.indices[test.indptr[sel]].astype(np.int64)
+    if protocol == "sampled":
+        negatives = _check_negatives(negatives, shape)
+        has = np.any(negatives[sel] >= 0, axis=1)
+        sel, pos_items = sel[has], pos_items[has]
+
+    width = 4 * len(ks) if protocol == "holdout" else 2 * len(ks) + 1
+    out = np.zeros((len(sel), width))
+    rows = _block_rows(shape[1], P.dtype.itemsize, block_size, max(1, len(sel)))
+    with numba_threads(n_threads):
+        if protocol == "sampled":
+            o = np.zeros((len(sel), width))
+            sampled_block(P, Q, sel, pos_items, negatives, ks, o)
+            out[:] = o
+        else:
+            for lo in range(0, len(sel), rows):
+                b = sel[lo:lo + rows]
+                S = _scores(P, Q, b)
+                if protocol == "holdout":
+                    o = np.zeros((len(b), len(ks), 4))
+                    holdout_block(S, b, ex_indptr, ex_indices, test.indptr.astype(np.int64),
+                                  test.indices.astype(np.int64), ks, o)
+                    out[lo:lo + len(b)] = o.reshape(len(b), -1)
+                else:
+                    o = np.zeros((len(b), width))
+                    loo_block(S, b, ex_indptr, ex_indices, pos_items[lo:lo + rows], ks, o)
+                    out[lo:lo + len(b)] = o
+    return _summarise(out, ks, protocol, len(sel))
+
+
+def _check_negatives(negatives, shape):
+    if negatives is None:
+        raise ValueError("protocol='sampled' needs negatives=: an int array (n_users, n_neg), "
+                         "e.g. Dataset.negatives from load_ncf()")
+    neg = np.asarray(negatives)
+    if neg.ndim != 2 or neg.shape[0] != shape[0] or not np.issubdtype(neg.dtype, np.integer):
+        raise ValueError(f"negatives must be an int array of shape (n_users={shape[0]}, n_neg),"
+                         f" got {neg.dtype} {neg.shape}")
+    if neg.size and (neg.max() >= shape[1] or neg.min() < -1):
+        raise ValueError(f"negatives holds item ids outside [0, {shape[1]}) (use -1 as "
+                         f"padding)")
+    return neg.astype(np.int64)
+
+
+def _summarise(out, ks, protocol, n):
+    res = {}
+    mean = out.mean(axis=0) if n else np.full(out.shape[1], np.nan)
+    if protocol == "holdout":
+        for m, kk in enumerate(ks):
+            for c, name in enumerate(("recall", "precision", "ndcg", "hr")):
+                res[f"{name}@{kk}"] = float(mean[4 * m + c])
+    else:
+        for m, kk in enumerate(ks):
+            res[f"hr@{kk}"] = float(mean[2 * m])
+            res[f"ndcg@{kk}"] = float(mean[2 * m + 1])
+        res["auc"] = float(mean[-1])
+    res["n_users"] = int(n)
+    return res
+
+
+def top_k(P, Q, users, k, exclude=None, n_threads=None, block_size=None):
+    """Top ``k`` items per user (best first) with training items excluded.
+
+    Returns ``(items, scores)`` arrays of shape ``(len(users), k)``; rows with
+    fewer than ``k`` candidates are padded with item -1 and score -inf.
+    """
+    shape = (P.shape[0], Q.shape[0])
+    users = _check_users(users, shape[0])
+    ex = (check_interactions(exclude, "exclude", shape=shape, allow_empty=True)
+          if exclude is not None else sp.csr_matrix(shape, dtype=np.float32))
+    ex_indptr, ex_indices = ex.indptr.astype(np.int64), ex.indices.astype(np.int64)
+    items = np.empty((len(users), k), dtype=np.int64)
+    scores = np.empty((len(users), k), dtype=P.dtype)
+    rows = _block_rows(shape[1], P.dtype.itemsize, block_size, max(1, len(users)))
+    with numba_threads(check_n_threads(n_threads)):
+        for lo in range(0, len(users), rows):
+            b = users[lo:lo + rows]
+            topk_block(_scores(P, Q, b), b, ex_indptr, ex_indices, k, items[lo:lo + rows],
+                       scores[lo:lo + rows])
+    return items, scores

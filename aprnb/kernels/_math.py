@@ -1,0 +1,42 @@
+"""Scalar helpers shared by the kernels: stable sigmoid/softplus and guarded norms.
+
+Every function here is jitted without ``fastmath`` so that NaN and infinities
+propagate (and are caught by the per-epoch finiteness check) instead of being
+optimised away.
+"""
+import math
+
+from numba import njit
+
+#: Floor under a squared norm before the square root, as TensorFlow's
+#: ``l2_normalize`` does (``x / sqrt(max(sum x^2, 1e-12))``). A zero vector
+#: therefore normalises to zero instead of NaN.
+NORM_FLOOR = 1e-12
+
+
+@njit(cache=True, inline="always")
+def sigmoid(x):
+    r"""Logistic function :math:`\sigma(x) = 1 / (1 + e^{-x})`, overflow-free.
+
+    For ``x < 0`` it evaluates :math:`e^{x} / (1 + e^{x})` so that ``exp`` never
+    sees a large positive argument.
+    """
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
+
+
+@njit(cache=True, inline="always")
+def softplus(x):
+    r"""Softplus :math:`\log(1 + e^{x}) = \max(x, 0) + \log(1 + e^{-|x|})`.
+
+    The BPR loss of a triple with margin ``x`` is ``softplus(-x)``.
+    """
+    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+
+
+@njit(cache=True, inline="always")
+def guarded_inv_norm(sq):
+    """Return ``1 / sqrt(max(sq, NORM_FLOOR))`` for a squared norm ``sq``."""
+    return 1.0 / math.sqrt(max(sq, NORM_FLOOR))

@@ -1,0 +1,63 @@
+"""A tiny counter-based random number generator for the kernels.
+
+Each thread owns one ``uint64`` word of a state array and advances it with
+SplitMix64 (Steele, Lea and Flood, 2014): add a Weyl constant, then mix the
+bits. It passes BigCrush, costs a handful of integer instructions, and a state
+of one word per thread makes the streams easy to seed from ``random_state``
+and to pass into ``prange`` loops (thread ``t`` only ever touches
+``state[t]``, so there are no races).
+"""
+import numpy as np
+from numba import njit
+
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S32 = np.uint64(32)
+_S11 = np.uint64(11)
+_INV53 = 1.0 / 9007199254740992.0  # 2**-53
+
+
+@njit(cache=True, inline="always")
+def next_u64(state, t):
+    """Advance stream ``t`` of ``state`` and return 64 random bits."""
+    z = state[t] + _GAMMA
+    state[t] = z
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    return z ^ (z >> _S31)
+
+
+@njit(cache=True, inline="always")
+def randint(state, t, n):
+    """Uniform integer in ``[0, n)`` for ``0 < n < 2**32`` (multiply-shift).
+
+    The bias is at most ``n / 2**32``, far below anything a recommender sees.
+    """
+    hi = next_u64(state, t) >> _S32
+    return np.int64((hi * np.uint64(n)) >> _S32)
+
+
+@njit(cache=True, inline="always")
+def uniform(state, t):
+    """Uniform float64 in ``[0, 1)`` with 53 random bits."""
+    return np.float64(next_u64(state, t) >> _S11) * _INV53
+
+
+@njit(cache=True)
+def shuffle(order, state, t):
+    """Fisher-Yates shuffle of ``order`` in place, drawing from stream ``t``."""
+    for k in range(order.shape[0] - 1, 0, -1):
+        r = randint(state, t, k + 1)
+        tmp = order[k]
+        order[k] = order[r]
+        order[r] = tmp
+
+
+def seed_states(rng, n_streams):
+    """Return ``n_streams`` independent uint64 seeds drawn from a numpy Generator."""
+    return rng.integers(0, np.iinfo(np.uint64).max, size=n_streams, dtype=np.uint64,
+                        endpoint=True)

@@ -1,0 +1,95 @@
+r"""The per-triple MF-BPR step, plain SGD and Adagrad.
+
+Model: score :math:`y_{ui} = p_u \cdot q_i`; triple :math:`(u, i, j)` with
+margin :math:`x = p_u \cdot (q_i - q_j)` and loss :math:`\ell(x) =
+\mathrm{softplus}(-x) = -\ln\sigma(x)`. With :math:`s = \sigma(-x)`:
+
+.. math::
+
+    \partial\ell/\partial p_u = -s\,(q_i - q_j), \quad
+    \partial\ell/\partial q_i = -s\,p_u, \quad
+    \partial\ell/\partial q_j = +s\,p_u.
+
+Regularisation convention: every update is
+:math:`\theta \leftarrow \theta - \eta\,(\partial\ell/\partial\theta + \lambda\theta)`,
+i.e. the regulariser of a triple is :math:`\tfrac{\lambda}{2}(\|p_u\|^2 +
+\|q_i\|^2 + \|q_j\|^2)`. See ``docs/derivations.md`` section 1.
+
+Arithmetic runs in the dtype of ``P`` (float32 or float64); the scalars are cast
+once so that the inner loops stay in that width.
+"""
+import math
+
+from numba import njit
+
+from ._math import sigmoid, softplus
+
+
+@njit(cache=True, inline="always")
+def _bpr_update(P, Q, GP, GQ, u, i, j, lr, reg, adagrad):
+    """Shared body of :func:`bpr_step` and :func:`bpr_step_adagrad`."""
+    dt = P.dtype.type
+    d = P.shape[1]
+    x = dt(0.0)
+    for f in range(d):
+        x += P[u, f] * (Q[i, f] - Q[j, f])
+    loss = softplus(-x)
+    s = dt(sigmoid(-x))            # -dl/dx
+    lr_ = dt(lr)
+    reg_ = dt(reg)
+    if adagrad:
+        for f in range(d):
+            pu = P[u, f]
+            qi = Q[i, f]
+            qj = Q[j, f]
+            gp = reg_ * pu - s * (qi - qj)   # dl/dp_u + reg p_u
+            gi = reg_ * qi - s * pu          # dl/dq_i + reg q_i
+            gj = reg_ * qj + s * pu          # dl/dq_j + reg q_j
+            GP[u, f] += gp * gp
+            GQ[i, f] += gi * gi
+            GQ[j, f] += gj * gj
+            P[u, f] = pu - lr_ * gp / math.sqrt(GP[u, f])
+            Q[i, f] = qi - lr_ * gi / math.sqrt(GQ[i, f])
+            Q[j, f] = qj - lr_ * gj / math.sqrt(GQ[j, f])
+    else:
+        for f in range(d):
+            pu = P[u, f]
+            qi = Q[i, f]
+            qj = Q[j, f]
+            P[u, f] = pu - lr_ * (reg_ * pu - s * (qi - qj))
+            Q[i, f] = qi - lr_ * (reg_ * qi - s * pu)
+            Q[j, f] = qj - lr_ * (reg_ * qj + s * pu)
+    return loss
+
+
+@njit(cache=True)
+def bpr_step(P, Q, u, i, j, lr, reg):
+    """One plain-SGD BPR step for the triple ``(u, i, j)``, in place.
+
+    Parameters
+    ----------
+    P, Q : ndarray of float32 or float64, shape (n_users, d) and (n_items, d)
+        User and item factors, C-contiguous, same dtype; updated in place.
+    u, i, j : int
+        User, positive item, negative item (``i != j``).
+    lr, reg : float
+        Learning rate and L2 coefficient: ``theta <- theta - lr * (dl/dtheta + reg * theta)``.
+
+    Returns
+    -------
+    float
+        The triple's BPR loss ``softplus(-x)`` *before* the update.
+    """
+    return _bpr_update(P, Q, P, Q, u, i, j, lr, reg, False)
+
+
+@njit(cache=True)
+def bpr_step_adagrad(P, Q, GP, GQ, u, i, j, lr, reg):
+    """One per-triple Adagrad BPR step, in place.
+
+    ``GP``/``GQ`` are per-element squared-gradient accumulators with the shapes
+    of ``P``/``Q`` (start them at a positive value, 0.1 in TensorFlow 1). Each
+    touched element does ``G += g**2; theta -= lr * g / sqrt(G)`` with
+    ``g = dl/dtheta + reg * theta``. Returns the loss before the update.
+    """
+    return _bpr_update(P, Q, GP, GQ, u, i, j, lr, reg, True)

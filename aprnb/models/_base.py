@@ -1,0 +1,294 @@
+"""Shared machinery of the factor models: parameters, fitting loop, recommend, save.
+
+The epoch kernels live in :mod:`aprnb.kernels`; this module validates inputs,
+allocates and seeds, loops over epochs, checks for divergence and reports.
+"""
+import inspect
+import time
+import warnings
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .._threads import check_n_threads, numba_threads
+from .._validation import (check_choice, check_dtype, check_factors, check_float,
+                           check_interactions, check_ks, check_positive_int,
+                           check_random_state)
+from ..kernels import all_finite, epoch_parallel, epoch_serial
+from ..kernels._rng import seed_states, shuffle
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced NaN or infinite factors; the model keeps its last good epoch."""
+
+
+class NotFittedError(ValueError, AttributeError):
+    """The model must be fitted (or loaded) before this call."""
+
+
+class BaseRecommender:
+    """scikit-learn style parameter handling and the predict/recommend/save surface."""
+
+    def get_params(self, deep=True):
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {n: getattr(self, n) for n in names}
+
+    def set_params(self, **params):
+        valid = self.get_params()
+        for k, v in params.items():
+            if k not in valid:
+                raise ValueError(f"{type(self).__name__} has no parameter {k!r}; valid "
+                                 f"parameters are {sorted(valid)}")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # -- fitted state ---------------------------------------------------------------
+    def _check_fitted(self):
+        if getattr(self, "user_factors_", None) is None:
+            raise NotFittedError(f"This {type(self).__name__} is not fitted yet; call "
+                                 f"fit(train) or aprnb.load(path) first")
+
+    @property
+    def n_users_(self):
+        self._check_fitted()
+        return self.user_factors_.shape[0]
+
+    @property
+    def n_items_(self):
+        self._check_fitted()
+        return self.item_factors_.shape[0]
+
+    def score(self, users, items=None):
+        """Scores ``p_u . q_i`` for the given users (all items when ``items`` is None)."""
+        from ..evaluation import _check_users
+        self._check_fitted()
+        users = _check_users(users, self.n_users_)
+        Q = self.item_factors_
+        if items is not None:
+            from ..evaluation import _check_users as _check_idx
+            try:
+                items = _check_idx(items, self.n_items_)
+            except ValueError:
+                raise ValueError(f"items contains indices outside [0, {self.n_items_})") \
+                    from None
+            Q = Q[items]
+        return self.user_factors_[users] @ Q.T
+
+    def recommend(self, users, k=10, exclude=None, n_threads=None):
+        """Top-``k`` items for ``users``, best first.
+
+        Parameters
+        ----------
+        users : int or array of int
+        k : int
+        exclude : sparse matrix (n_users, n_items), optional
+            Items to leave out per user, typically the training matrix.
+
+        Returns
+        -------
+        items : ndarray of int64, shape (n, k)
+            Item indices (-1 where a user has fewer than ``k`` candidates).
+        scores : ndarray, shape (n, k)
+        """
+        from ..evaluation import top_k
+        self._check_fitted()
+        k = check_ks(k, "k")[0] if not isinstance(k, (list, tuple)) else None
+        if k is None:
+            raise TypeError("k must be a single positive int")
+        return top_k(self.user_factors_, self.item_factors_, users, k, exclude=exclude,
+                     n_threads=n_threads)
+
+    def save(self, path):
+        """Save to ``path`` as ``.npz`` (atomic: written to a temporary file, then renamed)."""
+        from ..io import save_model
+        self._check_fitted()
+        save_model(self, path)
+        return path
+
+
+class FactorModel(BaseRecommender):
+    """Matrix factorisation trained with per-triple SGD or Adagrad (BPR family)."""
+
+    _mode = 0  # kernels.MODE_BPR
+
+    # -- parameter checks -------------------------------------------------------------
+    def _validate_params(self):
+        check_positive_int(self.factors, "factors")
+        check_float(self.learning_rate, "learning_rate", 0.0, low_inclusive=False)
+        check_float(self.reg, "reg", 0.0)
+        check_positive_int(self.epochs, "epochs", 0)
+        check_choice(self.optimizer, "optimizer", ("sgd", "adagrad"))
+        check_float(self.init_std, "init_std", 0.0)
+        check_n_threads(self.n_threads)
+        check_random_state(self.random_state)
+        check_dtype(self.dtype)
+        if not isinstance(self.show_progress, bool):
+            raise TypeError(f"show_progress must be True or False, got {self.show_progress!r}")
+        check_float(self.initial_accumulator, "initial_accumulator", 0.0, low_inclusive=False)
+
+    def _kernel_args(self, dt):
+        """``(eps, reg_adv, mode)`` for the epoch kernel; APR overrides."""
+        return dt(0.0), dt(0.0), self._mode
+
+    # -- initialisation ---------------------------------------------------------------
+    def _initial_factors(self, init, shape, rng, dt):
+        if init is None:
+            P = (rng.standard_normal((shape[0], self.factors)) * self.init_std).astype(dt)
+            Q = (rng.standard_normal((shape[1], self.factors)) * self.init_std).astype(dt)
+            return P, Q, None
+        if isinstance(init, BaseRecommender):
+            init._check_fitted()
+            P0, Q0 = init.user_factors_, init.item_factors_
+            state = getattr(init, "optimizer_state_", None)
+        elif isinstance(init, tuple) and len(init) == 2:
+            P0, Q0 = init
+            state = None
+        else:
+            raise TypeError(f"init must be None, a fitted aprnb model or a (user_factors, "
+                            f"item_factors) tuple, got {type(init).__name__}")
+        P0, Q0 = check_factors(P0, Q0, "init")
+        if P0.shape != (shape[0], self.factors) or Q0.shape != (shape[1], self.factors):
+            raise ValueError(f"init factors have shapes {P0.shape} and {Q0.shape}, but train "
+                             f"{shape} with factors={self.factors} needs "
+                             f"{(shape[0], self.factors)} and {(shape[1], self.factors)}")
+        return np.array(P0, dtype=dt, order="C"), np.array(Q0, dtype=dt, order="C"), state
+
+    # -- fit ----------------------------------------------------------------------------
+    def fit(self, train, init=None, callback=None, validation=None, validation_k=20,
+            validation_protocol="holdout", validation_metric=None, validation_every=1):
+        """Fit the model on a binary interaction matrix.
+
+        Parameters
+        ----------
+        train : sparse matrix or dense array, shape (n_users, n_items)
+            Nonzero entries are interactions. Any scipy.sparse format is accepted.
+        init : fitted model or (user_factors, item_factors), optional
+            Warm start. The factors are copied; ``init`` is never modified.
+        callback : callable(epoch, stats) -> bool or None, optional
+            Called after every epoch with a dict (loss, seconds, metric); return
+            ``False`` to stop early.
+        validation : sparse matrix, optional
+            Held-out interactions to score every ``validation_every`` epochs under
+            ``validation_protocol`` ("holdout" or "loo"); the metric
+            (``validation_metric``, default ``ndcg@{validation_k}``) goes to ``history_``.
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        dt = check_dtype(self.dtype)
+        X = check_interactions(train, "train")
+        shape = X.shape
+        if validation is not None:
+            validation = check_interactions(validation, "validation", shape=shape,
+                                            allow_empty=True)
+            vk = check_ks(validation_k, "validation_k")
+            check_choice(validation_protocol, "validation_protocol", ("holdout", "loo"))
+            metric = validation_metric or f"ndcg@{vk[-1]}"
+            check_positive_int(validation_every, "validation_every")
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable(epoch, stats), got {type(callback)}")
+        rng = check_random_state(self.random_state)
+        P, Q, state = self._initial_factors(init, shape, rng, dt)
+        GP, GQ = self._optimizer_state(state, P, Q, dt)
+        users, items = self._positives(X)
+        n_threads = check_n_threads(self.n_threads)
+        states = seed_states(rng, max(1, n_threads))
+        order = np.arange(len(users), dtype=np.int64)
+        kernel = self._select_kernel(n_threads)
+        adagrad = self.optimizer == "adagrad"
+        lr, reg = dt(self.learning_rate), dt(self.reg)
+        history = []
+        good = (P.copy(), Q.copy(), GP.copy(), GQ.copy())
+
+        def commit(p, q, gp, gq):
+            self.user_factors_, self.item_factors_ = p, q
+            self.optimizer_state_ = (gp, gq) if self.optimizer == "adagrad" else None
+            self.history_ = history
+
+        bar = tqdm(total=self._total_epochs(), disable=not self.show_progress,
+                   desc=type(self).__name__, unit="epoch", leave=False)
+        try:
+            with numba_threads(n_threads):
+                for epoch in range(self._total_epochs()):
+                    eps, reg_adv, mode = self._kernel_args_at(epoch, dt)
+                    if adagrad and self._phase_start(epoch) and self.reset_optimizer:
+                        GP.fill(self.initial_accumulator)
+                        GQ.fill(self.initial_accumulator)
+                    t0 = time.perf_counter()
+                    shuffle(order, states, 0)
+                    loss, count = kernel(P, Q, GP, GQ, X.indptr, X.indices, users, items,
+                                         order, states, lr, reg, eps, reg_adv, mode,
+                                         adagrad, n_threads)
+                    seconds = time.perf_counter() - t0
+                    if not (np.isfinite(loss) and all_finite(P) and all_finite(Q)):
+                        commit(*good)
+                        raise DivergenceError(
+                            f"{type(self).__name__}: training diverged at epoch {epoch + 1} "
+                            f"(NaN or inf in the factors); the model keeps epoch {epoch}. "
+                            f"Use a smaller learning_rate (now {self.learning_rate}) or a "
+                            f"larger reg")
+                    stats = {"epoch": epoch + 1, "loss": loss / max(1, count),
+                             "seconds": seconds, "mode": "bpr" if mode == 0 else "apr"}
+                    if validation is not None and ((epoch + 1) % validation_every == 0
+                                                   or epoch + 1 == self._total_epochs()):
+                        from ..evaluation import evaluate
+                        res = evaluate((P, Q), X, validation, k=vk,
+                                       protocol=validation_protocol, n_threads=n_threads)
+                        stats[metric] = res[metric]
+                    history.append(stats)
+                    for a, b in zip(good, (P, Q, GP, GQ)):
+                        np.copyto(a, b)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{stats['loss']:.4f}")
+                    if callback is not None and callback(epoch + 1, dict(stats)) is False:
+                        break
+        except KeyboardInterrupt:
+            commit(*good)
+            bar.close()
+            warnings.warn(f"{type(self).__name__}.fit interrupted; the model holds the "
+                          f"{len(history)} completed epoch(s)", RuntimeWarning, stacklevel=2)
+            raise
+        bar.close()
+        commit(P, Q, GP, GQ)
+        return self
+
+    # Hooks that subclasses override (APR's schedule, mini-batch kernels).
+    def _select_kernel(self, n_threads):
+        return epoch_serial if n_threads == 1 else epoch_parallel
+
+    def _phase_start(self, epoch):
+        return False
+
+    def _total_epochs(self):
+        return self.epochs
+
+    def _kernel_args_at(self, epoch, dt):
+        return self._kernel_args(dt)
+
+    def _optimizer_state(self, state, P, Q, dt):
+        if self.optimizer != "adagrad":
+            return P[:0], Q[:0]   # unused by the SGD kernels
+        if state is not None and not self.reset_optimizer:
+            GP, GQ = state
+            if GP.shape == P.shape and GQ.shape == Q.shape:
+                return np.array(GP, dtype=dt), np.array(GQ, dtype=dt)
+        return (np.full(P.shape, self.initial_accumulator, dtype=dt),
+                np.full(Q.shape, self.initial_accumulator, dtype=dt))
+
+    @staticmethod
+    def _positives(X):
+        deg = np.diff(X.indptr)
+        full = deg >= X.shape[1]
+        if full.any():
+            warnings.warn(f"{int(full.sum())} user(s) interacted with every item; they have "
+                          f"no negatives and are skipped in training", RuntimeWarning,
+                          stacklevel=3)
+        users = np.repeat(np.arange(X.shape[0], dtype=X.indices.dtype), deg)
+        keep = ~full[users]
+        return users[keep], X.indices[keep]
