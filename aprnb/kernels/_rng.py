@@ -57,7 +57,17 @@ def shuffle(order, state, t):
         order[r] = tmp
 
 
+#: Streams sit one cache line (8 words) apart in the state array, so that
+#: threads advancing their own stream never write to a shared cache line.
+STRIDE = 8
+
+
 def seed_states(rng, n_streams):
-    """Return ``n_streams`` independent uint64 seeds drawn from a numpy Generator."""
-    return rng.integers(0, np.iinfo(np.uint64).max, size=n_streams, dtype=np.uint64,
-                        endpoint=True)
+    """State array for ``n_streams`` streams drawn from a numpy Generator.
+
+    Stream ``t`` lives at index ``t * STRIDE``; pass that index to the kernels.
+    """
+    states = np.zeros(n_streams * STRIDE, dtype=np.uint64)
+    states[::STRIDE] = rng.integers(0, np.iinfo(np.uint64).max, size=n_streams,
+                                    dtype=np.uint64, endpoint=True)
+    return states

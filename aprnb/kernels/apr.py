@@ -28,50 +28,33 @@ import math
 
 from numba import njit
 
-from ._math import guarded_inv_norm, sigmoid, softplus
+from ._math import FASTMATH, guarded_inv_norm, sigmoid, softplus
 
 
-@njit(cache=True, inline="always")
-def _apr_apply(P, Q, GP, GQ, u, i, j, cu, cq, Du, Di, Dj, use_buffers,
-               lr, reg, reg_adv, adagrad):
-    """Update ``p_u, q_i, q_j`` for a fixed perturbation; return the clean loss.
+@njit(cache=True, inline="always", fastmath=FASTMATH)
+def _descend(P, Q, GP, GQ, u, i, j, s, a, cu, cq, Du, Di, Dj, use_buffers, lr, reg,
+             adagrad):
+    """Second pass shared by both perturbation kinds: apply the APR gradients.
 
-    The perturbation is either the closed form (``use_buffers=False``):
-    ``Delta_u = cu * (q_i - q_j)``, ``Delta_i = -cq * p_u``, ``Delta_j = +cq * p_u``,
-    or explicit rows ``Du, Di, Dj`` (``use_buffers=True``, random noise).
+    ``s = sigma(-x)``, ``a = reg_adv * sigma(-x_adv)``. The perturbation is the
+    closed form ``Delta_u = cu * (q_i - q_j)``, ``Delta_i = -cq * p_u = -Delta_j``
+    (``use_buffers=False``) or the explicit rows ``Du, Di, Dj``.
     """
     dt = P.dtype.type
-    nd = P.shape[1]
-    x = dt(0.0)
-    xa = dt(0.0)
-    for f in range(nd):
-        pu = P[u, f]
-        d = Q[i, f] - Q[j, f]
-        if use_buffers:
-            pt = pu + Du[f]
-            dd = d + (Di[f] - Dj[f])
-        else:
-            pt = pu + cu * d
-            dd = d - dt(2.0) * cq * pu
-        x += pu * d
-        xa += pt * dd
-    loss = softplus(-x)
-    s = dt(sigmoid(-x))
-    a = dt(reg_adv * sigmoid(-xa))
     lr_ = dt(lr)
     reg_ = dt(reg)
-    for f in range(nd):
+    for f in range(P.shape[1]):
         pu = P[u, f]
         qi = Q[i, f]
         qj = Q[j, f]
         d = qi - qj
         if use_buffers:
-            pt = pu + Du[f]
-            dd = d + (Di[f] - Dj[f])
+            pt = pu + Du[f]                       # p~ = p_u + Delta_u
+            dd = d + (Di[f] - Dj[f])              # q~_i - q~_j
         else:
             pt = pu + cu * d
             dd = d - dt(2.0) * cq * pu
-        gp = reg_ * pu - s * d - a * dd
+        gp = reg_ * pu - s * d - a * dd           # eq. (A3) of docs/derivations.md
         gi = reg_ * qi - s * pu - a * pt
         gj = reg_ * qj + s * pu + a * pt
         if adagrad:
@@ -85,34 +68,54 @@ def _apr_apply(P, Q, GP, GQ, u, i, j, cu, cq, Du, Di, Dj, use_buffers,
             P[u, f] = pu - lr_ * gp
             Q[i, f] = qi - lr_ * gi
             Q[j, f] = qj - lr_ * gj
-    return loss
 
 
-@njit(cache=True, inline="always")
-def closed_form_coefficients(P, Q, u, i, j, eps):
-    """Return ``(cu, cq)`` with ``Delta_u = cu*(q_i-q_j)``, ``Delta_i = -cq*p_u = -Delta_j``."""
+@njit(cache=True, inline="always", fastmath=FASTMATH)
+def _apr_update(P, Q, GP, GQ, u, i, j, lr, reg, eps, reg_adv, adagrad):
+    """Closed-form APR step in two passes over the three rows; returns the clean loss.
+
+    Pass 1 reads ``x = p.d``, ``|d|^2`` and ``|p|^2`` (``d = q_i - q_j``). The
+    adversarial margin then needs no further pass:
+    ``x_adv = (p + cu d).(d - 2 cq p) = x - 2 cq |p|^2 + cu |d|^2 - 2 cu cq x``.
+    """
     dt = P.dtype.type
+    x = dt(0.0)
     nd2 = dt(0.0)
     np2 = dt(0.0)
     for f in range(P.shape[1]):
         pu = P[u, f]
         d = Q[i, f] - Q[j, f]
+        x += pu * d
         nd2 += d * d
         np2 += pu * pu
-    cu = dt(-eps * guarded_inv_norm(nd2))
-    cq = dt(eps * guarded_inv_norm(np2))
-    return cu, cq
+    cu = dt(-eps * guarded_inv_norm(nd2))         # Delta_u = cu * d    (eq. P1)
+    cq = dt(eps * guarded_inv_norm(np2))          # Delta_i = -cq * p   (eq. P2)
+    xa = x - dt(2.0) * cq * np2 + cu * nd2 - dt(2.0) * cu * cq * x
+    s = dt(sigmoid(-x))
+    a = dt(reg_adv * sigmoid(-xa))
+    _descend(P, Q, GP, GQ, u, i, j, s, a, cu, cq, P[u], P[u], P[u], False, lr, reg, adagrad)
+    return softplus(-x)
 
 
-@njit(cache=True, inline="always")
-def _apr_update(P, Q, GP, GQ, u, i, j, lr, reg, eps, reg_adv, adagrad):
-    cu, cq = closed_form_coefficients(P, Q, u, i, j, eps)
-    e = P[u]  # unused placeholder rows for the closed-form branch
-    return _apr_apply(P, Q, GP, GQ, u, i, j, cu, cq, e, e, e, False,
-                      lr, reg, reg_adv, adagrad)
+@njit(cache=True, inline="always", fastmath=FASTMATH)
+def _apr_given(P, Q, GP, GQ, u, i, j, Du, Di, Dj, lr, reg, reg_adv, adagrad):
+    """APR step with an explicit perturbation (random noise); returns the clean loss."""
+    dt = P.dtype.type
+    x = dt(0.0)
+    xa = dt(0.0)
+    for f in range(P.shape[1]):
+        pu = P[u, f]
+        d = Q[i, f] - Q[j, f]
+        x += pu * d
+        xa += (pu + Du[f]) * (d + (Di[f] - Dj[f]))
+    s = dt(sigmoid(-x))
+    a = dt(reg_adv * sigmoid(-xa))
+    _descend(P, Q, GP, GQ, u, i, j, s, a, dt(0.0), dt(0.0), Du, Di, Dj, True, lr, reg,
+             adagrad)
+    return softplus(-x)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FASTMATH)
 def apr_step(P, Q, u, i, j, lr, reg, eps, reg_adv):
     """One plain-SGD APR step for the triple ``(u, i, j)``, in place.
 
@@ -129,14 +132,17 @@ def apr_step(P, Q, u, i, j, lr, reg, eps, reg_adv):
     return _apr_update(P, Q, P, Q, u, i, j, lr, reg, eps, reg_adv, False)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FASTMATH)
 def apr_step_adagrad(P, Q, GP, GQ, u, i, j, lr, reg, eps, reg_adv):
     """Per-triple Adagrad version of :func:`apr_step` (accumulators ``GP``, ``GQ``)."""
     return _apr_update(P, Q, GP, GQ, u, i, j, lr, reg, eps, reg_adv, True)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FASTMATH)
 def apr_step_given(P, Q, u, i, j, Du, Di, Dj, lr, reg, reg_adv):
-    """Plain-SGD APR step with an explicit perturbation (rows ``Du, Di, Dj``)."""
-    return _apr_apply(P, Q, P, Q, u, i, j, 0.0, 0.0, Du, Di, Dj, True,
-                      lr, reg, reg_adv, False)
+    """Plain-SGD APR step with an explicit perturbation (rows ``Du, Di, Dj``).
+
+    Used for random-noise training and to test the descent against a reference
+    with any perturbation. Returns the clean loss before the update.
+    """
+    return _apr_given(P, Q, P, Q, u, i, j, Du, Di, Dj, lr, reg, reg_adv, False)

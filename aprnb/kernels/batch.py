@@ -20,12 +20,12 @@ import math
 import numpy as np
 from numba import njit
 
-from ._math import guarded_inv_norm, sigmoid, softplus
+from ._math import FASTMATH, guarded_inv_norm, sigmoid, softplus
 from .epoch import MODE_APR, MODE_APR_RANDOM, fill_random_unit
 from .sampling import sample_negative
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", fastmath=FASTMATH)
 def _claim(slot, rows, n, r, G, D, G2):
     """Slot of row ``r`` in the batch buffers, allocating (and zeroing) a new one."""
     s = slot[r]
@@ -39,7 +39,7 @@ def _claim(slot, rows, n, r, G, D, G2):
     return s
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", fastmath=FASTMATH)
 def _apply_rows(W, GW, rows, n, G2, lr, adagrad):
     for s in range(n):
         r = rows[s]
@@ -52,7 +52,7 @@ def _apply_rows(W, GW, rows, n, G2, lr, adagrad):
                 W[r, f] -= lr * g
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", fastmath=FASTMATH)
 def _perturb_rows(D, G, n, eps, mode, state):
     dt = D.dtype.type
     for s in range(n):
@@ -67,7 +67,7 @@ def _perturb_rows(D, G, n, eps, mode, state):
             fill_random_unit(D[s], eps, state, 0)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FASTMATH)
 def batch_epoch(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order, states,
                 lr, reg, eps, reg_adv, mode, adagrad, n_chunks, batch_size):
     """One epoch in mini-batches; same arguments as ``epoch_serial`` plus ``batch_size``.

@@ -22,10 +22,10 @@ import math
 
 from numba import njit
 
-from ._math import sigmoid, softplus
+from ._math import FASTMATH, sigmoid, softplus
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", fastmath=FASTMATH)
 def _bpr_update(P, Q, GP, GQ, u, i, j, lr, reg, adagrad):
     """Shared body of :func:`bpr_step` and :func:`bpr_step_adagrad`."""
     dt = P.dtype.type
@@ -62,7 +62,7 @@ def _bpr_update(P, Q, GP, GQ, u, i, j, lr, reg, adagrad):
     return loss
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FASTMATH)
 def bpr_step(P, Q, u, i, j, lr, reg):
     """One plain-SGD BPR step for the triple ``(u, i, j)``, in place.
 
@@ -83,7 +83,7 @@ def bpr_step(P, Q, u, i, j, lr, reg):
     return _bpr_update(P, Q, P, Q, u, i, j, lr, reg, False)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FASTMATH)
 def bpr_step_adagrad(P, Q, GP, GQ, u, i, j, lr, reg):
     """One per-triple Adagrad BPR step, in place.
 

@@ -3,7 +3,8 @@
 One epoch visits every stored ``(u, i)`` once, in the order given by ``order``
 (reshuffled by the caller with :func:`aprnb.kernels._rng.shuffle`), and draws one
 uniform negative per positive. The work is cut into ``n_chunks`` contiguous
-slices of ``order``; slice ``t`` draws from RNG stream ``states[t]``.
+slices of ``order``; slice ``t`` draws from RNG stream ``states[t * STRIDE]`` (streams one cache line
+apart, so the threads never share a written line).
 
 The same Python function is compiled twice (umap's pattern): ``epoch_serial``
 runs the slices one after another, so one chunk plus a seed is bitwise
@@ -19,8 +20,9 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._rng import uniform
-from .apr import _apr_apply, closed_form_coefficients
+from ._math import FASTMATH
+from ._rng import STRIDE, uniform
+from .apr import _apr_given, _apr_update
 from .bpr import _bpr_update
 from .sampling import sample_negative
 
@@ -29,7 +31,7 @@ MODE_APR = 1
 MODE_APR_RANDOM = 2
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", fastmath=FASTMATH)
 def fill_random_unit(buf, eps, state, t):
     """Fill ``buf`` with a Gaussian vector scaled to L2 norm ``eps`` (Box-Muller)."""
     n = buf.shape[0]
@@ -45,49 +47,90 @@ def fill_random_unit(buf, eps, state, t):
         buf[f] = buf[f] * scale
 
 
-def _epoch(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order, states,
-           lr, reg, eps, reg_adv, mode, adagrad, n_chunks):
-    n = order.shape[0]
+#: Triples gathered before they are updated (see ``run_chunk``).
+LOOKAHEAD = 32
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def run_chunk(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order, lo, hi, states, rs,
+              lr, reg, eps, reg_adv, mode, adagrad, buf, trip):
+    """Train on ``order[lo:hi]`` drawing from RNG stream ``states[rs]``.
+
+    Works in groups of LOOKAHEAD triples: first it reads the positives, samples
+    the negatives and touches one word of every cache line of the rows it will
+    update (independent loads that the CPU overlaps), then it runs the dependent,
+    in-place steps on rows that are now in cache. ``buf`` (3, d) and ``trip``
+    (3, LOOKAHEAD) are this chunk's private scratch. Returns ``(loss, triples,
+    sink)``; the caller stores ``sink`` so that the touching loads stay alive.
+    """
     n_items = Q.shape[0]
     d = P.shape[1]
-    losses = np.zeros(n_chunks)
-    counts = np.zeros(n_chunks, dtype=np.int64)
-    for t in prange(n_chunks):
-        lo = (t * n) // n_chunks
-        hi = ((t + 1) * n) // n_chunks
-        buf = np.zeros((3, d), dtype=P.dtype)
-        acc = 0.0
-        cnt = 0
-        for k in range(lo, hi):
-            idx = order[k]
+    step = max(1, 64 // P.itemsize)
+    bu = trip[0]
+    bi = trip[1]
+    bj = trip[2]
+    acc = 0.0
+    cnt = 0
+    sink = 0.0
+    for base in range(lo, hi, LOOKAHEAD):
+        m = min(LOOKAHEAD, hi - base)
+        for q in range(m):
+            idx = order[base + q]
             u = pos_users[idx]
             i = pos_items[idx]
-            j = sample_negative(indptr, indices, u, n_items, states, t)
+            j = sample_negative(indptr, indices, u, n_items, states, rs)
+            bu[q] = u
+            bi[q] = i
+            bj[q] = j
+            if j >= 0:
+                for f in range(0, d, step):
+                    sink += P[u, f] + Q[i, f] + Q[j, f]
+        for q in range(m):
+            u = bu[q]
+            i = bi[q]
+            j = bj[q]
             if j < 0:
                 continue
             cnt += 1
             if mode == MODE_BPR:
                 acc += _bpr_update(P, Q, GP, GQ, u, i, j, lr, reg, adagrad)
             elif mode == MODE_APR:
-                cu, cq = closed_form_coefficients(P, Q, u, i, j, eps)
-                acc += _apr_apply(P, Q, GP, GQ, u, i, j, cu, cq, buf[0], buf[1], buf[2],
-                                  False, lr, reg, reg_adv, adagrad)
+                acc += _apr_update(P, Q, GP, GQ, u, i, j, lr, reg, eps, reg_adv, adagrad)
             else:
-                fill_random_unit(buf[0], eps, states, t)
-                fill_random_unit(buf[1], eps, states, t)
-                fill_random_unit(buf[2], eps, states, t)
-                acc += _apr_apply(P, Q, GP, GQ, u, i, j, P.dtype.type(0.0), P.dtype.type(0.0),
-                                  buf[0], buf[1], buf[2], True, lr, reg, reg_adv, adagrad)
-        losses[t] = acc
+                fill_random_unit(buf[0], eps, states, rs)
+                fill_random_unit(buf[1], eps, states, rs)
+                fill_random_unit(buf[2], eps, states, rs)
+                acc += _apr_given(P, Q, GP, GQ, u, i, j, buf[0], buf[1], buf[2], lr, reg,
+                                  reg_adv, adagrad)
+    return acc, cnt, sink
+
+
+def _epoch(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order, states,
+           lr, reg, eps, reg_adv, mode, adagrad, n_chunks):
+    n = order.shape[0]
+    d = P.shape[1]
+    losses = np.zeros(n_chunks)
+    counts = np.zeros(n_chunks, dtype=np.int64)
+    sinks = np.zeros(n_chunks * 8)
+    # Thread-private scratch, indexed by chunk: no two threads share a buffer.
+    bufs = np.zeros((n_chunks, 3, d), dtype=P.dtype)
+    trips = np.empty((n_chunks, 3, LOOKAHEAD), dtype=np.int64)
+    for t in prange(n_chunks):
+        loss, cnt, sink = run_chunk(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order,
+                                    (t * n) // n_chunks, ((t + 1) * n) // n_chunks, states,
+                                    t * STRIDE, lr, reg, eps, reg_adv, mode, adagrad,
+                                    bufs[t], trips[t])
+        losses[t] = loss
         counts[t] = cnt
+        sinks[8 * t] = sink
     return losses.sum(), counts.sum()
 
 
-epoch_serial = njit(cache=True)(_epoch)
-epoch_parallel = njit(cache=True, parallel=True)(_epoch)
+epoch_serial = njit(cache=True, fastmath=FASTMATH)(_epoch)
+epoch_parallel = njit(cache=True, parallel=True, fastmath=FASTMATH)(_epoch)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FASTMATH)
 def all_finite(A):
     """True when every element of the 2-D array ``A`` is finite."""
     for r in range(A.shape[0]):

@@ -10,10 +10,11 @@ rejection test would, and terminates for every row that is not full.
 """
 from numba import njit
 
+from ._math import FASTMATH
 from ._rng import randint
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", fastmath=FASTMATH)
 def rank_to_negative(indices, start, deg, r):
     """Map rank ``r`` in ``[0, n_items - deg)`` to the r-th item missing from the row."""
     lo = 0
@@ -27,7 +28,7 @@ def rank_to_negative(indices, start, deg, r):
     return r + lo
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", fastmath=FASTMATH)
 def sample_negative(indptr, indices, u, n_items, state, t):
     """Draw an item that user ``u`` has not interacted with; -1 if the row is full."""
     start = indptr[u]
@@ -38,7 +39,7 @@ def sample_negative(indptr, indices, u, n_items, state, t):
     return rank_to_negative(indices, start, deg, randint(state, t, free))
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FASTMATH)
 def sample_negatives(indptr, indices, users, n_items, state):
     """Vectorised helper (tests, perturbation): one negative per entry of ``users``."""
     out = users.copy()
