@@ -12,6 +12,7 @@ from . import data, kernels
 from .evaluation import evaluate
 from .io import load
 from .models import APR, BPR, DivergenceError, ItemPop, NotFittedError
+from .robustness import perturb, robustness
 
-__all__ = ["BPR", "APR", "ItemPop", "evaluate", "load", "data", "kernels",
+__all__ = ["BPR", "APR", "ItemPop", "evaluate", "load", "perturb", "robustness", "data", "kernels",
            "DivergenceError", "NotFittedError", "__version__"]

@@ -1,0 +1,154 @@
+"""Robustness of a factor model to adversarial and random perturbations.
+
+:func:`perturb` builds ``(P + Delta_P, Q + Delta_Q)`` without touching the model;
+:func:`robustness` evaluates the clean and perturbed models side by side.
+
+Kinds of noise (each row of ``Delta`` has L2 norm ``eps``):
+
+* ``"adversarial"`` -- the paper's fast-gradient adversary: the gradient of the
+  BPR loss summed over all training pairs (one seeded negative per pair),
+  normalised per row, times ``eps``. Rows with zero gradient get zero.
+* ``"random"`` -- Gaussian rows, normalised, times ``eps``.
+* ``"pgd"`` -- beyond the paper: ``steps`` fast-gradient steps of size
+  ``step_size`` (default ``2.5 * eps / steps``), each followed by a projection
+  of every row onto its L2 ball of radius ``eps`` (so rows have norm <= eps).
+"""
+import numpy as np
+
+from ._validation import (check_choice, check_float, check_interactions, check_ks,
+                          check_positive_int, check_random_state)
+from .evaluation import evaluate, factors_of
+from .kernels.attack import dataset_bpr_gradient, normalize_rows, project_rows
+from .kernels._rng import seed_states
+from .kernels.sampling import sample_negatives
+
+KINDS = ("adversarial", "random", "pgd")
+
+
+def _triples(train, rng):
+    users = np.repeat(np.arange(train.shape[0], dtype=np.int64), np.diff(train.indptr))
+    items = train.indices.astype(np.int64)
+    state = seed_states(rng, 1)
+    negs = sample_negatives(train.indptr.astype(np.int64), train.indices.astype(np.int64),
+                            users, train.shape[1], state)
+    return users, items, negs
+
+
+def _gradient(P, Q, triples):
+    GP = np.zeros(P.shape, dtype=np.float64)
+    GQ = np.zeros(Q.shape, dtype=np.float64)
+    loss = dataset_bpr_gradient(P.astype(np.float64), Q.astype(np.float64), *triples, GP, GQ)
+    return GP, GQ, loss
+
+
+def perturb(model, train, eps, kind="adversarial", random_state=None, steps=10,
+            step_size=None):
+    """Return perturbed factors ``(P + Delta_P, Q + Delta_Q)``; the model is untouched.
+
+    Parameters
+    ----------
+    model : fitted model or (user_factors, item_factors)
+    train : sparse matrix (n_users, n_items)
+        Training interactions the adversary differentiates the BPR loss over.
+    eps : float > 0
+        Per-row L2 norm of the perturbation (an upper bound for ``"pgd"``).
+    kind : {"adversarial", "random", "pgd"}
+    random_state : None, int or Generator
+        Seeds the sampled negatives (adversarial, pgd) or the Gaussian noise.
+    steps, step_size : used by ``"pgd"`` only.
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        New arrays in the model's dtype.
+    """
+    P, Q = factors_of(model)
+    eps = check_float(eps, "eps", 0.0, low_inclusive=False)
+    kind = check_choice(kind, "kind", KINDS)
+    train = check_interactions(train, "train", shape=(P.shape[0], Q.shape[0]))
+    rng = check_random_state(random_state)
+    if kind == "random":
+        DP = rng.standard_normal(P.shape)
+        DQ = rng.standard_normal(Q.shape)
+        normalize_rows(DP, eps, DP)
+        normalize_rows(DQ, eps, DQ)
+        return (P + DP).astype(P.dtype), (Q + DQ).astype(Q.dtype)
+    triples = _triples(train, rng)
+    if kind == "adversarial":
+        GP, GQ, _ = _gradient(P, Q, triples)
+        normalize_rows(GP, eps, GP)
+        normalize_rows(GQ, eps, GQ)
+        return (P + GP).astype(P.dtype), (Q + GQ).astype(Q.dtype)
+    steps = check_positive_int(steps, "steps")
+    alpha = (2.5 * eps / steps if step_size is None
+             else check_float(step_size, "step_size", 0.0, low_inclusive=False))
+    DP = np.zeros(P.shape)
+    DQ = np.zeros(Q.shape)
+    for _ in range(steps):
+        GP, GQ, _ = _gradient(P + DP, Q + DQ, triples)
+        normalize_rows(GP, alpha, GP)
+        normalize_rows(GQ, alpha, GQ)
+        DP += GP
+        DQ += GQ
+        project_rows(DP, eps)
+        project_rows(DQ, eps)
+    return (P + DP).astype(P.dtype), (Q + DQ).astype(Q.dtype)
+
+
+def bpr_loss_total(model, train, random_state=0):
+    """Total BPR loss of the model over the training pairs (one seeded negative each)."""
+    P, Q = factors_of(model)
+    train = check_interactions(train, "train", shape=(P.shape[0], Q.shape[0]))
+    return _gradient(P, Q, _triples(train, check_random_state(random_state)))[2]
+
+
+class RobustnessReport(list):
+    """Rows of a robustness study (list of dicts) that prints as a table."""
+
+    def __init__(self, rows, metrics):
+        super().__init__(rows)
+        self.metrics = metrics
+
+    def __str__(self):
+        head = f"{'noise':<12}{'eps':>6}" + "".join(
+            f"{m:>12}{'change':>9}" for m in self.metrics)
+        lines = [head, "-" * len(head)]
+        for r in self:
+            cells = "".join(f"{r[m]:>12.4f}{r[m + ' change']:>+8.1%} " if r["kind"] != "clean"
+                            else f"{r[m]:>12.4f}{'':>9}" for m in self.metrics)
+            eps = "" if r["kind"] == "clean" else f"{r['eps']:g}"
+            lines.append(f"{r['kind']:<12}{eps:>6}{cells}")
+        return "\n".join(lines)
+
+
+def robustness(model, train, test, eps=(0.5, 1.0, 2.0), kinds=("adversarial", "random"),
+               protocol="loo", k=100, random_state=0, steps=10, n_threads=None):
+    """Clean vs perturbed accuracy for each ``eps`` and kind of noise.
+
+    Returns a :class:`RobustnessReport` (a list of dicts; ``print`` it for a
+    table) with the clean row first, then one row per ``(kind, eps)`` holding
+    each metric and its relative change ``(perturbed - clean) / clean``.
+    """
+    P, Q = factors_of(model)
+    ks = check_ks(k)
+    eps_list = [check_float(e, "eps", 0.0, low_inclusive=False)
+                for e in (eps if np.ndim(eps) else [eps])]
+    if isinstance(kinds, str):
+        kinds = (kinds,)
+    for kind in kinds:
+        check_choice(kind, "kinds", KINDS)
+    metrics = ([f"hr@{ks[-1]}", f"ndcg@{ks[-1]}"] if protocol != "holdout"
+               else [f"recall@{ks[-1]}", f"ndcg@{ks[-1]}"])
+    clean = evaluate((P, Q), train, test, k=ks, protocol=protocol, n_threads=n_threads)
+    rows = [dict(kind="clean", eps=0.0, **{m: clean[m] for m in metrics})]
+    for kind in kinds:
+        for e in eps_list:
+            Pp, Qp = perturb((P, Q), train, e, kind=kind, random_state=random_state,
+                             steps=steps)
+            res = evaluate((Pp, Qp), train, test, k=ks, protocol=protocol, n_threads=n_threads)
+            row = dict(kind=kind, eps=e)
+            for m in metrics:
+                row[m] = res[m]
+                row[m + " change"] = (res[m] - clean[m]) / clean[m] if clean[m] else np.nan
+            rows.append(row)
+    return RobustnessReport(rows, metrics)
