@@ -57,6 +57,23 @@ def shuffle(order, state, t):
         order[r] = tmp
 
 
+@njit(cache=True)
+def shuffle_pairs(a, b, state, t):
+    """Fisher-Yates shuffle of the pairs ``(a[k], b[k])`` in place (stream ``t``).
+
+    The epoch kernels read the training pairs in storage order; shuffling the
+    pairs themselves (rather than an index array) makes those reads sequential.
+    """
+    for k in range(a.shape[0] - 1, 0, -1):
+        r = randint(state, t, k + 1)
+        ta = a[k]
+        a[k] = a[r]
+        a[r] = ta
+        tb = b[k]
+        b[k] = b[r]
+        b[r] = tb
+
+
 #: Streams sit one cache line (8 words) apart in the state array, so that
 #: threads advancing their own stream never write to a shared cache line.
 STRIDE = 8

@@ -28,7 +28,7 @@ import math
 
 from numba import njit
 
-from ._math import FASTMATH, guarded_inv_norm, sigmoid, softplus
+from ._math import FASTMATH, bpr_terms, guarded_inv_norm, sigmoid
 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH)
@@ -91,10 +91,11 @@ def _apr_update(P, Q, GP, GQ, u, i, j, lr, reg, eps, reg_adv, adagrad):
     cu = dt(-eps * guarded_inv_norm(nd2))         # Delta_u = cu * d    (eq. P1)
     cq = dt(eps * guarded_inv_norm(np2))          # Delta_i = -cq * p   (eq. P2)
     xa = x - dt(2.0) * cq * np2 + cu * nd2 - dt(2.0) * cu * cq * x
-    s = dt(sigmoid(-x))
+    s, m, e = bpr_terms(x)
     a = dt(reg_adv * sigmoid(-xa))
-    _descend(P, Q, GP, GQ, u, i, j, s, a, cu, cq, P[u], P[u], P[u], False, lr, reg, adagrad)
-    return softplus(-x)
+    _descend(P, Q, GP, GQ, u, i, j, dt(s), a, cu, cq, P[u], P[u], P[u], False, lr, reg,
+             adagrad)
+    return m, e
 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH)
@@ -108,11 +109,11 @@ def _apr_given(P, Q, GP, GQ, u, i, j, Du, Di, Dj, lr, reg, reg_adv, adagrad):
         d = Q[i, f] - Q[j, f]
         x += pu * d
         xa += (pu + Du[f]) * (d + (Di[f] - Dj[f]))
-    s = dt(sigmoid(-x))
+    s, m, e = bpr_terms(x)
     a = dt(reg_adv * sigmoid(-xa))
-    _descend(P, Q, GP, GQ, u, i, j, s, a, dt(0.0), dt(0.0), Du, Di, Dj, True, lr, reg,
+    _descend(P, Q, GP, GQ, u, i, j, dt(s), a, dt(0.0), dt(0.0), Du, Di, Dj, True, lr, reg,
              adagrad)
-    return softplus(-x)
+    return m, e
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -129,13 +130,15 @@ def apr_step(P, Q, u, i, j, lr, reg, eps, reg_adv):
     float
         The clean BPR loss ``softplus(-x)`` before the update.
     """
-    return _apr_update(P, Q, P, Q, u, i, j, lr, reg, eps, reg_adv, False)
+    m, e = _apr_update(P, Q, P, Q, u, i, j, lr, reg, eps, reg_adv, False)
+    return m + math.log1p(e)
 
 
 @njit(cache=True, fastmath=FASTMATH)
 def apr_step_adagrad(P, Q, GP, GQ, u, i, j, lr, reg, eps, reg_adv):
     """Per-triple Adagrad version of :func:`apr_step` (accumulators ``GP``, ``GQ``)."""
-    return _apr_update(P, Q, GP, GQ, u, i, j, lr, reg, eps, reg_adv, True)
+    m, e = _apr_update(P, Q, GP, GQ, u, i, j, lr, reg, eps, reg_adv, True)
+    return m + math.log1p(e)
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -145,4 +148,5 @@ def apr_step_given(P, Q, u, i, j, Du, Di, Dj, lr, reg, reg_adv):
     Used for random-noise training and to test the descent against a reference
     with any perturbation. Returns the clean loss before the update.
     """
-    return _apr_given(P, Q, P, Q, u, i, j, Du, Di, Dj, lr, reg, reg_adv, False)
+    m, e = _apr_given(P, Q, P, Q, u, i, j, Du, Di, Dj, lr, reg, reg_adv, False)
+    return m + math.log1p(e)

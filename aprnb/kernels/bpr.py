@@ -22,19 +22,23 @@ import math
 
 from numba import njit
 
-from ._math import FASTMATH, sigmoid, softplus
+from ._math import FASTMATH, bpr_terms
 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH)
 def _bpr_update(P, Q, GP, GQ, u, i, j, lr, reg, adagrad):
-    """Shared body of :func:`bpr_step` and :func:`bpr_step_adagrad`."""
+    """Shared body of :func:`bpr_step` and :func:`bpr_step_adagrad`.
+
+    Returns ``(m, e)`` with the triple's loss ``softplus(-x) = m + log1p(e)``
+    (see :func:`aprnb.kernels._math.bpr_terms`).
+    """
     dt = P.dtype.type
     d = P.shape[1]
     x = dt(0.0)
     for f in range(d):
         x += P[u, f] * (Q[i, f] - Q[j, f])
-    loss = softplus(-x)
-    s = dt(sigmoid(-x))            # -dl/dx
+    s_, m, e = bpr_terms(x)
+    s = dt(s_)                     # sigma(-x) = -dl/dx
     lr_ = dt(lr)
     reg_ = dt(reg)
     if adagrad:
@@ -59,7 +63,7 @@ def _bpr_update(P, Q, GP, GQ, u, i, j, lr, reg, adagrad):
             P[u, f] = pu - lr_ * (reg_ * pu - s * (qi - qj))
             Q[i, f] = qi - lr_ * (reg_ * qi - s * pu)
             Q[j, f] = qj - lr_ * (reg_ * qj + s * pu)
-    return loss
+    return m, e
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -80,7 +84,8 @@ def bpr_step(P, Q, u, i, j, lr, reg):
     float
         The triple's BPR loss ``softplus(-x)`` *before* the update.
     """
-    return _bpr_update(P, Q, P, Q, u, i, j, lr, reg, False)
+    m, e = _bpr_update(P, Q, P, Q, u, i, j, lr, reg, False)
+    return m + math.log1p(e)
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -92,4 +97,5 @@ def bpr_step_adagrad(P, Q, GP, GQ, u, i, j, lr, reg):
     touched element does ``G += g**2; theta -= lr * g / sqrt(G)`` with
     ``g = dl/dtheta + reg * theta``. Returns the loss before the update.
     """
-    return _bpr_update(P, Q, GP, GQ, u, i, j, lr, reg, True)
+    m, e = _bpr_update(P, Q, GP, GQ, u, i, j, lr, reg, True)
+    return m + math.log1p(e)

@@ -54,14 +54,17 @@ LOOKAHEAD = 32
 @njit(cache=True, fastmath=FASTMATH)
 def run_chunk(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order, lo, hi, states, rs,
               lr, reg, eps, reg_adv, mode, adagrad, buf, trip):
-    """Train on ``order[lo:hi]`` drawing from RNG stream ``states[rs]``.
+    """Train on the positives ``order[lo:hi]`` drawing from RNG stream ``states[rs]``.
 
-    Works in groups of LOOKAHEAD triples: first it reads the positives, samples
-    the negatives and touches one word of every cache line of the rows it will
-    update (independent loads that the CPU overlaps), then it runs the dependent,
-    in-place steps on rows that are now in cache. ``buf`` (3, d) and ``trip``
-    (3, LOOKAHEAD) are this chunk's private scratch. Returns ``(loss, triples,
-    sink)``; the caller stores ``sink`` so that the touching loads stay alive.
+    The loop is latency-bound (three random embedding rows and a random CSR row
+    per triple), so it works in groups of LOOKAHEAD triples, in stages whose
+    iterations are independent of each other and therefore overlap in the CPU:
+    read the positives, sample the negatives, touch one word of every cache line
+    of the rows to be updated; then run the dependent in-place steps on rows that
+    are now in cache. The updates and random draws happen in the same order as
+    in a plain loop. ``buf`` (3, d) and ``trip`` (3, LOOKAHEAD) are this chunk's
+    private scratch. Returns ``(summed loss, triples, sink)``; the caller stores
+    ``sink`` so that the touching loads are not optimised away.
     """
     n_items = Q.shape[0]
     d = P.shape[1]
@@ -76,15 +79,17 @@ def run_chunk(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order, lo, hi
         m = min(LOOKAHEAD, hi - base)
         for q in range(m):
             idx = order[base + q]
-            u = pos_users[idx]
-            i = pos_items[idx]
-            j = sample_negative(indptr, indices, u, n_items, states, rs)
-            bu[q] = u
-            bi[q] = i
-            bj[q] = j
-            if j >= 0:
+            bu[q] = pos_users[idx]
+            bi[q] = pos_items[idx]
+        for q in range(m):
+            bj[q] = sample_negative(indptr, indices, bu[q], n_items, states, rs)
+        for q in range(m):
+            if bj[q] >= 0:
                 for f in range(0, d, step):
-                    sink += P[u, f] + Q[i, f] + Q[j, f]
+                    sink += P[bu[q], f] + Q[bi[q], f] + Q[bj[q], f]
+        # loss = sum(m_k) + log(prod(1 + e_k)); each factor is in (1, 2], so a
+        # product over LOOKAHEAD <= 64 triples cannot overflow a float64.
+        prod = 1.0
         for q in range(m):
             u = bu[q]
             i = bi[q]
@@ -93,15 +98,18 @@ def run_chunk(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order, lo, hi
                 continue
             cnt += 1
             if mode == MODE_BPR:
-                acc += _bpr_update(P, Q, GP, GQ, u, i, j, lr, reg, adagrad)
+                mm, e = _bpr_update(P, Q, GP, GQ, u, i, j, lr, reg, adagrad)
             elif mode == MODE_APR:
-                acc += _apr_update(P, Q, GP, GQ, u, i, j, lr, reg, eps, reg_adv, adagrad)
+                mm, e = _apr_update(P, Q, GP, GQ, u, i, j, lr, reg, eps, reg_adv, adagrad)
             else:
                 fill_random_unit(buf[0], eps, states, rs)
                 fill_random_unit(buf[1], eps, states, rs)
                 fill_random_unit(buf[2], eps, states, rs)
-                acc += _apr_given(P, Q, GP, GQ, u, i, j, buf[0], buf[1], buf[2], lr, reg,
-                                  reg_adv, adagrad)
+                mm, e = _apr_given(P, Q, GP, GQ, u, i, j, buf[0], buf[1], buf[2], lr, reg,
+                                   reg_adv, adagrad)
+            acc += mm
+            prod *= 1.0 + e
+        acc += math.log(prod)
     return acc, cnt, sink
 
 

@@ -15,7 +15,7 @@ from .._validation import (check_choice, check_dtype, check_factors, check_float
                            check_interactions, check_ks, check_positive_int,
                            check_random_state)
 from ..kernels import all_finite, epoch_parallel, epoch_serial
-from ..kernels._rng import seed_states, shuffle
+from ..kernels._rng import seed_states, shuffle_pairs
 
 
 class DivergenceError(FloatingPointError):
@@ -199,7 +199,7 @@ class FactorModel(BaseRecommender):
         users, items = self._positives(X)
         n_threads = check_n_threads(self.n_threads)
         states = seed_states(rng, max(1, n_threads))
-        order = np.arange(len(users), dtype=np.int64)
+        order = np.arange(len(users), dtype=np.int64)   # pairs are shuffled in place
         kernel = self._select_kernel(n_threads)
         adagrad = self.optimizer == "adagrad"
         lr, reg = dt(self.learning_rate), dt(self.reg)
@@ -221,7 +221,7 @@ class FactorModel(BaseRecommender):
                         GP.fill(self.initial_accumulator)
                         GQ.fill(self.initial_accumulator)
                     t0 = time.perf_counter()
-                    shuffle(order, states, 0)
+                    shuffle_pairs(users, items, states, 0)
                     loss, count = kernel(P, Q, GP, GQ, X.indptr, X.indices, users, items,
                                          order, states, lr, reg, eps, reg_adv, mode,
                                          adagrad, n_threads)

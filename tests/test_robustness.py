@@ -1,0 +1,135 @@
+"""perturb() and robustness(): norms, untouched models, adversarial vs random, PGD."""
+import numpy as np
+import pytest
+
+import aprnb
+from aprnb.data import leave_one_out, make_synthetic
+from aprnb.kernels._rng import seed_states
+from aprnb.kernels.sampling import sample_negatives
+from aprnb.robustness import bpr_loss_total
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X = make_synthetic(n_users=300, n_items=200, n_groups=5, mean_degree=15, random_state=3)
+    train, test = leave_one_out(X, random_state=3)
+    model = aprnb.BPR(factors=16, epochs=30, optimizer="adagrad", n_threads=1, random_state=3,
+                      show_progress=False).fit(train)
+    return model, train, test
+
+
+def _naive_adversarial(P, Q, train, eps, seed):
+    """Slow reference: same seeded negatives, np.add.at sums, per-row normalisation."""
+    rng = np.random.default_rng(seed)
+    users = np.repeat(np.arange(train.shape[0]), np.diff(train.indptr)).astype(np.int64)
+    items = train.indices.astype(np.int64)
+    negs = sample_negatives(train.indptr.astype(np.int64), train.indices.astype(np.int64),
+                            users, train.shape[1], seed_states(rng, 1))
+    P64, Q64 = P.astype(np.float64), Q.astype(np.float64)
+    x = np.einsum("kd,kd->k", P64[users], Q64[items] - Q64[negs])
+    s = 1.0 / (1.0 + np.exp(x))                      # sigma(-x)
+    GP = np.zeros_like(P64)
+    GQ = np.zeros_like(Q64)
+    np.add.at(GP, users, -s[:, None] * (Q64[items] - Q64[negs]))
+    np.add.at(GQ, items, -s[:, None] * P64[users])
+    np.add.at(GQ, negs, s[:, None] * P64[users])
+
+    def norm(G):
+        n = np.linalg.norm(G, axis=1, keepdims=True)
+        return np.where(n > 0, eps * G / np.where(n > 0, n, 1.0), 0.0)
+    return P64 + norm(GP), Q64 + norm(GQ)
+
+
+@pytest.mark.parametrize("kind", ["adversarial", "random"])
+@pytest.mark.parametrize("eps", [0.1, 0.5, 2.0])
+def test_rows_have_norm_eps_and_model_untouched(fitted, kind, eps):
+    model, train, _ = fitted
+    P0, Q0 = model.user_factors_.copy(), model.item_factors_.copy()
+    Pp, Qp = aprnb.perturb(model, train, eps, kind=kind, random_state=0)
+    assert np.array_equal(model.user_factors_, P0) and np.array_equal(model.item_factors_, Q0)
+    assert Pp.dtype == P0.dtype and Pp.shape == P0.shape and Qp.shape == Q0.shape
+    for D in (Pp.astype(np.float64) - P0, Qp.astype(np.float64) - Q0):
+        n = np.linalg.norm(D, axis=1)
+        moved = n > 0
+        assert moved.mean() > 0.9
+        np.testing.assert_allclose(n[moved], eps, rtol=1e-4)
+
+
+def test_adversarial_matches_naive_reference(fitted):
+    model, train, _ = fitted
+    Pp, Qp = aprnb.perturb(model, train, 0.7, kind="adversarial", random_state=11)
+    Pr, Qr = _naive_adversarial(model.user_factors_, model.item_factors_, train, 0.7, 11)
+    np.testing.assert_allclose(Pp, Pr, atol=1e-5)
+    np.testing.assert_allclose(Qp, Qr, atol=1e-5)
+
+
+def test_rows_without_gradient_get_zero():
+    X = np.zeros((4, 6))
+    X[0, [0, 1]] = 1
+    X[1, [2]] = 1                     # users 2, 3 and several items never appear
+    P = np.random.default_rng(0).normal(size=(4, 3))
+    Q = np.random.default_rng(1).normal(size=(6, 3))
+    Pp, Qp = aprnb.perturb((P, Q), X, 1.0, kind="adversarial", random_state=0)
+    assert np.array_equal(Pp[2:], P[2:])
+    assert np.all(np.isfinite(Pp)) and np.all(np.isfinite(Qp))
+
+
+def test_adversarial_raises_loss_far_more_than_random(fitted):
+    model, train, _ = fitted
+    base = bpr_loss_total(model, train, random_state=5)
+    for eps in (0.1, 0.5):
+        adv = bpr_loss_total(aprnb.perturb(model, train, eps, "adversarial", random_state=5),
+                             train, random_state=5) - base
+        rnd = np.mean([bpr_loss_total(aprnb.perturb(model, train, eps, "random",
+                                                    random_state=s), train,
+                                      random_state=5) - base for s in range(3)])
+        assert adv > 0
+        assert adv >= 3 * max(rnd, 0.0) and adv >= 3 * abs(rnd)
+
+
+def test_pgd_stays_in_ball_and_is_at_least_as_strong(fitted):
+    model, train, _ = fitted
+    eps = 0.5
+    Pp, Qp = aprnb.perturb(model, train, eps, kind="pgd", random_state=5, steps=5)
+    for D in (Pp - model.user_factors_, Qp - model.item_factors_):
+        assert np.linalg.norm(D, axis=1).max() <= eps * (1 + 1e-5)
+    one = bpr_loss_total(aprnb.perturb(model, train, eps, "adversarial", random_state=5),
+                         train, random_state=5)
+    multi = bpr_loss_total((Pp, Qp), train, random_state=5)
+    assert multi >= 0.99 * one
+
+
+def test_seeded_perturbation_is_reproducible(fitted):
+    model, train, _ = fitted
+    for kind in ("adversarial", "random", "pgd"):
+        a = aprnb.perturb(model, train, 0.5, kind=kind, random_state=9, steps=3)
+        b = aprnb.perturb(model, train, 0.5, kind=kind, random_state=9, steps=3)
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+def test_robustness_report(fitted):
+    model, train, test = fitted
+    rep = aprnb.robustness(model, train, test, eps=(0.5, 1.0), kinds=("adversarial", "random"),
+                           k=50, random_state=0)
+    assert [r["kind"] for r in rep] == ["clean", "adversarial", "adversarial", "random",
+                                        "random"]
+    clean = aprnb.evaluate(model, train, test, k=50, protocol="loo")
+    assert rep[0]["ndcg@50"] == pytest.approx(clean["ndcg@50"])
+    Pp, Qp = aprnb.perturb(model, train, 1.0, "adversarial", random_state=0)
+    pert = aprnb.evaluate((Pp, Qp), train, test, k=50, protocol="loo")
+    assert rep[2]["ndcg@50"] == pytest.approx(pert["ndcg@50"])
+    assert rep[2]["ndcg@50 change"] == pytest.approx(pert["ndcg@50"] / clean["ndcg@50"] - 1)
+    text = str(rep)
+    assert "adversarial" in text and "ndcg@50" in text
+
+
+@pytest.mark.parametrize("bad, err", [(dict(eps=0.0), ValueError), (dict(eps=-1), ValueError),
+                                      (dict(eps=float("nan")), ValueError),
+                                      (dict(kind="fgsm"), ValueError),
+                                      (dict(eps="0.5"), TypeError)])
+def test_perturb_rejects_bad_arguments(fitted, bad, err):
+    model, train, _ = fitted
+    kw = dict(eps=0.5, kind="adversarial")
+    kw.update(bad)
+    with pytest.raises(err):
+        aprnb.perturb(model, train, **kw)
