@@ -53,29 +53,44 @@ def _sift_up(hs, hi, pos):
 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH)
-def select_row(s, ex, ex_lo, ex_hi, k, hs, hi):
-    """Best ``k`` items of score row ``s`` skipping sorted ``ex[ex_lo:ex_hi]``.
+def exclude_row(s, ex, ex_lo, ex_hi):
+    """Set the scores of the excluded items ``ex[ex_lo:ex_hi]`` to -inf in place.
 
-    Writes them best-first into ``hi``/``hs`` and returns how many were found
-    (fewer than ``k`` when the row has fewer candidates).
+    ``s`` is the kernel's own score buffer. -inf is below every real score (the
+    factors are checked finite), so an excluded item can never be selected or
+    counted, unlike a finite "masked" value that real scores could undercut.
+    """
+    for p in range(ex_lo, ex_hi):
+        s[ex[p]] = -np.inf
+
+
+@njit(cache=True, inline="always", fastmath=FASTMATH)
+def select_row(s, k, hs, hi):
+    """Best ``k`` items of score row ``s`` (excluded items hold -inf), best first.
+
+    Writes them into ``hi``/``hs`` and returns how many were found (fewer than
+    ``k`` when the row has fewer candidates). Items are scanned in increasing
+    index order, so a newcomer that ties the worst kept score ranks after it and
+    only a strictly higher score enters: one comparison per item on the hot path.
     """
     n = s.shape[0]
     size = 0
-    p = ex_lo
+    thr = -np.inf
     for item in range(n):
-        if p < ex_hi and ex[p] == item:
-            p += 1
-            continue
         v = s[item]
-        if size < k:
-            hs[size] = v
-            hi[size] = item
-            _sift_up(hs, hi, size)
-            size += 1
-        elif _worse(hs[0], hi[0], v, item):
-            hs[0] = v
-            hi[0] = item
-            _sift_down(hs, hi, size, 0)
+        if v > thr:
+            if size < k:
+                hs[size] = v
+                hi[size] = item
+                _sift_up(hs, hi, size)
+                size += 1
+                if size == k:
+                    thr = hs[0]
+            else:
+                hs[0] = v
+                hi[0] = item
+                _sift_down(hs, hi, size, 0)
+                thr = hs[0]
     # Heap sort: pop the worst to the back until the front holds the best.
     for end in range(size - 1, 0, -1):
         hs[0], hs[end] = hs[end], hs[0]
@@ -87,8 +102,8 @@ def select_row(s, ex, ex_lo, ex_hi, k, hs, hi):
 def _topk_block(S, users, ex_indptr, ex_indices, k, out_items, out_scores):
     for b in prange(S.shape[0]):
         u = users[b]
-        n = select_row(S[b], ex_indices, ex_indptr[u], ex_indptr[u + 1], k,
-                       out_scores[b], out_items[b])
+        exclude_row(S[b], ex_indices, ex_indptr[u], ex_indptr[u + 1])
+        n = select_row(S[b], k, out_scores[b], out_items[b])
         for r in range(n, k):
             out_items[b, r] = -1
             out_scores[b, r] = -np.inf
@@ -117,7 +132,8 @@ def _holdout_block(S, users, ex_indptr, ex_indices, te_indptr, te_indices, ks, o
         u = users[b]
         hs = np.empty(kmax, dtype=S.dtype)
         hi = np.empty(kmax, dtype=np.int64)
-        n = select_row(S[b], ex_indices, ex_indptr[u], ex_indptr[u + 1], kmax, hs, hi)
+        exclude_row(S[b], ex_indices, ex_indptr[u], ex_indptr[u + 1])
+        n = select_row(S[b], kmax, hs, hi)
         t_lo = te_indptr[u]
         t_hi = te_indptr[u + 1]
         n_test = t_hi - t_lo
@@ -157,24 +173,23 @@ def _rank_metrics(rank, n_cand, ks, out_row):
 
 def _loo_block(S, users, ex_indptr, ex_indices, pos_items, ks, out):
     """Leave-one-out: rank of ``pos_items[b]`` among all non-training items of the user."""
+    n_items = S.shape[1]
     for b in prange(S.shape[0]):
         u = users[b]
         s = S[b]
         target = pos_items[b]
         sp = s[target]
-        p = ex_indptr[u]
-        p_hi = ex_indptr[u + 1]
+        lo = ex_indptr[u]
+        hi = ex_indptr[u + 1]
+        exclude_row(s, ex_indices, lo, hi)
+        target_is_candidate = s[target] != -np.inf
         rank = 0
-        n_cand = 0
-        for item in range(s.shape[0]):
-            if p < p_hi and ex_indices[p] == item:
-                p += 1
-                continue
-            if item == target:
-                continue
-            n_cand += 1
-            if s[item] >= sp:
-                rank += 1
+        for item in range(n_items):
+            rank += s[item] >= sp
+        n_cand = n_items - (hi - lo)
+        if target_is_candidate:
+            rank -= 1          # the positive itself
+            n_cand -= 1
         _rank_metrics(rank, n_cand, ks, out[b])
 
 

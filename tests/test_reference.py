@@ -1,0 +1,349 @@
+"""The NumPy reference (aprnb/reference.py) against float64 central differences.
+
+Every analytic gradient in the reference is compared with a numerical one; the
+step functions are checked to be gradient descent (or Adagrad) on the loss
+*plus* ``reg/2 * ||theta||^2`` per occurrence, which pins the regularisation
+convention. The derivations are in docs/derivations.md.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from aprnb import reference as ref
+
+SETTINGS = settings(max_examples=40, deadline=None)
+H = 1e-6                                   # central-difference step
+GRAD_TOL = dict(rtol=1e-6, atol=1e-7)      # analytic vs numerical gradient
+
+
+def num_grad(f, *arrays, h=H):
+    """Central differences of the scalar ``f(*arrays)`` w.r.t. every element of every array."""
+    arrays = [np.array(a, dtype=np.float64) for a in arrays]
+    grads = []
+    for a in arrays:
+        g = np.zeros_like(a)
+        for idx in np.ndindex(a.shape):
+            old = a[idx]
+            a[idx] = old + h
+            fp = f(*arrays)
+            a[idx] = old - h
+            fm = f(*arrays)
+            a[idx] = old
+            g[idx] = (fp - fm) / (2.0 * h)
+        grads.append(g)
+    return grads
+
+
+ELEM = st.floats(-2.0, 2.0, allow_nan=False, allow_infinity=False, allow_subnormal=False,
+                 width=64)
+
+
+@st.composite
+def vecs(draw, n):
+    """``n`` float64 vectors of a common length 1..6."""
+    d = draw(st.integers(1, 6))
+    return [draw(hnp.arrays(np.float64, d, elements=ELEM)) for _ in range(n)]
+
+
+@st.composite
+def seeded_vecs(draw, n, dmax=6):
+    """``n`` Gaussian vectors from a drawn seed and scale (no near-zero pathologies)."""
+    d = draw(st.integers(1, dmax))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    scale = draw(st.sampled_from([0.05, 0.5, 1.5]))
+    return [scale * rng.standard_normal(d) for _ in range(n)]
+
+
+@st.composite
+def tables_and_batch(draw, max_batch=8):
+    """Small tables ``P``, ``Q`` and a batch of triples with ``i != j`` (repeats likely)."""
+    n_users = draw(st.integers(1, 3))
+    n_items = draw(st.integers(2, 4))
+    d = draw(st.integers(1, 4))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    scale = draw(st.sampled_from([0.1, 0.7, 1.5]))
+    P = scale * rng.standard_normal((n_users, d))
+    Q = scale * rng.standard_normal((n_items, d))
+    B = draw(st.integers(1, max_batch))
+    us = rng.integers(0, n_users, B)
+    is_ = rng.integers(0, n_items, B)
+    js = (is_ + rng.integers(1, n_items, B)) % n_items          # j != i
+    return P, Q, us, is_, js
+
+
+# -- scalar functions --------------------------------------------------------------------
+
+@SETTINGS
+@given(st.floats(-30.0, 30.0))
+def test_sigmoid_softplus_against_naive_forms(x):
+    np.testing.assert_allclose(ref.sigmoid(x), 1.0 / (1.0 + np.exp(-x)), rtol=1e-13, atol=0)
+    np.testing.assert_allclose(ref.softplus(x), np.log(1.0 + np.exp(x)), rtol=1e-12,
+                               atol=1e-15)
+    # softplus' = sigmoid and softplus(x) - softplus(-x) = x
+    (d,) = num_grad(lambda a: ref.softplus(a[0]), np.array([x]))
+    np.testing.assert_allclose(d[0], ref.sigmoid(x), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(ref.softplus(x) - ref.softplus(-x), x, rtol=1e-12, atol=1e-12)
+
+
+def test_sigmoid_softplus_extreme_arguments():
+    x = np.array([-1e308, -1000.0, -50.0, 0.0, 50.0, 1000.0, 1e308])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):   # underflow is fine
+        s = ref.sigmoid(x)
+        sp = ref.softplus(x)
+    assert np.all(np.isfinite(s)) and np.all(np.isfinite(sp))
+    assert s[0] == 0.0 and s[3] == 0.5 and s[-1] == 1.0
+    np.testing.assert_allclose(sp[[1, 2]], [0.0, np.exp(-50.0)], rtol=1e-12, atol=0)
+    assert sp[5] == 1000.0 and sp[-1] == 1e308
+    # BPR loss of a very wrong triple is the (large) negative margin, not inf
+    assert ref.bpr_loss([30.0], [0.0], [40.0]) == pytest.approx(1200.0)
+
+
+# -- one triple --------------------------------------------------------------------------
+
+@SETTINGS
+@given(vecs(3))
+def test_bpr_grads_match_central_differences(v):
+    p, qi, qj = v
+    analytic = ref.bpr_grads(p, qi, qj)
+    numeric = num_grad(ref.bpr_loss, p, qi, qj)
+    for a, n in zip(analytic, numeric):
+        np.testing.assert_allclose(a, n, **GRAD_TOL)
+
+
+@SETTINGS
+@given(vecs(6), st.floats(0.0, 3.0))
+def test_apr_grads_match_central_differences(v, reg_adv):
+    p, qi, qj, Du, Di, Dj = v
+    analytic = ref.apr_grads(p, qi, qj, Du, Di, Dj, reg_adv)
+    numeric = num_grad(lambda a, b, c: ref.apr_loss(a, b, c, Du, Di, Dj, reg_adv), p, qi, qj)
+    for a, n in zip(analytic, numeric):
+        np.testing.assert_allclose(a, n, **GRAD_TOL)
+
+
+@SETTINGS
+@given(seeded_vecs(3), st.floats(0.01, 3.0))
+def test_closed_form_perturbation_is_normalised_numerical_gradient(v, eps):
+    p, qi, qj = v
+    closed = ref.apr_perturbation(p, qi, qj, eps)
+    numeric = num_grad(ref.bpr_loss, p, qi, qj)
+    for c, n in zip(closed, numeric):
+        expected = eps * n / np.linalg.norm(n)
+        np.testing.assert_allclose(c, expected, rtol=1e-5, atol=1e-7 * eps)
+        np.testing.assert_allclose(np.linalg.norm(c), eps, rtol=1e-12)
+    # the closed form does not depend on how confident the model is (sigma cancels)
+    Du2, Di2, _ = ref.apr_perturbation(3.0 * p, qi, qj, eps)
+    np.testing.assert_allclose(Di2, closed[1], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(Du2, closed[0], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("case", ["zero_p", "equal_items", "all_zero"])
+def test_zero_vectors_give_zero_perturbation(case):
+    rng = np.random.default_rng(0)
+    p, qi = rng.standard_normal(4), rng.standard_normal(4)
+    qj = rng.standard_normal(4)
+    if case in ("zero_p", "all_zero"):
+        p = np.zeros(4)
+    if case == "equal_items":
+        qj = qi.copy()
+    if case == "all_zero":
+        qi = qj = np.zeros(4)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        Du, Di, Dj = ref.apr_perturbation(p, qi, qj, 0.5)
+        loss = ref.apr_loss(p, qi, qj, Du, Di, Dj, 1.0)
+        grads = ref.apr_grads(p, qi, qj, Du, Di, Dj, 1.0)
+        P, Q, _, _, step_loss = ref.apr_step_ref(p[None], np.stack([qi, qj]), 0, 0, 1,
+                                                 0.1, 0.01, 0.5, 1.0)
+    for a in (Du, Di, Dj, *grads, P, Q):
+        assert np.all(np.isfinite(a))
+    assert np.isfinite(loss) and np.isfinite(step_loss)
+    if case in ("zero_p", "all_zero"):
+        assert not Di.any() and not Dj.any()
+        assert np.linalg.norm(Du) == pytest.approx(0.0 if case == "all_zero" else 0.5)
+    else:
+        assert not Du.any()
+        assert np.linalg.norm(Di) == pytest.approx(0.5)
+
+
+# -- per-triple steps --------------------------------------------------------------------
+
+@st.composite
+def step_case(draw):
+    n_users = draw(st.integers(1, 3))
+    n_items = draw(st.integers(2, 4))
+    d = draw(st.integers(1, 5))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    P = rng.standard_normal((n_users, d))
+    Q = rng.standard_normal((n_items, d))
+    u = draw(st.integers(0, n_users - 1))
+    i = draw(st.integers(0, n_items - 1))
+    j = (i + draw(st.integers(1, n_items - 1))) % n_items
+    GP = rng.uniform(0.05, 1.0, P.shape)
+    GQ = rng.uniform(0.05, 1.0, Q.shape)
+    hyper = dict(lr=draw(st.floats(1e-3, 0.5)), reg=draw(st.floats(0.0, 0.2)))
+    return P, Q, GP, GQ, u, i, j, hyper
+
+
+def _check_descent(P, Q, GP, GQ, u, i, j, lr, new, loss_fn, adagrad):
+    """``new`` = (P', Q', GP', GQ') is one SGD/Adagrad step on loss_fn(p, qi, qj)."""
+    gp, gi, gj = num_grad(loss_fn, P[u], Q[i], Q[j])
+    P1, Q1, GP1, GQ1 = new
+    expP, expQ = P.copy(), Q.copy()
+    if adagrad:
+        expGP, expGQ = GP.copy(), GQ.copy()
+        expGP[u] += gp ** 2
+        expGQ[i] += gi ** 2
+        expGQ[j] += gj ** 2
+        expP[u] -= lr * gp / np.sqrt(expGP[u])
+        expQ[i] -= lr * gi / np.sqrt(expGQ[i])
+        expQ[j] -= lr * gj / np.sqrt(expGQ[j])
+        np.testing.assert_allclose(GP1, expGP, rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(GQ1, expGQ, rtol=1e-6, atol=1e-8)
+    else:
+        assert GP1 is None and GQ1 is None
+        expP[u] -= lr * gp
+        expQ[i] -= lr * gi
+        expQ[j] -= lr * gj
+    np.testing.assert_allclose(P1, expP, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(Q1, expQ, rtol=1e-6, atol=1e-8)
+
+
+@SETTINGS
+@given(step_case(), st.booleans())
+def test_bpr_step_ref_descends_on_regularised_loss(case, adagrad):
+    P, Q, GP, GQ, u, i, j, hp = case
+    lr, reg = hp["lr"], hp["reg"]
+    P0, Q0 = P.copy(), Q.copy()
+    acc = (GP, GQ) if adagrad else (None, None)
+    *new, loss = ref.bpr_step_ref(P, Q, u, i, j, lr, reg, *acc)
+    np.testing.assert_array_equal(P, P0)          # inputs untouched
+    np.testing.assert_array_equal(Q, Q0)
+    assert loss == pytest.approx(ref.bpr_loss(P[u], Q[i], Q[j]))
+
+    def f(p, qi, qj):                              # reg * theta <=> reg / 2 * ||theta||^2
+        return ref.bpr_loss(p, qi, qj) + 0.5 * reg * (p @ p + qi @ qi + qj @ qj)
+    _check_descent(P, Q, GP, GQ, u, i, j, lr, new, f, adagrad)
+
+
+@SETTINGS
+@given(step_case(), st.booleans(), st.floats(0.01, 2.0), st.floats(0.0, 2.0), st.booleans())
+def test_apr_step_ref_descends_with_delta_held_constant(case, adagrad, eps, reg_adv, given_):
+    P, Q, GP, GQ, u, i, j, hp = case
+    lr, reg = hp["lr"], hp["reg"]
+    if given_:
+        rng = np.random.default_rng(1)
+        delta = tuple(rng.standard_normal(P.shape[1]) for _ in range(3))
+    else:
+        delta = ref.apr_perturbation(P[u], Q[i], Q[j], eps)
+    acc = (GP, GQ) if adagrad else (None, None)
+    *new, loss = ref.apr_step_ref(P, Q, u, i, j, lr, reg, eps, reg_adv, *acc,
+                                  delta=delta if given_ else None)
+    assert loss == pytest.approx(ref.bpr_loss(P[u], Q[i], Q[j]))
+
+    def f(p, qi, qj):
+        return (ref.apr_loss(p, qi, qj, *delta, reg_adv)
+                + 0.5 * reg * (p @ p + qi @ qi + qj @ qj))
+    _check_descent(P, Q, GP, GQ, u, i, j, lr, new, f, adagrad)
+
+
+# -- many triples ------------------------------------------------------------------------
+
+def _summed_bpr(us, is_, js):
+    def f(P, Q):
+        return sum(ref.bpr_loss(P[u], Q[i], Q[j]) for u, i, j in zip(us, is_, js) if j >= 0)
+    return f
+
+
+@SETTINGS
+@given(tables_and_batch())
+def test_dataset_and_batch_gradients_match_central_differences(data):
+    P, Q, us, is_, js = data
+    js = js.copy()
+    js[-1] = -1                                   # "no negative": must be skipped
+    nP, nQ = num_grad(_summed_bpr(us, is_, js), P, Q)
+    for fn in (ref.dataset_bpr_gradient, ref.batch_bpr_row_gradients):
+        gP, gQ = fn(P, Q, us, is_, js)
+        np.testing.assert_allclose(gP, nP, **GRAD_TOL)
+        np.testing.assert_allclose(gQ, nQ, **GRAD_TOL)
+
+
+def test_repeated_rows_are_summed_not_overwritten():
+    P = np.array([[1.0, 0.5]])
+    Q = np.array([[0.2, -0.1], [0.3, 0.4], [-0.5, 0.1]])
+    us, is_, js = [0, 0, 0], [0, 1, 0], [1, 2, 2]
+    gP, gQ = ref.dataset_bpr_gradient(P, Q, us, is_, js)
+    single = [ref.bpr_grads(P[0], Q[i], Q[j]) for i, j in zip(is_, js)]
+    np.testing.assert_allclose(gP[0], sum(g[0] for g in single), rtol=1e-14)
+    np.testing.assert_allclose(gQ[0], single[0][1] + single[2][1], rtol=1e-14)
+    np.testing.assert_allclose(gQ[1], single[0][2] + single[1][1], rtol=1e-14)
+    np.testing.assert_allclose(gQ[2], single[1][2] + single[2][2], rtol=1e-14)
+
+
+@SETTINGS
+@given(tables_and_batch(), st.floats(0.01, 2.0))
+def test_batch_perturbation_is_rowwise_normalised_numerical_gradient(data, eps):
+    P, Q, us, is_, js = data
+    DP, DQ = ref.batch_perturbation(P, Q, us, is_, js, eps)
+    nP, nQ = num_grad(_summed_bpr(us, is_, js), P, Q)
+    for D, N, touched in ((DP, nP, set(us)), (DQ, nQ, set(is_) | set(js))):
+        for r in range(D.shape[0]):
+            norm = np.linalg.norm(N[r])
+            if r not in touched:
+                assert not D[r].any()
+            elif norm > 1e-4:                      # well-conditioned direction
+                np.testing.assert_allclose(D[r], eps * N[r] / norm, rtol=1e-4,
+                                           atol=1e-5 * eps)
+            else:                                  # cancelling gradients: only bounded
+                assert np.linalg.norm(D[r]) <= eps * (1 + 1e-12)
+
+
+@SETTINGS
+@given(tables_and_batch(), st.booleans(), st.floats(1e-3, 0.5), st.floats(0.0, 0.2),
+       st.floats(0.01, 2.0), st.floats(0.0, 2.0))
+def test_apr_batch_step_ref_descends_on_summed_objective(data, adagrad, lr, reg, eps,
+                                                         reg_adv):
+    P, Q, us, is_, js = data
+    rng = np.random.default_rng(2)
+    GP = rng.uniform(0.05, 1.0, P.shape)
+    GQ = rng.uniform(0.05, 1.0, Q.shape)
+    DP, DQ = ref.batch_perturbation(P, Q, us, is_, js, eps)
+
+    def f(P_, Q_):                                 # Delta fixed, reg per occurrence
+        out = 0.0
+        for u, i, j in zip(us, is_, js):
+            out += ref.apr_loss(P_[u], Q_[i], Q_[j], DP[u], DQ[i], DQ[j], reg_adv)
+            out += 0.5 * reg * (P_[u] @ P_[u] + Q_[i] @ Q_[i] + Q_[j] @ Q_[j])
+        return out
+    gP, gQ = num_grad(f, P, Q)
+    P1, Q1, GP1, GQ1, loss = ref.apr_batch_step_ref(P, Q, GP, GQ, us, is_, js, lr, reg, eps,
+                                                    reg_adv, adagrad)
+    assert loss == pytest.approx(_summed_bpr(us, is_, js)(P, Q))
+    tP = np.isin(np.arange(P.shape[0]), us)
+    tQ = np.isin(np.arange(Q.shape[0]), np.concatenate([is_, js]))
+    for W, W1, G, G1, g, t in ((P, P1, GP, GP1, gP, tP), (Q, Q1, GQ, GQ1, gQ, tQ)):
+        if adagrad:
+            expG = G + np.where(t[:, None], g ** 2, 0.0)
+            exp = W - np.where(t[:, None], lr * g / np.sqrt(expG), 0.0)
+        else:
+            expG, exp = G, W - lr * g
+        np.testing.assert_allclose(G1, expG, rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(W1, exp, rtol=1e-6, atol=1e-8)
+        np.testing.assert_array_equal(W1[~t], W[~t])
+
+
+@SETTINGS
+@given(step_case(), st.booleans(), st.floats(0.01, 2.0), st.floats(0.0, 2.0))
+def test_batch_of_one_triple_is_the_per_triple_step(case, adagrad, eps, reg_adv):
+    P, Q, GP, GQ, u, i, j, hp = case
+    lr, reg = hp["lr"], hp["reg"]
+    one = ref.apr_step_ref(P, Q, u, i, j, lr, reg, eps, reg_adv,
+                           *((GP, GQ) if adagrad else (None, None)))
+    batch = ref.apr_batch_step_ref(P, Q, GP, GQ, [u], [i], [j], lr, reg, eps, reg_adv,
+                                   adagrad)
+    for a, b in zip(one[:2], batch[:2]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    if adagrad:
+        for a, b in zip(one[2:4], batch[2:4]):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    assert one[4] == pytest.approx(batch[4], rel=1e-14)
