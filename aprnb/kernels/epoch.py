@@ -61,8 +61,8 @@ def run_chunk(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order, lo, hi
     iterations are independent of each other and therefore overlap in the CPU:
     read the positives, sample the negatives, touch one word of every cache line
     of the rows to be updated; then run the dependent in-place steps on rows that
-    are now in cache. The updates and random draws happen in the same order as
-    in a plain loop. ``buf`` (3, d) and ``trip`` (3, LOOKAHEAD) are this chunk's
+    are now in cache. The updates happen in the same order as in a plain loop
+    (in mode 2 a group's negatives are drawn before its noise vectors). ``buf`` (3, d) and ``trip`` (3, LOOKAHEAD) are this chunk's
     private scratch. Returns ``(summed loss, triples, sink)``; the caller stores
     ``sink`` so that the touching loads are not optimised away.
     """
