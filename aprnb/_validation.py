@@ -29,15 +29,15 @@ def check_interactions(X, name="train", shape=None, allow_empty=False):
         if A.ndim != 2:
             raise ValueError(f"{name}: expected a 2-D array, got {A.ndim} dimension(s); "
                              f"{_INTERACTIONS_HINT}")
-        if A.dtype == object or not (np.issubdtype(A.dtype, np.number) or A.dtype == bool):
-            raise TypeError(f"{name}: dtype {A.dtype} is not numeric; {_INTERACTIONS_HINT}")
+        if A.dtype.kind not in "biuf":
+            raise TypeError(f"{name}: dtype {A.dtype} is not numeric "
+                            f"(need bool, integer or float); {_INTERACTIONS_HINT}")
         M = sp.csr_matrix(A.astype(np.float64, copy=False))
     else:
         raise TypeError(f"{name}: got {type(X).__name__}; {_INTERACTIONS_HINT}")
     if M.ndim != 2:
         raise ValueError(f"{name}: expected 2 dimensions; {_INTERACTIONS_HINT}")
-    if not (np.issubdtype(M.dtype, np.number) or M.dtype == bool) or \
-            np.issubdtype(M.dtype, np.complexfloating):
+    if M.dtype.kind not in "biuf":
         raise TypeError(f"{name}: dtype {M.dtype} is not real-valued numeric; "
                         f"{_INTERACTIONS_HINT}")
     if M.shape[0] == 0 or M.shape[1] == 0:
@@ -101,6 +101,13 @@ def check_choice(value, name, choices):
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
     return value
+
+
+def check_bool(value, name):
+    """``value`` must be True or False (numpy bools accepted)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def check_dtype(dtype):

@@ -68,10 +68,24 @@ def _print_metrics(res):
           + f"  (users={res['n_users']})")
 
 
+def _check_out(path):
+    """Fail before training, not after, on an unusable output path."""
+    from .io import _check_path
+    path = _check_path(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"--out {path}: folder {folder} does not exist; create it first")
+    return path
+
+
 def cmd_train(a):
     from . import evaluate, load
+    from ._validation import check_ks
+    _check_out(a.out)
+    check_ks(a.k, "--k")
     name, tr, te = _load_data(a.data, a.format, a.split, a.seed)
     model = _model_from_args(a)
+    model._validate_params() if hasattr(model, "_validate_params") else None
     init = load(a.init) if a.init else None
     t0 = time.perf_counter()
     model.fit(tr, init=init) if init is not None else model.fit(tr)
@@ -208,7 +222,8 @@ def main(argv=None):
         return 0
     try:
         return a.func(a)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, FloatingPointError, OSError) as e:
+        # FloatingPointError covers aprnb.DivergenceError; OSError disk/permission problems.
         print(f"aprnb {a.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._threads import check_n_threads, numba_threads
-from ._validation import check_choice, check_factors, check_interactions, check_ks
+from ._validation import check_bool, check_choice, check_factors, check_interactions, check_ks
 from .kernels.topk import holdout_block, loo_block, sampled_block, topk_block
 
 DEFAULT_BLOCK_BYTES = 64 * 2**20
@@ -29,6 +29,23 @@ def factors_of(model):
                     f"tuple of arrays, got {type(model).__name__}")
 
 
+def _no_overflow(P, Q):
+    """Return ``(P, Q)`` in a dtype in which no score ``p_u . q_i`` can overflow.
+
+    By Cauchy-Schwarz ``|p . q| <= max|p| max|q|``. Excluded items are marked
+    with -inf in the score blocks, so a real score must never reach +-inf: when
+    the bound exceeds the float32 range the scores are computed in float64.
+    """
+    bound = float(np.sqrt(np.max(np.einsum("ij,ij->i", P, P, dtype=np.float64)))
+                  * np.sqrt(np.max(np.einsum("ij,ij->i", Q, Q, dtype=np.float64))))
+    if bound < np.finfo(P.dtype).max / 4:
+        return P, Q
+    if bound < np.finfo(np.float64).max / 4:
+        return P.astype(np.float64), Q.astype(np.float64)
+    raise ValueError(f"factors are so large (|p|*|q| up to {bound:.3g}) that scores overflow "
+                     f"float64; the model has diverged, refit it with a smaller learning rate")
+
+
 def _block_rows(n_items, itemsize, block_size, n_rows):
     if block_size is None:
         block_size = max(16, DEFAULT_BLOCK_BYTES // max(1, n_items * itemsize))
@@ -39,19 +56,28 @@ def _block_rows(n_items, itemsize, block_size, n_rows):
     return int(max(1, min(block_size, n_rows)))
 
 
-def _check_users(users, n_users):
+def _check_users(users, n_users, name="users"):
+    """Indices as an int64 array (None = all); ``name`` labels the error messages."""
     if users is None:
         return np.arange(n_users, dtype=np.int64)
     arr = np.asarray(users)
     if arr.ndim == 0:
         arr = arr.reshape(1)
-    if arr.ndim != 1 or not (np.issubdtype(arr.dtype, np.integer) or arr.size == 0):
-        raise TypeError(f"users must be an int or a 1-D array of int user indices, got "
+    if arr.ndim != 1 or arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer)
+                                                  or arr.size == 0):
+        raise TypeError(f"{name} must be an int or a 1-D array of int indices, got "
                         f"{arr.dtype} array of shape {arr.shape}")
     if arr.size and (arr.min() < 0 or arr.max() >= n_users):
-        raise ValueError(f"users contains indices outside [0, {n_users}); the model has "
-                         f"{n_users} users")
+        raise ValueError(f"{name} contains indices outside [0, {n_users}); there are "
+                         f"{n_users} {name}")
     return arr.astype(np.int64)
+
+
+def metric_names(protocol, ks):
+    """Names of the metrics :func:`evaluate` returns for ``protocol`` and cut-offs ``ks``."""
+    if protocol == "holdout":
+        return [f"{m}@{k}" for k in ks for m in ("recall", "precision", "ndcg", "hr")]
+    return [f"{m}@{k}" for k in ks for m in ("hr", "ndcg")] + ["auc"]
 
 
 def _scores(P, Q, rows):
@@ -95,9 +121,10 @@ def evaluate(model, train, test, k=(20,), protocol="holdout", users=None, negati
         Lower-case metric names (``"recall@20"``, ``"ndcg@20"``, ``"hr@100"``,
         ``"auc"``, ...) to means over the evaluated users, plus ``"n_users"``.
     """
-    P, Q = factors_of(model)
+    P, Q = _no_overflow(*factors_of(model))
     protocol = check_choice(protocol, "protocol", PROTOCOLS)
     ks = np.asarray(check_ks(k), dtype=np.int64)
+    exclude_train = check_bool(exclude_train, "exclude_train")
     shape = (P.shape[0], Q.shape[0])
     train = check_interactions(train, "train", shape=shape, allow_empty=True)
     test = check_interactions(test, "test", shape=shape, allow_empty=True)
@@ -179,15 +206,17 @@ def top_k(P, Q, users, k, exclude=None, n_threads=None, block_size=None):
     """
     shape = (P.shape[0], Q.shape[0])
     users = _check_users(users, shape[0])
+    out_dtype = P.dtype
+    P, Q = _no_overflow(P, Q)
     ex = (check_interactions(exclude, "exclude", shape=shape, allow_empty=True)
           if exclude is not None else sp.csr_matrix(shape, dtype=np.float32))
     ex_indptr, ex_indices = ex.indptr.astype(np.int64), ex.indices.astype(np.int64)
     items = np.empty((len(users), k), dtype=np.int64)
-    scores = np.empty((len(users), k), dtype=P.dtype)
+    scores = np.empty((len(users), k), dtype=P.dtype)   # after the overflow guard
     rows = _block_rows(shape[1], P.dtype.itemsize, block_size, max(1, len(users)))
     with numba_threads(check_n_threads(n_threads)):
         for lo in range(0, len(users), rows):
             b = users[lo:lo + rows]
             topk_block(_scores(P, Q, b), b, ex_indptr, ex_indices, k, items[lo:lo + rows],
                        scores[lo:lo + rows])
-    return items, scores
+    return items, scores.astype(out_dtype, copy=False)

@@ -28,7 +28,9 @@ def _params_to_json(params):
     for k, v in params.items():
         if k == "dtype":
             v = np.dtype(v).name
-        elif k == "random_state" and not (v is None or isinstance(v, int)):
+        elif isinstance(v, np.generic):
+            v = v.item()                      # numpy scalars -> Python scalars
+        if k == "random_state" and not (v is None or isinstance(v, int)):
             v = None  # a Generator cannot be stored; the factors are what matters
         out[k] = v
     return json.dumps(out)
@@ -40,6 +42,9 @@ def _check_path(path, must_exist=False):
     path = os.fspath(path)
     if not path:
         raise ValueError("path is empty; pass a file name such as 'model.npz'")
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a directory; pass a file name such as "
+                         f"'{os.path.join(path, 'model.npz')}'")
     if must_exist and not os.path.isfile(path):
         raise ValueError(f"{path}: no such file")
     return path
@@ -90,17 +95,25 @@ def load(path):
     Nothing is unpickled.
     """
     path = _check_path(path, must_exist=True)
+    bad = (f"{path}: not a readable aprnb model file; it may be truncated, corrupted or not "
+           f"written by aprnb (save models with model.save(path))")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError("not an .npz archive")
+        with z:
             data = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as e:
-        raise ValueError(f"{path}: not a readable aprnb model file ({type(e).__name__}: {e}); "
-                         f"it may be truncated or not written by aprnb") from None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError, TypeError):
+        # numpy's own message may suggest allow_pickle=True; aprnb never unpickles.
+        raise ValueError(bad) from None
     need = {"format", "format_version", "class", "params", "user_factors", "item_factors"}
-    if not need <= set(data) or str(data["format"]) != FORMAT:
+    if not need <= set(data) or data["format"].shape != () or str(data["format"]) != FORMAT:
         raise ValueError(f"{path}: not an aprnb model file (missing {sorted(need - set(data))} "
                          f"or wrong 'format' marker)")
-    version = int(data["format_version"])
+    fv = data["format_version"]
+    if fv.shape != () or fv.dtype.kind not in "iu":
+        raise ValueError(f"{path}: corrupted format_version field {fv!r}")
+    version = int(fv)
     if version > FORMAT_VERSION:
         raise ValueError(f"{path}: format version {version} is newer than this aprnb "
                          f"understands ({FORMAT_VERSION}); upgrade aprnb")
@@ -113,8 +126,11 @@ def load(path):
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: corrupted parameter block ({e})") from None
     P, Q = data["user_factors"], data["item_factors"]
+    if not isinstance(params, dict):
+        raise ValueError(f"{path}: parameters do not match any model (corrupted parameter "
+                         f"block: not a mapping)")
     if (P.ndim != 2 or Q.ndim != 2 or P.shape[1] != Q.shape[1]
-            or P.dtype.kind != "f" or Q.dtype.kind != "f"):
+            or P.dtype not in (np.float32, np.float64) or Q.dtype != P.dtype):
         raise ValueError(f"{path}: inconsistent factor arrays {P.shape} {P.dtype} and "
                          f"{Q.shape} {Q.dtype}")
     if "factors" in params and params["factors"] != P.shape[1]:
@@ -122,18 +138,25 @@ def load(path):
                          f"{P.shape[1]}")
     if not (np.all(np.isfinite(P)) and np.all(np.isfinite(Q))):
         raise ValueError(f"{path}: factors contain NaN or inf")
-    if "dtype" in params:
-        params["dtype"] = np.dtype(params["dtype"]).type
     try:
+        if "dtype" in params:
+            params["dtype"] = np.dtype(params["dtype"]).type
         model = cls(**params)
-    except TypeError as e:
+        if hasattr(model, "_validate_params"):
+            model._validate_params()
+    except (TypeError, ValueError) as e:
         raise ValueError(f"{path}: parameters do not match {cls.__name__} ({e})") from None
     model.user_factors_ = np.ascontiguousarray(P)
     model.item_factors_ = np.ascontiguousarray(Q)
     model.history_ = history
     if "opt_users" in data and "opt_items" in data:
-        if data["opt_users"].shape != P.shape or data["opt_items"].shape != Q.shape:
+        GU, GI = data["opt_users"], data["opt_items"]
+        if GU.shape != P.shape or GI.shape != Q.shape or GU.dtype.kind != "f" \
+                or GI.dtype.kind != "f":
             raise ValueError(f"{path}: optimizer state shapes do not match the factors")
+        if not (np.all(np.isfinite(GU)) and np.all(np.isfinite(GI))
+                and np.all(GU > 0) and np.all(GI > 0)):
+            raise ValueError(f"{path}: optimizer state holds NaN, inf or non-positive values")
         model.optimizer_state_ = (data["opt_users"], data["opt_items"])
     elif hasattr(cls, "_mode"):
         model.optimizer_state_ = None

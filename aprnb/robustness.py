@@ -131,10 +131,22 @@ def robustness(model, train, test, eps=(0.5, 1.0, 2.0), kinds=("adversarial", "r
     """
     P, Q = factors_of(model)
     ks = check_ks(k)
+    if protocol not in ("loo", "holdout"):
+        raise ValueError(f"protocol must be one of ['holdout', 'loo'] for robustness, got "
+                         f"{protocol!r}")
+    if isinstance(eps, (str, bytes)) or eps is None:
+        raise TypeError(f"eps must be a positive number or a sequence of them, got {eps!r}")
     eps_list = [check_float(e, "eps", 0.0, low_inclusive=False)
                 for e in (eps if np.ndim(eps) else [eps])]
     if isinstance(kinds, str):
         kinds = (kinds,)
+    try:
+        kinds = tuple(kinds)
+    except TypeError:
+        raise TypeError(f"kinds must be a sequence drawn from {KINDS}, got {kinds!r}") from None
+    if not eps_list or not kinds:
+        raise ValueError("eps and kinds must not be empty; e.g. eps=(0.5, 1.0), "
+                         "kinds=('adversarial', 'random')")
     for kind in kinds:
         check_choice(kind, "kinds", KINDS)
     metrics = ([f"hr@{ks[-1]}", f"ndcg@{ks[-1]}"] if protocol != "holdout"

@@ -92,10 +92,28 @@ def _check_file(path):
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"expected a file path (str or os.PathLike), got {type(path).__name__}")
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a directory; pass the path of a file")
     if not os.path.isfile(path):
         raise ValueError(f"{path}: no such file; check the path (relative paths are resolved "
                          f"from {os.getcwd()})")
     return path
+
+
+def _lines(path):
+    """Yield ``(lineno, line)`` of a UTF-8 text file (a BOM is dropped).
+
+    Undecodable bytes raise ``ValueError`` naming the file and the line.
+    """
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{path}, line {lineno}: not valid UTF-8 text ({e.reason} at "
+                                 f"byte {e.start}); save the file as UTF-8") from None
 
 
 def _parse_int(tok, path, lineno, what):
@@ -112,16 +130,15 @@ def _read_lightgcn_file(path):
     """Return (users, items, max user id seen) for a ``user item item ...`` file."""
     users, items = [], []
     max_user = -1
-    with open(path, "r", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            toks = line.split()
-            if not toks:
-                continue
-            u = _parse_int(toks[0], path, lineno, "user id")
-            its = [_parse_int(t, path, lineno, "item id") for t in toks[1:]]
-            users.extend([u] * len(its))
-            items.extend(its)
-            max_user = max(max_user, u)
+    for lineno, line in _lines(path):
+        toks = line.split()
+        if not toks:
+            continue
+        u = _parse_int(toks[0], path, lineno, "user id")
+        its = [_parse_int(t, path, lineno, "item id") for t in toks[1:]]
+        users.extend([u] * len(its))
+        items.extend(its)
+        max_user = max(max_user, u)
     return np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64), max_user
 
 
@@ -152,36 +169,39 @@ def load_lightgcn(folder, name=None):
 
 def _read_rating_file(path):
     users, items = [], []
-    with open(path, "r", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            toks = line.rstrip("\n").split("\t")
-            if len(toks) < 2:
-                raise ValueError(f"{path}, line {lineno}: expected 'user<TAB>item<TAB>rating"
-                                 f"<TAB>timestamp', got {line.strip()!r}")
-            users.append(_parse_int(toks[0].strip(), path, lineno, "user id"))
-            items.append(_parse_int(toks[1].strip(), path, lineno, "item id"))
+    for lineno, line in _lines(path):
+        if not line.strip():
+            continue
+        toks = line.rstrip("\r\n").split("\t")
+        if len(toks) < 2:
+            raise ValueError(f"{path}, line {lineno}: expected 'user<TAB>item<TAB>rating"
+                             f"<TAB>timestamp', got {line.strip()!r}")
+        users.append(_parse_int(toks[0].strip(), path, lineno, "user id"))
+        items.append(_parse_int(toks[1].strip(), path, lineno, "item id"))
     return np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
 
 
 def _read_negative_file(path):
     rows = []
-    with open(path, "r", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            toks = line.rstrip("\n").split("\t")
-            head = toks[0].strip()
-            if not (head.startswith("(") and head.endswith(")") and "," in head):
-                raise ValueError(f"{path}, line {lineno}: expected '(user,item)' then "
-                                 f"tab-separated negative item ids, got {head!r}")
-            u_s, i_s = head[1:-1].split(",", 1)
-            u = _parse_int(u_s.strip(), path, lineno, "user id")
-            i = _parse_int(i_s.strip(), path, lineno, "item id")
-            negs = [_parse_int(t.strip(), path, lineno, "negative item id")
-                    for t in toks[1:] if t.strip()]
-            rows.append((u, i, negs))
+    seen = {}
+    for lineno, line in _lines(path):
+        if not line.strip():
+            continue
+        toks = line.rstrip("\r\n").split("\t")
+        head = toks[0].strip()
+        if not (head.startswith("(") and head.endswith(")") and "," in head):
+            raise ValueError(f"{path}, line {lineno}: expected '(user,item)' then "
+                             f"tab-separated negative item ids, got {head!r}")
+        u_s, i_s = head[1:-1].split(",", 1)
+        u = _parse_int(u_s.strip(), path, lineno, "user id")
+        i = _parse_int(i_s.strip(), path, lineno, "item id")
+        negs = [_parse_int(t.strip(), path, lineno, "negative item id")
+                for t in toks[1:] if t.strip()]
+        if u in seen:
+            raise ValueError(f"{path}, line {lineno}: user {u} already has a negative list "
+                             f"(line {seen[u]}); keep one line per user")
+        seen[u] = lineno
+        rows.append((u, i, negs))
     return rows
 
 
@@ -229,35 +249,34 @@ def _detect_sep(line):
 
 def _read_delimited(path, sep, header, comment):
     rows = []
-    with open(path, "r", encoding="utf-8") as fh:
-        first = True
-        for lineno, line in enumerate(fh, 1):
-            s = line.strip()
-            if not s or (comment and s.startswith(comment)):
+    first = True
+    for lineno, line in _lines(path):
+        s = line.strip()
+        if not s or (comment and s.startswith(comment)):
+            continue
+        if first:
+            first = False
+            if sep == "auto":
+                sep = _detect_sep(s)
+            if header:
                 continue
-            if first:
-                first = False
-                if sep == "auto":
-                    sep = _detect_sep(s)
-                if header:
-                    continue
-            toks = [t.strip() for t in (s.split(sep) if sep else s.split())]
-            if len(toks) < 2 or len(toks) > 4 or not toks[0] or not toks[1]:
-                raise ValueError(f"{path}, line {lineno}: expected 'user, item[, value]"
-                                 f"[, timestamp]' (2 to 4 fields), got {s!r}")
-            val = ts = None
-            try:
-                if len(toks) >= 3:
-                    val = float(toks[2])
-                if len(toks) == 4:
-                    ts = float(toks[3])
-            except ValueError:
-                raise ValueError(f"{path}, line {lineno}: value/timestamp {toks[2:]!r} is not "
-                                 f"a number (scientific notation such as 3.2e+05 is fine)") \
-                    from None
-            if val is not None and not np.isfinite(val):
-                raise ValueError(f"{path}, line {lineno}: value {toks[2]!r} is not finite")
-            rows.append((toks[0], toks[1], val, ts, lineno))
+        toks = [t.strip() for t in (s.split(sep) if sep else s.split())]
+        if len(toks) < 2 or len(toks) > 4 or not toks[0] or not toks[1]:
+            raise ValueError(f"{path}, line {lineno}: expected 'user, item[, value]"
+                             f"[, timestamp]' (2 to 4 fields), got {s!r}")
+        val = ts = None
+        try:
+            if len(toks) >= 3:
+                val = float(toks[2])
+            if len(toks) == 4:
+                ts = float(toks[3])
+        except ValueError:
+            raise ValueError(f"{path}, line {lineno}: value/timestamp {toks[2:]!r} is not "
+                             f"a number (scientific notation such as 3.2e+05 is fine)") \
+                from None
+        if val is not None and not np.isfinite(val):
+            raise ValueError(f"{path}, line {lineno}: value {toks[2]!r} is not finite")
+        rows.append((toks[0], toks[1], val, ts, lineno))
     return rows
 
 
@@ -280,9 +299,15 @@ def _map_ids(tokens, one_based, path_of, what):
             idx[k] = v - offset
         n = int(idx.max()) + 1 if len(idx) else 0
         return idx, np.arange(offset, n + offset)
+    # Integer ids are sorted numerically, but only when every token is the
+    # canonical spelling of an int64 ("7", not "007", "+7" or "1_000"): otherwise
+    # distinct strings could collapse into one id.
     try:
-        keys = np.asarray([int(t) for t in tokens], dtype=np.int64)
-    except ValueError:
+        ints = [int(t) for t in tokens]
+        if any(str(v) != t for v, t in zip(ints, tokens)):
+            raise ValueError
+        keys = np.asarray(ints, dtype=np.int64)
+    except (ValueError, OverflowError):
         keys = np.asarray(tokens, dtype=str)
     ids, idx = np.unique(keys, return_inverse=True)
     return idx.astype(np.int64), ids
@@ -314,8 +339,13 @@ def load_interactions(paths, sep="auto", one_based=None, header=False, comment="
     paths = [paths] if single else list(paths)
     if not paths:
         raise ValueError("paths is empty; pass at least one file")
-    if one_based not in (None, True, False):
+    if not (one_based is None or isinstance(one_based, bool)):
         raise TypeError(f"one_based must be None, True or False, got {one_based!r}")
+    if not isinstance(header, bool):
+        raise TypeError(f"header must be True or False, got {header!r}")
+    if not (sep is None or isinstance(sep, str)) or sep == "":
+        raise TypeError(f"sep must be a non-empty string, None (whitespace) or 'auto', "
+                        f"got {sep!r}")
     rows, where = [], []
     for p in paths:
         p = _check_file(p)
@@ -360,6 +390,9 @@ def load_delimited(train_path, test_path=None, sep="auto", one_based=None, heade
 
 def load_lastfm(folder):
     """Load the Last.fm LightGCN-PyTorch split: ``train.tsv``/``test.tsv``, 1-based ids."""
+    if not isinstance(folder, (str, os.PathLike)):
+        raise TypeError(f"folder must be a path (str or os.PathLike), got "
+                        f"{type(folder).__name__}")
     folder = os.fspath(folder)
     return load_delimited(os.path.join(folder, "train.tsv"), os.path.join(folder, "test.tsv"),
                           sep="\t", one_based=True, name="lastfm")

@@ -19,7 +19,8 @@ def make_synthetic(n_users=2000, n_items=1000, n_groups=10, mean_degree=25,
     ----------
     n_users, n_items, n_groups : int
     mean_degree : int
-        Average interactions per user (degrees are geometric around it, at least 3).
+        Average interactions per user (degrees are geometric around it, at least
+        ``min(3, n_items // 2)`` and at most ``n_items // 2``).
     group_affinity : float in [0, 1]
         Share of a user's interactions drawn from their group's items; the rest
         comes from the whole catalogue by popularity.
@@ -42,19 +43,18 @@ def make_synthetic(n_users=2000, n_items=1000, n_groups=10, mean_degree=25,
     item_group = rng.integers(0, n_groups, size=n_items)
     user_group = rng.integers(0, n_groups, size=n_users)
     global_p = pop / pop.sum()
-    group_p = []
+    group_p = np.zeros((n_groups, n_items))
     for g in range(n_groups):
         w = np.where(item_group == g, pop, 0.0)
-        group_p.append(w / w.sum() if w.sum() > 0 else global_p)
+        group_p[g] = w / w.sum() if w.sum() > 0 else global_p
     cap = max(1, n_items // 2)
     degree = np.minimum(3 + rng.geometric(1.0 / max(1, mean_degree - 2), size=n_users) - 1, cap)
     users, items = [], []
     for u in range(n_users):
-        k = int(degree[u])
-        n_group = rng.binomial(k, group_affinity)
-        picks = np.concatenate([rng.choice(n_items, size=n_group, p=group_p[user_group[u]]),
-                                rng.choice(n_items, size=k - n_group, p=global_p)])
-        picks = np.unique(picks)
+        # A mixture of the user's group and the whole catalogue, drawn without
+        # replacement so that the user gets exactly degree[u] distinct items.
+        p = group_affinity * group_p[user_group[u]] + (1.0 - group_affinity) * global_p
+        picks = rng.choice(n_items, size=int(degree[u]), replace=False, p=p / p.sum())
         users.append(np.full(len(picks), u))
         items.append(picks)
     return _binary_csr(np.concatenate(users), np.concatenate(items), (n_users, n_items))

@@ -15,7 +15,6 @@ row's gradient is zero.
 """
 import math
 
-import numpy as np
 from numba import njit
 
 from ._math import FASTMATH, sigmoid

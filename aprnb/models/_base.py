@@ -69,12 +69,7 @@ class BaseRecommender:
         users = _check_users(users, self.n_users_)
         Q = self.item_factors_
         if items is not None:
-            from ..evaluation import _check_users as _check_idx
-            try:
-                items = _check_idx(items, self.n_items_)
-            except ValueError:
-                raise ValueError(f"items contains indices outside [0, {self.n_items_})") \
-                    from None
+            items = _check_users(items, self.n_items_, "items")
             Q = Q[items]
         return self.user_factors_[users] @ Q.T
 
@@ -96,9 +91,14 @@ class BaseRecommender:
         """
         from ..evaluation import top_k
         self._check_fitted()
-        k = check_ks(k, "k")[0] if not isinstance(k, (list, tuple)) else None
-        if k is None:
-            raise TypeError("k must be a single positive int")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise TypeError(f"k must be a single positive int, got {k!r}")
+        k = check_positive_int(int(k), "k")
+        if k > max(self.n_items_, 1000):
+            # Rows with fewer candidates than k are padded with -1; an absurd k would only
+            # allocate padding, so it is refused before any allocation.
+            raise ValueError(f"k={k} is far larger than the number of items "
+                             f"({self.n_items_}); pass k <= {self.n_items_}")
         return top_k(self.user_factors_, self.item_factors_, users, k, exclude=exclude,
                      n_threads=n_threads)
 
@@ -190,6 +190,12 @@ class FactorModel(BaseRecommender):
             vk = check_ks(validation_k, "validation_k")
             check_choice(validation_protocol, "validation_protocol", ("holdout", "loo"))
             metric = validation_metric or f"ndcg@{vk[-1]}"
+            from ..evaluation import metric_names
+            valid = metric_names(validation_protocol, vk)
+            if metric not in valid:
+                raise ValueError(f"validation_metric={metric!r} is not computed by protocol "
+                                 f"{validation_protocol!r} with k={list(vk)}; choose one of "
+                                 f"{valid}")
             check_positive_int(validation_every, "validation_every")
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable(epoch, stats), got {type(callback)}")

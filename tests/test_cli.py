@@ -1,0 +1,378 @@
+"""Command line: ``python -m aprnb ...`` / :func:`aprnb.cli.main`.
+
+Every bad invocation must exit with code 2 and a message on stderr that says what to
+fix, and must leave the files it was pointed at exactly as they were (an existing
+``--out`` model included). Most tests call ``main(argv)`` in-process (fast); two run
+the real ``python -m aprnb`` in a subprocess.
+"""
+import hashlib
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import aprnb
+from aprnb.cli import main
+
+QUIET = ["--threads", "1", "--seed", "0"]
+
+
+# ---------------------------------------------------------------------------------------
+# helpers and fixtures
+# ---------------------------------------------------------------------------------------
+def run(argv, capsys):
+    """``(exit code, stdout, stderr)`` of ``main(argv)``; an escaping exception is reported
+    as the code ``"raised <type>: <message>"`` so that assertions show it."""
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:                 # argparse errors
+        code = e.code
+    except Exception as e:                  # anything else is a bug: no traceback allowed
+        code = f"raised {type(e).__name__}: {e}"
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def digest(path):
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+def state(folder):
+    """Names and contents of every file below ``folder`` (detects partial/temp files)."""
+    out = {}
+    for root, _, files in os.walk(folder):
+        for f in files:
+            p = os.path.join(root, f)
+            out[os.path.relpath(p, folder)] = digest(p)
+    return out
+
+
+@pytest.fixture(scope="module")
+def lightgcn(tmp_path_factory):
+    """A 20-user x 15-item LightGCN folder (train.txt, test.txt with one item per user)."""
+    folder = tmp_path_factory.mktemp("lg")
+    rng = np.random.default_rng(0)
+    with open(folder / "train.txt", "w") as fh:
+        for u in range(20):
+            items = sorted(rng.choice(15, 4, replace=False).tolist())
+            fh.write(" ".join(map(str, [u] + items)) + "\n")
+    with open(folder / "test.txt", "w") as fh:
+        for u in range(20):
+            fh.write(f"{u} {(u * 7) % 15}\n")
+    return folder
+
+
+@pytest.fixture
+def work(tmp_path, lightgcn):
+    """A folder holding an existing model file ``model.npz`` trained on ``lightgcn``."""
+    ds = aprnb.data.load_lightgcn(lightgcn)
+    aprnb.BPR(factors=4, epochs=2, n_threads=1, random_state=0,
+              show_progress=False).fit(ds.train).save(tmp_path / "model.npz")
+    return tmp_path
+
+
+def train_args(lightgcn, out, *extra):
+    return ["train", "--data", lightgcn, "--epochs", "2", "--factors", "4", "--k", "5",
+            "--quiet", "--out", out, *QUIET, *extra]
+
+
+# ---------------------------------------------------------------------------------------
+# the happy path (so that the failures below are failures of validation only)
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("model", ["bpr", "apr", "itempop"])
+def test_train_evaluate_robustness_round_trip(model, lightgcn, tmp_path, capsys):
+    out = tmp_path / "m.npz"
+    code, stdout, err = run(train_args(lightgcn, out, "--model", model), capsys)
+    assert code == 0, err
+    assert "saved" in stdout and "recall@5=" in stdout
+    loaded = aprnb.load(out)
+    assert loaded.user_factors_.shape[0] == 20 and loaded.item_factors_.shape[0] == 15
+    assert sorted(os.listdir(tmp_path)) == ["m.npz"]
+    code, stdout, err = run(["evaluate", "--model", out, "--data", lightgcn, "--k", "5",
+                             *QUIET], capsys)
+    assert code == 0 and "ndcg@5=" in stdout, err
+    code, stdout, err = run(["robustness", "--model", out, "--data", lightgcn, "--k", "5",
+                             "--eps", "0.5", "--kinds", "random", "pgd", "--steps", "2",
+                             *QUIET], capsys)
+    assert code == 0 and "pgd" in stdout and "clean" in stdout, err
+
+
+def test_train_is_bitwise_reproducible_with_one_thread(lightgcn, tmp_path, capsys):
+    for name in ("a.npz", "b.npz"):
+        code, _, err = run(train_args(lightgcn, tmp_path / name, "--model", "apr",
+                                      "--optimizer", "adagrad"), capsys)
+        assert code == 0, err
+    a, b = aprnb.load(tmp_path / "a.npz"), aprnb.load(tmp_path / "b.npz")
+    assert a.user_factors_.tobytes() == b.user_factors_.tobytes()
+    assert a.item_factors_.tobytes() == b.item_factors_.tobytes()
+
+
+def test_no_command_prints_help(capsys):
+    code, out, _ = run([], capsys)
+    assert code == 0 and "train" in out and "evaluate" in out
+
+
+# ---------------------------------------------------------------------------------------
+# train: bad options exit 2, say what to fix, and never touch an existing --out file
+# ---------------------------------------------------------------------------------------
+TRAIN_BAD = [
+    (["--epochs", "-1"], "epochs must be an integer >= 0"),
+    (["--factors", "0"], "factors must be an integer >= 1"),
+    (["--lr", "0"], "learning_rate must be > 0"),
+    (["--lr", "-0.5"], "learning_rate must be > 0"),
+    (["--lr", "nan"], "learning_rate must be finite"),
+    (["--lr", "inf"], "learning_rate must be finite"),
+    (["--reg", "-1"], "reg must be >= 0"),
+    (["--init-std", "-1"], "init_std must be >= 0"),
+    (["--threads", "0"], "n_threads must be >= 1"),
+    (["--threads", "1000000"], "n_threads=1000000 exceeds"),
+    (["--seed", "-1"], "random_state must be a non-negative int"),
+    (["--batch-size", "0"], "batch_size must be an integer >= 1"),
+    (["--model", "apr", "--eps", "0"], "eps must be > 0"),
+    (["--model", "apr", "--eps", "nan"], "eps must be finite"),
+    (["--model", "apr", "--reg-adv", "-1"], "reg_adv must be >= 0"),
+    (["--model", "apr", "--bpr-epochs", "-1"], "bpr_epochs must be an integer >= 0"),
+]
+
+
+@pytest.mark.parametrize("extra,fragment", TRAIN_BAD, ids=[" ".join(c[0]) for c in TRAIN_BAD])
+def test_train_bad_option(extra, fragment, lightgcn, work, capsys):
+    before = state(work)
+    code, out, err = run(train_args(lightgcn, work / "model.npz", *extra), capsys)
+    assert code == 2, (code, err)
+    assert err.startswith("aprnb train: error:") and fragment in err, err
+    assert "Traceback" not in err
+    assert state(work) == before
+
+
+@pytest.mark.parametrize("extra", [["--epochs", "x"], ["--model", "foo"],
+                                   ["--threads", "1.5"], ["--optimizer", "adam"],
+                                   ["--dtype", "int32"], ["--k"], ["--format", "csv"]],
+                         ids=lambda e: " ".join(e))
+def test_train_unparsable_option_exits_2(extra, lightgcn, work, capsys):
+    before = state(work)
+    code, _, err = run(train_args(lightgcn, work / "model.npz", *extra), capsys)
+    assert code == 2 and "error: argument" in err, err
+    assert state(work) == before
+
+
+def test_train_missing_required_arguments(capsys):
+    code, _, err = run(["train"], capsys)
+    assert code == 2 and "required: --data, --out" in err
+
+
+def test_unknown_command(capsys):
+    code, _, err = run(["fit"], capsys)
+    assert code == 2 and "invalid choice: 'fit'" in err
+
+
+def test_train_bad_init(lightgcn, work, capsys):
+    (work / "garbage.npz").write_bytes(b"\x00" * 100)
+    other = work / "other.npz"
+    aprnb.BPR(factors=3, epochs=1, n_threads=1, random_state=0, show_progress=False).fit(
+        np.eye(5)).save(other)
+    cases = [(work / "missing.npz", "no such file"),
+             (work, "no such file|director|folder"),
+             (work / "garbage.npz", "not a readable aprnb model file"),
+             (other, "init factors have shapes")]
+    for init, fragment in cases:
+        before = state(work)
+        code, _, err = run(train_args(lightgcn, work / "model.npz", "--init", init), capsys)
+        assert code == 2, (init, code, err)
+        assert re.search(fragment, err), err
+        assert state(work) == before
+
+
+def test_train_bad_data_paths(lightgcn, work, tmp_path, capsys):
+    csv = tmp_path / "log.csv"
+    csv.write_text("u1,i1\nu1,i2\nu2,i1\n")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "train.txt").write_text("0 1 2\n1 x\n")
+    (broken / "test.txt").write_text("0 3\n")
+    cases = [
+        (["--data", tmp_path / "nodata"], "cannot tell the format"),
+        (["--data", tmp_path / "nodata", "--format", "lightgcn"], "not a directory"),
+        (["--data", csv, "--format", "lightgcn"], "not a directory"),
+        (["--data", lightgcn, "--format", "ncf"], "train.rating: no such file"),
+        (["--data", lightgcn, "--format", "lastfm"], "train.tsv: no such file"),
+        (["--data", csv], "has no test file; use --split loo or --split holdout"),
+        (["--data", broken], "train.txt, line 2: item id 'x' is not an integer"),
+    ]
+    for data, fragment in cases:
+        before = state(work)
+        argv = ["train", *data, "--epochs", "1", "--factors", "2", "--quiet",
+                "--out", work / "model.npz", *QUIET]
+        code, out, err = run(argv, capsys)
+        assert code == 2 and fragment in err, (data, code, err)
+        assert "trained" not in out
+        assert state(work) == before
+
+
+def test_train_bad_out_path_keeps_folder_clean(lightgcn, work, capsys):
+    before = state(work)
+    for out, fragment in [(work / "nofolder" / "m.npz", "does not exist; create it"),
+                          ("", "path is empty")]:
+        code, _, err = run(train_args(lightgcn, out), capsys)
+        assert code == 2 and fragment in err, err
+        assert state(work) == before
+
+
+def test_train_out_is_a_directory(lightgcn, work, capsys):
+    target = work / "models"
+    target.mkdir()
+    before = state(work)
+    code, _, err = run(train_args(lightgcn, target), capsys)
+    assert code == 2, code
+    assert "director" in err or "folder" in err, err
+    assert state(work) == before and target.is_dir()
+
+
+def test_train_bad_k_does_not_overwrite_existing_model(lightgcn, work, capsys):
+    """``--k 0`` is known to be invalid before training; the old --out must survive."""
+    before = state(work)
+    code, _, err = run(train_args(lightgcn, work / "model.npz") + ["--k", "0"], capsys)
+    assert code == 2 and "k must be an integer >= 1" in err, err
+    assert state(work) == before
+
+
+def test_train_divergence_exits_2_and_keeps_existing_model(lightgcn, work, capsys):
+    before = state(work)
+    argv = train_args(lightgcn, work / "model.npz", "--lr", "1e30", "--epochs", "5")
+    code, _, err = run(argv, capsys)
+    assert code == 2, code
+    assert "diverged" in err and "learning_rate" in err, err
+    assert state(work) == before
+
+
+def test_train_warm_start_divergence_keeps_its_own_init_file(lightgcn, work, capsys):
+    before = state(work)
+    model = work / "model.npz"
+    argv = train_args(lightgcn, model, "--init", model, "--lr", "1e30", "--epochs", "5")
+    code, _, err = run(argv, capsys)
+    assert code == 2 and "diverged" in err, (code, err)
+    assert state(work) == before
+
+
+def test_train_keyboard_interrupt_exits_130_and_keeps_existing_model(
+        lightgcn, work, capsys, monkeypatch):
+    def interrupted_fit(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(aprnb.BPR, "fit", interrupted_fit)
+    before = state(work)
+    code, _, err = run(train_args(lightgcn, work / "model.npz"), capsys)
+    assert code == 130 and "interrupted" in err
+    assert state(work) == before
+
+
+# ---------------------------------------------------------------------------------------
+# evaluate, robustness, demo, reproduce
+# ---------------------------------------------------------------------------------------
+def test_evaluate_bad_model_files(lightgcn, work, capsys):
+    (work / "garbage.npz").write_bytes(os.urandom(200))
+    (work / "log.csv").write_text("u1,i1\n")
+    small = work / "small.npz"
+    aprnb.BPR(factors=2, epochs=1, n_threads=1, random_state=0, show_progress=False).fit(
+        np.eye(4)).save(small)
+    cases = [(work / "missing.npz", "no such file"),
+             (work / "garbage.npz", "not a readable aprnb model file"),
+             (work / "log.csv", "not a readable aprnb model file"),
+             (small, "shape (20, 15) does not match")]
+    for model, fragment in cases:
+        before = state(work)
+        code, out, err = run(["evaluate", "--model", model, "--data", lightgcn, *QUIET],
+                             capsys)
+        assert code == 2 and err.startswith("aprnb evaluate: error:"), (model, code, err)
+        assert fragment in err, err
+        assert out == ""
+        assert state(work) == before
+
+
+@pytest.mark.parametrize("extra,fragment", [
+    (["--k", "0"], "k must be an integer >= 1"),
+    (["--threads", "0"], "n_threads must be >= 1"),
+    (["--split", "loo", "--seed", "-1"], "random_state must be a non-negative int"),
+], ids=["k=0", "threads=0", "seed=-1"])
+def test_evaluate_bad_option(extra, fragment, lightgcn, work, capsys):
+    before = state(work)
+    argv = ["evaluate", "--model", work / "model.npz", "--data", lightgcn, "--threads", "1",
+            *extra]
+    code, _, err = run(argv, capsys)
+    assert code == 2 and fragment in err, (code, err)
+    assert state(work) == before
+
+
+def test_evaluate_loo_protocol_needs_one_test_item_per_user(lightgcn, work, capsys):
+    multi = work / "multi"
+    multi.mkdir()
+    (multi / "train.txt").write_text((lightgcn / "train.txt").read_text())
+    (multi / "test.txt").write_text("".join(f"{u} {u % 15} 14\n" for u in range(20)))
+    before = state(work)
+    argv = ["evaluate", "--model", work / "model.npz", "--data", multi, "--protocol", "loo",
+            *QUIET]
+    code, _, err = run(argv, capsys)
+    assert code == 2 and "at most one test item per user" in err, (code, err)
+    assert state(work) == before
+
+
+@pytest.mark.parametrize("extra,fragment", [
+    (["--eps", "0"], "eps must be > 0"),
+    (["--eps", "nan"], "eps must be finite"),
+    (["--eps", "-1", "0.5"], "eps must be > 0"),
+    (["--kinds", "pgd", "--steps", "0"], "steps must be an integer >= 1"),
+    (["--seed", "-1"], "random_state must be a non-negative int"),
+    (["--k", "0"], "k must be an integer >= 1"),
+    (["--threads", "0"], "n_threads must be >= 1"),
+], ids=["eps=0", "eps=nan", "eps<0", "steps=0", "seed=-1", "k=0", "threads=0"])
+def test_robustness_bad_option(extra, fragment, lightgcn, work, capsys):
+    before = state(work)
+    argv = ["robustness", "--model", work / "model.npz", "--data", lightgcn, "--k", "5",
+            "--threads", "1", *extra]
+    code, _, err = run(argv, capsys)
+    assert code == 2 and fragment in err, (code, err)
+    assert state(work) == before
+
+
+def test_robustness_missing_model(lightgcn, tmp_path, capsys):
+    code, _, err = run(["robustness", "--model", tmp_path / "none.npz", "--data", lightgcn],
+                       capsys)
+    assert code == 2 and "no such file" in err
+
+
+def test_demo_bad_threads(capsys):
+    code, _, err = run(["demo", "--quick", "--threads", "0"], capsys)
+    assert code == 2 and "n_threads must be >= 1" in err
+
+
+def test_reproduce_missing_data(tmp_path, capsys):
+    code, _, err = run(["reproduce", "--data", tmp_path / "nodata", "--out", tmp_path / "res",
+                        "--quick", "--threads", "1"], capsys)
+    assert code == 2 and "cannot tell the format" in err
+
+
+# ---------------------------------------------------------------------------------------
+# the real executable
+# ---------------------------------------------------------------------------------------
+def _python_m(args, cwd):
+    env = dict(os.environ, NUMBA_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "aprnb", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_python_m_aprnb_reports_errors_with_exit_code_2(tmp_path):
+    proc = _python_m(["train", "--data", tmp_path / "nodata", "--out", tmp_path / "m.npz",
+                      "--quiet"], tmp_path)
+    assert proc.returncode == 2
+    assert "aprnb train: error:" in proc.stderr and "cannot tell the format" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_python_m_aprnb_version(tmp_path):
+    proc = _python_m(["--version"], tmp_path)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"aprnb {aprnb.__version__}"

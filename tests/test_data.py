@@ -1,0 +1,482 @@
+"""Data layer: file loaders, splitters and the synthetic generator."""
+import re
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aprnb.data import (Interactions, holdout_split, leave_one_out, load_delimited,
+                        load_interactions, load_lightgcn, load_ncf, make_synthetic, merge,
+                        validation_split)
+from naive import as_csr, items_of, pairs
+
+
+def write(path, text):
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def error_at(path, line):
+    """Regex for a ValueError message naming ``path`` and ``line``."""
+    return re.escape(str(path)) + r".*line " + str(line) + r"\b"
+
+
+def dense(M):
+    return np.asarray(M.todense())
+
+
+# -- LightGCN / NGCF format --------------------------------------------------------------------
+@pytest.fixture
+def lightgcn_folder(tmp_path):
+    write(tmp_path / "train.txt", "0 1 2 3\n1 0 4\n2\n3 5 1\n\n")
+    write(tmp_path / "test.txt", "0 4\n1 2\n2 5 0\n3 0\n")
+    return tmp_path
+
+
+def test_lightgcn_loads_users_items_and_empty_user(lightgcn_folder):
+    ds = load_lightgcn(lightgcn_folder)
+    assert ds.train.shape == ds.test.shape == (4, 6)
+    assert ds.n_users == 4 and ds.n_items == 6
+    assert items_of(ds.train, 0).tolist() == [1, 2, 3]
+    assert items_of(ds.train, 1).tolist() == [0, 4]
+    assert items_of(ds.train, 2).tolist() == []          # "2" alone: a user with no items
+    assert items_of(ds.train, 3).tolist() == [1, 5]
+    assert items_of(ds.test, 2).tolist() == [0, 5]
+    assert ds.train.nnz == 7 and ds.test.nnz == 5
+    assert set(np.unique(ds.train.data)) == {1.0}
+    assert sp.isspmatrix_csr(ds.train) and sp.isspmatrix_csr(ds.test)
+
+
+def test_lightgcn_user_only_in_test_and_trailing_empty_user(tmp_path):
+    write(tmp_path / "train.txt", "0 0 1\n1 2\n4\n")
+    write(tmp_path / "test.txt", "0 3\n2 1\n")
+    ds = load_lightgcn(tmp_path)
+    # user 4 has a line but no items: it still counts; user 3 never appears
+    assert ds.train.shape == (5, 4)
+    assert np.diff(ds.train.indptr).tolist() == [2, 1, 0, 0, 0]
+    assert np.diff(ds.test.indptr).tolist() == [1, 0, 1, 0, 0]
+
+
+@pytest.mark.parametrize("bad_line", ["1 2 x", "1 -2", "u 1", "1 2.5"])
+def test_lightgcn_malformed_names_file_and_line(tmp_path, bad_line):
+    write(tmp_path / "train.txt", "0 1 2\n\n" + bad_line + "\n2 3\n")
+    write(tmp_path / "test.txt", "0 3\n")
+    with pytest.raises(ValueError, match=error_at(tmp_path / "train.txt", 3)):
+        load_lightgcn(tmp_path)
+
+
+def test_lightgcn_malformed_test_file(tmp_path):
+    write(tmp_path / "train.txt", "0 1 2\n")
+    write(tmp_path / "test.txt", "0 3\n1 4 five\n")
+    with pytest.raises(ValueError, match=error_at(tmp_path / "test.txt", 2)):
+        load_lightgcn(tmp_path)
+
+
+def test_lightgcn_missing_folder_or_file(tmp_path):
+    with pytest.raises(ValueError):
+        load_lightgcn(tmp_path / "nope")
+    write(tmp_path / "train.txt", "0 1\n")
+    with pytest.raises(ValueError, match="test.txt"):
+        load_lightgcn(tmp_path)
+
+
+# -- NCF / official APR files --------------------------------------------------------------------
+def write_ncf(tmp_path, negative=True):
+    prefix = tmp_path / "toy"
+    write(tmp_path / "toy.train.rating",
+          "0\t1\t5\t978300760\n0\t2\t3\t978300761\n1\t0\t4\t978300762\n"
+          "2\t3\t1\t978300763\n2\t1\t2\t978300764\n")
+    write(tmp_path / "toy.test.rating", "0\t3\t4\t978300770\n1\t2\t5\t978300771\n"
+          "2\t0\t3\t978300772\n")
+    if negative:
+        write(tmp_path / "toy.test.negative",
+              "(0,3)\t4\t0\t6\n(1,2)\t3\t5\n(2,0)\t4\t5\t2\n")
+    return prefix
+
+
+def test_ncf_train_test_and_negatives(tmp_path):
+    ds = load_ncf(write_ncf(tmp_path))
+    assert ds.n_users == 3
+    assert ds.n_items == 7                      # item 6 appears only as a negative
+    assert items_of(ds.train, 0).tolist() == [1, 2]
+    assert items_of(ds.train, 2).tolist() == [1, 3]
+    assert items_of(ds.test, 1).tolist() == [2]
+    assert ds.negatives.shape == (3, 3)
+    assert ds.negatives.tolist() == [[4, 0, 6], [3, 5, -1], [4, 5, 2]]
+    assert np.issubdtype(ds.negatives.dtype, np.integer)
+
+
+def test_ncf_without_negative_file(tmp_path):
+    ds = load_ncf(write_ncf(tmp_path, negative=False))
+    assert ds.negatives is None
+    assert ds.train.shape == (3, 4)
+    assert ds.train.nnz == 5 and ds.test.nnz == 3
+
+
+def test_ncf_user_without_negatives_is_padded(tmp_path):
+    prefix = write_ncf(tmp_path, negative=False)
+    write(tmp_path / "toy.test.negative", "(0,3)\t4\t0\n(2,0)\t3\n")
+    ds = load_ncf(prefix)
+    assert ds.negatives.tolist() == [[4, 0], [-1, -1], [3, -1]]
+
+
+@pytest.mark.parametrize("fname,content,line", [
+    ("toy.train.rating", "0\t1\t5\t1\n0 2 3 4\n", 2),             # spaces, not tabs
+    ("toy.train.rating", "0\t1\t5\t1\n\n1\tx\t3\t4\n", 3),        # item not an integer
+    ("toy.test.rating", "0\t1\t5\t1\n-1\t2\t3\t4\n", 2),          # negative id
+    ("toy.test.negative", "(0,3)\t4\n1,2\t3\n", 2),               # missing parentheses
+    ("toy.test.negative", "(0,3)\t4\n(1,2)\t3\tx\n", 2),          # bad negative id
+    ("toy.test.negative", "(0,3)\t4\n(1,a)\t3\n", 2),             # bad item in head
+])
+def test_ncf_malformed_names_file_and_line(tmp_path, fname, content, line):
+    prefix = write_ncf(tmp_path)
+    write(tmp_path / fname, content)
+    with pytest.raises(ValueError, match=error_at(tmp_path / fname, line)):
+        load_ncf(prefix)
+
+
+def test_ncf_missing_file(tmp_path):
+    with pytest.raises(ValueError, match="train.rating"):
+        load_ncf(tmp_path / "nothing")
+
+
+# -- generic delimited files ---------------------------------------------------------------------
+def test_delimited_string_ids(tmp_path):
+    p = write(tmp_path / "log.csv", "bob,song_b,3\nalice,song_a,1\nalice,song_c,2\n"
+                                    "carol,song_a,5\n")
+    ds = load_delimited(p)
+    assert ds.user_ids.tolist() == ["alice", "bob", "carol"]
+    assert ds.item_ids.tolist() == ["song_a", "song_b", "song_c"]
+    assert dense(ds.train).tolist() == [[1, 0, 1], [0, 1, 0], [1, 0, 0]]
+    assert ds.test is None
+
+
+def test_delimited_integer_ids_sorted_numerically(tmp_path):
+    p = write(tmp_path / "log.tsv", "10\t7\n9\t7\n100\t3\n")
+    [log] = load_interactions(p)
+    assert log.user_ids.tolist() == [9, 10, 100]            # numeric, not lexicographic
+    assert log.item_ids.tolist() == [3, 7]
+    assert log.users.tolist() == [1, 0, 2]
+    assert log.items.tolist() == [1, 1, 0]
+    assert log.values is None and log.timestamps is None
+
+
+def test_delimited_one_based(tmp_path):
+    p = write(tmp_path / "log.tsv", "1\t1\n2\t3\n3\t2\n")
+    ds = load_delimited(p, one_based=True)
+    assert dense(ds.train).tolist() == [[1, 0, 0], [0, 0, 1], [0, 1, 0]]
+    assert ds.user_ids.tolist() == [1, 2, 3]
+
+
+def test_delimited_zero_id_with_one_based_names_line(tmp_path):
+    p = write(tmp_path / "log.tsv", "1\t1\n# comment\n2\t0\n")
+    with pytest.raises(ValueError, match=error_at(p, 3)):
+        load_delimited(p, one_based=True)
+
+
+def test_delimited_header_scientific_notation_and_timestamps(tmp_path):
+    p = write(tmp_path / "log.csv", "user,item,count,ts\n"
+                                    "u1,i1,3.2466e+05,1600000000\n"
+                                    "u2,i1,1.4641E+05,1600000100.5\n"
+                                    "u1,i2,12,1.6e9\n")
+    [log] = load_interactions(p, header=True)
+    assert len(log) == 3
+    np.testing.assert_array_equal(log.values, [324660.0, 146410.0, 12.0])
+    np.testing.assert_array_equal(log.timestamps, [1600000000.0, 1600000100.5, 1.6e9])
+    assert log.user_ids.tolist() == ["u1", "u2"]
+
+
+def test_delimited_train_and_test_share_ids(tmp_path):
+    tr = write(tmp_path / "train.tsv", "a\tx\nb\ty\n")
+    te = write(tmp_path / "test.tsv", "a\tz\nc\tx\n")
+    ds = load_delimited(tr, te)
+    assert ds.train.shape == ds.test.shape == (3, 3)
+    assert ds.user_ids.tolist() == ["a", "b", "c"]
+    assert pairs(ds.train) == {(0, 0), (1, 1)}
+    assert pairs(ds.test) == {(0, 2), (2, 0)}
+
+
+def test_delimited_whitespace_and_duplicates(tmp_path):
+    p = write(tmp_path / "log.txt", "1 2\n1 2\n2   3\n")
+    ds = load_delimited(p, sep=None, one_based=False)
+    assert ds.train.nnz == 2 and set(np.unique(ds.train.data)) == {1.0}
+
+
+@pytest.mark.parametrize("content,line", [
+    ("1,2\n3\n", 2),                         # one field
+    ("1,2\n1,2,3,4,5\n", 2),                 # five fields
+    ("# c\n1,2,3\n\n1,2,abc\n", 4),          # value not a number
+    ("1,2,3\n1,2,nan\n", 2),                 # value not finite
+    ("1,2,1,10\n1,3,1,yesterday\n", 2),      # timestamp not a number
+    ("1,2\n,3\n", 2),                        # empty user id
+])
+def test_delimited_malformed_names_file_and_line(tmp_path, content, line):
+    p = write(tmp_path / "bad.csv", content)
+    with pytest.raises(ValueError, match=error_at(p, line)):
+        load_delimited(p)
+
+
+def test_delimited_error_in_second_file_names_that_file(tmp_path):
+    tr = write(tmp_path / "train.tsv", "1\t1\n2\t2\n")
+    te = write(tmp_path / "test.tsv", "1\t2\n2\tq\n")
+    with pytest.raises(ValueError, match=error_at(te, 2)):
+        load_delimited(tr, te, one_based=True)
+
+
+def test_delimited_empty_or_missing_file(tmp_path):
+    p = write(tmp_path / "empty.csv", "# only a comment\n\n")
+    with pytest.raises(ValueError, match=re.escape(str(p))):
+        load_delimited(p)
+    with pytest.raises(ValueError):
+        load_delimited(tmp_path / "missing.csv")
+
+
+# -- real data ------------------------------------------------------------------------------------
+@pytest.mark.realdata
+def test_real_lastfm_counts(lastfm):
+    assert (lastfm.n_users, lastfm.n_items) == (1892, 4489)
+    assert lastfm.train.nnz == 42135 and lastfm.test.nnz == 10533
+    assert not pairs(lastfm.train) & pairs(lastfm.test)
+
+
+@pytest.mark.realdata
+def test_real_gowalla_counts(gowalla):
+    assert (gowalla.n_users, gowalla.n_items) == (29858, 40981)
+    assert gowalla.train.nnz == 810128 and gowalla.test.nnz == 217242
+    assert gowalla.train.multiply(gowalla.test).nnz == 0
+    assert np.all(np.diff(gowalla.train.indptr) > 0)
+    assert np.all(np.diff(gowalla.test.indptr) > 0)
+
+
+# -- splitters ------------------------------------------------------------------------------------
+def random_matrix(seed, n_users=40, n_items=30, density=0.2):
+    rng = np.random.default_rng(seed)
+    A = (rng.random((n_users, n_items)) < density).astype(np.float32)
+    return sp.csr_matrix(A)
+
+
+def check_partition(M, train, test):
+    """train and test are disjoint binary CSR matrices whose union is M."""
+    assert train.shape == test.shape == M.shape
+    assert sp.isspmatrix_csr(train) and sp.isspmatrix_csr(test)
+    tr, te, full = pairs(train), pairs(test), pairs(M)
+    assert not tr & te
+    assert tr | te == full
+    for X in (train, test):
+        assert X.nnz == 0 or set(np.unique(X.data)) == {1.0}
+
+
+def check_loo(M, train, test):
+    check_partition(M, train, test)
+    deg = np.diff(as_csr(M).indptr)
+    n_test = np.diff(test.indptr)
+    np.testing.assert_array_equal(n_test, (deg >= 2).astype(int))
+
+
+def test_leave_one_out_basic():
+    M = random_matrix(0)
+    train, test = leave_one_out(M, random_state=0)
+    check_loo(M, train, test)
+
+
+def test_leave_one_out_user_with_single_or_no_interaction(tiny):
+    M = tiny.tolil()
+    M[1, :] = 0
+    M[1, 4] = 1
+    M = sp.csr_matrix(M)
+    train, test = leave_one_out(M, random_state=3)
+    check_loo(M, train, test)
+    assert items_of(train, 1).tolist() == [4] and items_of(test, 1).tolist() == []
+    assert test[3].nnz == 0 and train[3].nnz == 0
+
+
+def test_leave_one_out_reproducible_and_seed_dependent():
+    M = random_matrix(1, 200, 50)
+    a = leave_one_out(M, random_state=7)
+    b = leave_one_out(M, random_state=7)
+    c = leave_one_out(M, random_state=8)
+    assert pairs(a[1]) == pairs(b[1])
+    assert pairs(a[1]) != pairs(c[1])
+    g1 = leave_one_out(M, random_state=np.random.default_rng(5))
+    g2 = leave_one_out(M, random_state=np.random.default_rng(5))
+    assert pairs(g1[1]) == pairs(g2[1])
+
+
+def test_leave_one_out_accepts_dense_and_interactions():
+    M = random_matrix(2, 15, 12, 0.4)
+    train, test = leave_one_out(M.toarray(), random_state=0)
+    check_loo(M, train, test)
+    C = M.tocoo()
+    log = Interactions(users=C.row.astype(np.int64), items=C.col.astype(np.int64),
+                       values=None, timestamps=None, user_ids=np.arange(15),
+                       item_ids=np.arange(12))
+    train, test = leave_one_out(log, random_state=0)
+    check_loo(M, train, test)
+
+
+def test_leave_one_out_latest_timestamp():
+    # user 0: item 2 latest; user 1: item 0 seen at t=1 and again at t=9 (latest);
+    # user 2: a single item (stays in train); user 3: two items at the same latest time.
+    users = np.array([0, 0, 0, 1, 1, 1, 1, 2, 3, 3, 3])
+    items = np.array([0, 1, 2, 0, 1, 2, 0, 3, 0, 1, 2])
+    ts = np.array([5, 3, 8, 1, 4, 6, 9, 2, 7, 7, 1], dtype=np.float64)
+    log = Interactions(users=users, items=items, values=None, timestamps=ts,
+                       user_ids=np.arange(4), item_ids=np.arange(4))
+    train, test = leave_one_out(log, random_state=0)
+    check_loo(log.to_csr(), train, test)
+    assert items_of(test, 0).tolist() == [2]
+    assert items_of(test, 1).tolist() == [0]
+    assert items_of(test, 2).tolist() == []
+    assert items_of(test, 3).tolist() in ([0], [1])
+    picks = {items_of(leave_one_out(log, random_state=s)[1], 3)[0] for s in range(30)}
+    assert picks == {0, 1}                                     # ties broken at random
+    again = leave_one_out(log, random_state=0)
+    assert pairs(again[1]) == pairs(test)
+
+
+def test_leave_one_out_latest_from_file(tmp_path):
+    p = write(tmp_path / "log.csv", "u,i,r,t\nann,a,1,100\nann,b,1,300\nann,c,1,200\n"
+                                    "ben,a,1,50\nben,c,1,20\n")
+    ds = load_delimited(p, header=True)
+    train, test = leave_one_out(ds.interactions, random_state=0)
+    assert [ds.item_ids[i] for i in test.indices] == ["b", "a"]
+    check_loo(ds.train, train, test)
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.2, 0.5, 0.8])
+def test_holdout_split_fraction(fraction):
+    M = random_matrix(3, 300, 60, 0.15)
+    train, test = holdout_split(M, test_fraction=fraction, random_state=0)
+    check_partition(M, train, test)
+    deg = np.diff(M.indptr)
+    expected = np.clip(np.round(fraction * deg).astype(int), 0, np.maximum(deg - 1, 0))
+    np.testing.assert_array_equal(np.diff(test.indptr), expected)
+    assert np.all(np.diff(train.indptr)[deg > 0] >= 1)
+    assert abs(test.nnz / M.nnz - fraction) < 0.05
+
+
+def test_holdout_split_reproducible_and_seed_dependent():
+    M = random_matrix(4, 100, 40, 0.3)
+    a = holdout_split(M, 0.3, random_state=1)
+    b = holdout_split(M, 0.3, random_state=1)
+    c = holdout_split(M, 0.3, random_state=2)
+    assert pairs(a[1]) == pairs(b[1]) and pairs(a[0]) == pairs(b[0])
+    assert pairs(a[1]) != pairs(c[1])
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, 1.5])
+def test_holdout_split_rejects_bad_fraction(fraction):
+    with pytest.raises(ValueError):
+        holdout_split(random_matrix(0), test_fraction=fraction)
+
+
+def test_validation_split():
+    M = random_matrix(5, 80, 40, 0.25)
+    train, test = holdout_split(M, 0.2, random_state=0)
+    fit_part, val = validation_split(train, protocol="loo", random_state=0)
+    check_loo(train, fit_part, val)
+    assert not pairs(val) & pairs(test)
+    fit_part, val = validation_split(train, protocol="holdout", test_fraction=0.25,
+                                     random_state=0)
+    check_partition(train, fit_part, val)
+    deg = np.diff(train.indptr)
+    expected = np.clip(np.round(0.25 * deg).astype(int), 0, np.maximum(deg - 1, 0))
+    np.testing.assert_array_equal(np.diff(val.indptr), expected)
+    a = validation_split(train, random_state=3)[1]
+    b = validation_split(train, random_state=3)[1]
+    assert pairs(a) == pairs(b)
+    with pytest.raises(ValueError, match="protocol"):
+        validation_split(train, protocol="kfold")
+
+
+def test_merge_is_union():
+    M = random_matrix(6)
+    train, test = holdout_split(M, 0.3, random_state=0)
+    U = merge(train, test)
+    assert pairs(U) == pairs(M)
+    assert set(np.unique(U.data)) == {1.0}
+    assert pairs(merge(M, M)) == pairs(M)
+    with pytest.raises(ValueError):
+        merge(M, sp.csr_matrix((3, 3)))
+
+
+@st.composite
+def sparse_matrices(draw):
+    n_users = draw(st.integers(1, 25))
+    n_items = draw(st.integers(1, 25))
+    density = draw(st.floats(0.0, 1.0))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    A = (rng.random((n_users, n_items)) < density).astype(np.float32)
+    if not A.any():
+        A[rng.integers(n_users), rng.integers(n_items)] = 1.0
+    fmt = draw(st.sampled_from(["csr", "csc", "coo", "dense"]))
+    return A if fmt == "dense" else sp.csr_matrix(A).asformat(fmt)
+
+
+@settings(max_examples=60)
+@given(M=sparse_matrices(), seed=st.integers(0, 2**31))
+def test_property_leave_one_out(M, seed):
+    train, test = leave_one_out(M, random_state=seed)
+    check_loo(sp.csr_matrix(M), train, test)
+    again = leave_one_out(M, random_state=seed)
+    assert pairs(again[1]) == pairs(test)
+
+
+@settings(max_examples=60)
+@given(M=sparse_matrices(), seed=st.integers(0, 2**31), fraction=st.floats(0.01, 0.99))
+def test_property_holdout_split(M, seed, fraction):
+    train, test = holdout_split(M, test_fraction=fraction, random_state=seed)
+    C = as_csr(M)
+    check_partition(C, train, test)
+    deg = np.diff(C.indptr)
+    expected = np.clip(np.round(fraction * deg).astype(int), 0, np.maximum(deg - 1, 0))
+    np.testing.assert_array_equal(np.diff(test.indptr), expected)
+
+
+@settings(max_examples=40)
+@given(M=sparse_matrices(), seed=st.integers(0, 2**31),
+       protocol=st.sampled_from(["loo", "holdout"]))
+def test_property_validation_split(M, seed, protocol):
+    fit_part, val = validation_split(M, protocol=protocol, random_state=seed)
+    check_partition(as_csr(M), fit_part, val)
+
+
+# -- synthetic generator --------------------------------------------------------------------------
+def test_make_synthetic_shape_and_format():
+    X = make_synthetic(n_users=300, n_items=120, n_groups=6, mean_degree=10, random_state=0)
+    assert X.shape == (300, 120)
+    assert sp.isspmatrix_csr(X) and X.has_sorted_indices
+    assert set(np.unique(X.data)) == {1.0}
+    assert X.nnz == len(pairs(X))                     # no duplicates
+    assert np.all(np.diff(X.indptr) >= 1)
+
+
+def test_make_synthetic_degree_at_least_three_as_documented():
+    """The docstring promises degrees "at least 3" (so every user can be split)."""
+    X = make_synthetic(random_state=0)
+    assert np.diff(X.indptr).min() >= 3
+
+
+def test_make_synthetic_seeded():
+    a = make_synthetic(n_users=200, n_items=100, random_state=3)
+    b = make_synthetic(n_users=200, n_items=100, random_state=3)
+    c = make_synthetic(n_users=200, n_items=100, random_state=4)
+    assert pairs(a) == pairs(b)
+    assert pairs(a) != pairs(c)
+
+
+def test_make_synthetic_popularity_is_skewed():
+    X = make_synthetic(n_users=1000, n_items=200, popularity_exponent=1.0, random_state=0)
+    counts = np.sort(np.asarray(X.sum(axis=0)).ravel())[::-1]
+    assert counts[:20].sum() > 3 * counts[-20:].sum()
+
+
+@pytest.mark.parametrize("kwargs", [dict(n_users=0), dict(n_items=1), dict(n_groups=0),
+                                    dict(n_groups=50, n_items=10), dict(group_affinity=1.5),
+                                    dict(popularity_exponent=-1.0), dict(random_state=-1)])
+def test_make_synthetic_rejects_bad_parameters(kwargs):
+    with pytest.raises(ValueError):
+        make_synthetic(**kwargs)
