@@ -71,7 +71,7 @@ def _curve(model, metric):
 def run_protocol(label, train, test, proto, k, metric, epochs, apr_epochs, every, n_threads,
                  seed):
     """Validation-based selection, final training, test metrics and curves for one split."""
-    common = dict(PAPER, n_threads=n_threads, random_state=seed, show_progress=False)
+    common = dict(PAPER, n_threads=n_threads, random_state=seed, show_progress=True)
     ks = (k,)
     out = {"protocol": label, "metric": metric, "epochs": epochs, "apr_epochs": apr_epochs}
 
