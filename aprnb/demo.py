@@ -19,9 +19,9 @@ def _row(name, res, seconds, ks):
 def run_demo(quick=False, n_threads=None, seed=0):
     """Run the demo and print its tables; returns a dict of the metrics."""
     t_start = time.perf_counter()
-    n_users, n_items = (1000, 800) if quick else (4000, 3000)
-    bpr_epochs, more = (20, 10) if quick else (100, 50)
-    X = make_synthetic(n_users=n_users, n_items=n_items, n_groups=20, mean_degree=30,
+    n_users, n_items = (1000, 800) if quick else (3000, 2000)
+    bpr_epochs, more = (40, 20) if quick else (200, 100)
+    X = make_synthetic(n_users=n_users, n_items=n_items, n_groups=10, mean_degree=40,
                        random_state=seed)
     train, test = leave_one_out(X, random_state=seed)
     print(f"synthetic data: {n_users} users, {n_items} items, {X.nnz} interactions; "
