@@ -21,6 +21,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._math import FASTMATH
+from ._prefetch import prefetch
 from ._rng import STRIDE, uniform
 from .apr import _apr_given, _apr_update
 from .bpr import _bpr_update
@@ -47,8 +48,14 @@ def fill_random_unit(buf, eps, state, t):
         buf[f] = buf[f] * scale
 
 
-#: Triples gathered before they are updated (see ``run_chunk``).
-LOOKAHEAD = 32
+#: Triples per pipeline stage (see ``run_chunk``).
+LOOKAHEAD = 16
+
+
+@njit(cache=True, inline="always", fastmath=FASTMATH)
+def _prefetch_rows(A, r, step):
+    for f in range(0, A.shape[1], step):
+        prefetch(A, r, f)
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -56,61 +63,81 @@ def run_chunk(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order, lo, hi
               lr, reg, eps, reg_adv, mode, adagrad, buf, trip):
     """Train on the positives ``order[lo:hi]`` drawing from RNG stream ``states[rs]``.
 
-    The loop is latency-bound (three random embedding rows and a random CSR row
-    per triple), so it works in groups of LOOKAHEAD triples, in stages whose
-    iterations are independent of each other and therefore overlap in the CPU:
-    read the positives, sample the negatives, touch one word of every cache line
-    of the rows to be updated; then run the dependent in-place steps on rows that
-    are now in cache. The updates happen in the same order as in a plain loop
-    (in mode 2 a group's negatives are drawn before its noise vectors). ``buf`` (3, d) and ``trip`` (3, LOOKAHEAD) are this chunk's
-    private scratch. Returns ``(summed loss, triples, sink)``; the caller stores
-    ``sink`` so that the touching loads are not optimised away.
+    The loop is bound by memory latency (a random CSR row and three random
+    embedding rows per triple), so it is software-pipelined over groups of
+    LOOKAHEAD triples. At step ``g``:
+
+    1. read the pairs of group ``g`` and prefetch their users' CSR rows;
+    2. sample the negatives of group ``g - 1`` (their CSR rows are now cached) and
+       prefetch the embedding rows ``p_u, q_i, q_j`` it will update;
+    3. run the in-place steps of group ``g - 2`` on rows prefetched a step ago.
+
+    Prefetches never stall, so the memory traffic of two groups overlaps the
+    arithmetic of a third. The updates happen in the same order as in a plain
+    loop, and the negatives are drawn in the same order (in mode 2 the noise
+    vectors are drawn later than in a plain loop). ``buf`` (3, d) and ``trip``
+    (3 slots, 3, LOOKAHEAD) are this chunk's private scratch. Returns
+    ``(summed loss, triples)``.
     """
     n_items = Q.shape[0]
-    d = P.shape[1]
     step = max(1, 64 // P.itemsize)
-    bu = trip[0]
-    bi = trip[1]
-    bj = trip[2]
+    ex_step = max(1, 64 // indices.itemsize)
+    n = hi - lo
+    n_groups = (n + LOOKAHEAD - 1) // LOOKAHEAD
     acc = 0.0
     cnt = 0
-    sink = 0.0
-    for base in range(lo, hi, LOOKAHEAD):
-        m = min(LOOKAHEAD, hi - base)
-        for q in range(m):
-            idx = order[base + q]
-            bu[q] = pos_users[idx]
-            bi[q] = pos_items[idx]
-        for q in range(m):
-            bj[q] = sample_negative(indptr, indices, bu[q], n_items, states, rs)
-        for q in range(m):
-            if bj[q] >= 0:
-                for f in range(0, d, step):
-                    sink += P[bu[q], f] + Q[bi[q], f] + Q[bj[q], f]
-        # loss = sum(m_k) + log(prod(1 + e_k)); each factor is in (1, 2], so a
-        # product over LOOKAHEAD <= 64 triples cannot overflow a float64.
-        prod = 1.0
-        for q in range(m):
-            u = bu[q]
-            i = bi[q]
-            j = bj[q]
-            if j < 0:
-                continue
-            cnt += 1
-            if mode == MODE_BPR:
-                mm, e = _bpr_update(P, Q, GP, GQ, u, i, j, lr, reg, adagrad)
-            elif mode == MODE_APR:
-                mm, e = _apr_update(P, Q, GP, GQ, u, i, j, lr, reg, eps, reg_adv, adagrad)
-            else:
-                fill_random_unit(buf[0], eps, states, rs)
-                fill_random_unit(buf[1], eps, states, rs)
-                fill_random_unit(buf[2], eps, states, rs)
-                mm, e = _apr_given(P, Q, GP, GQ, u, i, j, buf[0], buf[1], buf[2], lr, reg,
-                                   reg_adv, adagrad)
-            acc += mm
-            prod *= 1.0 + e
-        acc += math.log(prod)
-    return acc, cnt, sink
+    for g in range(n_groups + 2):
+        if g < n_groups:                                    # stage 1: read, prefetch CSR
+            t = trip[g % 3]
+            base = lo + g * LOOKAHEAD
+            m = min(LOOKAHEAD, hi - base)
+            for q in range(m):
+                idx = order[base + q]
+                u = pos_users[idx]
+                t[0, q] = u
+                t[1, q] = pos_items[idx]
+                prefetch(indices, indptr[u], 0)
+                prefetch(indices, indptr[u], ex_step)
+        if 1 <= g <= n_groups:                              # stage 2: sample, prefetch rows
+            t = trip[(g - 1) % 3]
+            base = lo + (g - 1) * LOOKAHEAD
+            m = min(LOOKAHEAD, hi - base)
+            for q in range(m):
+                j = sample_negative(indptr, indices, t[0, q], n_items, states, rs)
+                t[2, q] = j
+                if j >= 0:
+                    _prefetch_rows(P, t[0, q], step)
+                    _prefetch_rows(Q, t[1, q], step)
+                    _prefetch_rows(Q, j, step)
+        if g >= 2:                                          # stage 3: update
+            t = trip[(g - 2) % 3]
+            base = lo + (g - 2) * LOOKAHEAD
+            m = min(LOOKAHEAD, hi - base)
+            # loss = sum(m_k) + log(prod(1 + e_k)); each factor is in (1, 2], so a
+            # product over LOOKAHEAD <= 64 triples cannot overflow a float64.
+            prod = 1.0
+            for q in range(m):
+                u = t[0, q]
+                i = t[1, q]
+                j = t[2, q]
+                if j < 0:
+                    continue
+                cnt += 1
+                if mode == MODE_BPR:
+                    mm, e = _bpr_update(P, Q, GP, GQ, u, i, j, lr, reg, adagrad)
+                elif mode == MODE_APR:
+                    mm, e = _apr_update(P, Q, GP, GQ, u, i, j, lr, reg, eps, reg_adv,
+                                        adagrad)
+                else:
+                    fill_random_unit(buf[0], eps, states, rs)
+                    fill_random_unit(buf[1], eps, states, rs)
+                    fill_random_unit(buf[2], eps, states, rs)
+                    mm, e = _apr_given(P, Q, GP, GQ, u, i, j, buf[0], buf[1], buf[2], lr, reg,
+                                       reg_adv, adagrad)
+                acc += mm
+                prod *= 1.0 + e
+            acc += math.log(prod)
+    return acc, cnt
 
 
 def _epoch(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order, states,
@@ -119,18 +146,16 @@ def _epoch(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order, states,
     d = P.shape[1]
     losses = np.zeros(n_chunks)
     counts = np.zeros(n_chunks, dtype=np.int64)
-    sinks = np.zeros(n_chunks * 8)
     # Thread-private scratch, indexed by chunk: no two threads share a buffer.
     bufs = np.zeros((n_chunks, 3, d), dtype=P.dtype)
-    trips = np.empty((n_chunks, 3, LOOKAHEAD), dtype=np.int64)
+    trips = np.empty((n_chunks, 3, 3, LOOKAHEAD), dtype=np.int64)
     for t in prange(n_chunks):
-        loss, cnt, sink = run_chunk(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order,
+        loss, cnt = run_chunk(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order,
                                     (t * n) // n_chunks, ((t + 1) * n) // n_chunks, states,
                                     t * STRIDE, lr, reg, eps, reg_adv, mode, adagrad,
                                     bufs[t], trips[t])
         losses[t] = loss
         counts[t] = cnt
-        sinks[8 * t] = sink
     return losses.sum(), counts.sum()
 
 

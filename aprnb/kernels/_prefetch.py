@@ -1,0 +1,38 @@
+"""A software-prefetch intrinsic for the epoch kernels.
+
+``prefetch(A, r, c)`` asks the CPU to start loading the cache line that holds
+``A[r, c]`` (LLVM's ``llvm.prefetch``, read, high locality) and returns at once.
+Unlike an ordinary load it never stalls the pipeline, so the kernels can request
+the embedding rows of the triples they will update next while they compute the
+current ones. It has no effect on results.
+"""
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+
+@intrinsic
+def prefetch(typingctx, arr, row, col):
+    """Prefetch the cache line of ``arr[row, col]`` (2-D array, integer indices)."""
+    if not (isinstance(arr, types.Array) and arr.ndim in (1, 2)):
+        return None
+    sig = types.void(arr, row, col)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        r = context.cast(builder, args[1], signature.args[1], types.intp)
+        c = context.cast(builder, args[2], signature.args[2], types.intp)
+        idx = [r, c] if aryty.ndim == 2 else [builder.add(r, c)]
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, idx, wraparound=False)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        # (address, rw = read, locality = 3 (keep in all cache levels), data cache)
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3),
+                          ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
