@@ -76,17 +76,18 @@ def run_protocol(label, train, test, proto, k, metric, epochs, apr_epochs, every
     out = {"protocol": label, "metric": metric, "epochs": epochs, "apr_epochs": apr_epochs}
 
     # 1. selection on a validation split of the training data
+    # Only the end point of each validation run is used, so it is scored once.
     tr_v, va = _validation(train, proto, seed)
     vcurve = (va, proto, k)
-    b1, _ = _fit(BPR, tr_v, epochs, common, curve=vcurve, every=every)
-    b2, _ = _fit(BPR, tr_v, apr_epochs, common, init=b1, curve=vcurve, every=every)
+    b1, _ = _fit(BPR, tr_v, epochs, common, curve=vcurve, every=epochs)
+    b2, _ = _fit(BPR, tr_v, apr_epochs, common, init=b1, curve=vcurve, every=apr_epochs)
     v_bpr_e, v_bpr_more = _curve(b1, metric)[-1][1], _curve(b2, metric)[-1][1]
     bpr_more = v_bpr_more > v_bpr_e
     sel = {"bpr_epochs": epochs + (apr_epochs if bpr_more else 0),
            "val_bpr": {epochs: v_bpr_e, epochs + apr_epochs: v_bpr_more}, "val_amf": {}}
     for eps in EPS_GRID:
-        a, _ = _fit(APR, tr_v, apr_epochs, common, init=b1, curve=vcurve, every=every, eps=eps,
-                    reg_adv=1.0)
+        a, _ = _fit(APR, tr_v, apr_epochs, common, init=b1, curve=vcurve, every=apr_epochs,
+                    eps=eps, reg_adv=1.0)
         sel["val_amf"][eps] = _curve(a, metric)[-1][1]
     eps_star = max(sel["val_amf"], key=sel["val_amf"].get)
     sel["eps"] = eps_star
@@ -94,8 +95,11 @@ def run_protocol(label, train, test, proto, k, metric, epochs, apr_epochs, every
     _log(f"  [{label}] validation {metric}: MF-BPR {sel['val_bpr']}, AMF {sel['val_amf']} "
          f"-> MF-BPR {sel['bpr_epochs']} epochs, AMF eps {eps_star}")
 
-    # 2. final models on the full training data (test curves for the figure only)
+    # 2. final models on the full training data (test curves for the figure only,
+    #    drawn for leave-one-out; the holdout runs are scored once at the end)
     tcurve = (test, proto, k)
+    if label != "loo":
+        every = apr_epochs
     pop = ItemPop().fit(train)
     bf, t_b = _fit(BPR, train, epochs, common, curve=tcurve, every=every)
     bc, t_c = _fit(BPR, train, apr_epochs, common, init=bf, curve=tcurve, every=every)

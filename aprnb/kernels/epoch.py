@@ -109,6 +109,10 @@ def run_chunk(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order, lo, hi
                     _prefetch_rows(P, t[0, q], step)
                     _prefetch_rows(Q, t[1, q], step)
                     _prefetch_rows(Q, j, step)
+                    if adagrad:                             # and their accumulators
+                        _prefetch_rows(GP, t[0, q], step)
+                        _prefetch_rows(GQ, t[1, q], step)
+                        _prefetch_rows(GQ, j, step)
         if g >= 2:                                          # stage 3: update
             t = trip[(g - 2) % 3]
             base = lo + (g - 2) * LOOKAHEAD
