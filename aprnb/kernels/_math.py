@@ -12,6 +12,10 @@ from numba import njit
 #: and reductions vectorise) and FMA contraction, but *not* ``nnan``/``ninf``,
 #: so NaN and infinity keep their IEEE meaning and the divergence check works.
 FASTMATH = {"reassoc", "contract"}
+# Every kernel is also compiled with ``error_model="numpy"``: a float division
+# by zero gives inf/NaN (caught by the per-epoch finiteness check) instead of a
+# per-element Python ZeroDivisionError test, which would stop the compiler from
+# vectorising loops that divide, such as the Adagrad updates.
 
 #: Floor under a squared norm before the square root, as TensorFlow's
 #: ``l2_normalize`` does (``x / sqrt(max(sum x^2, 1e-12))``). A zero vector
@@ -19,7 +23,7 @@ FASTMATH = {"reassoc", "contract"}
 NORM_FLOOR = 1e-12
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH)
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
 def sigmoid(x):
     r"""Logistic function :math:`\sigma(x) = 1 / (1 + e^{-x})`, overflow-free.
 
@@ -32,7 +36,7 @@ def sigmoid(x):
     return z / (1.0 + z)
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH)
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
 def softplus(x):
     r"""Softplus :math:`\log(1 + e^{x}) = \max(x, 0) + \log(1 + e^{-|x|})`.
 
@@ -41,7 +45,7 @@ def softplus(x):
     return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH)
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
 def bpr_terms(x):
     r"""One ``exp`` for both the gradient scale and the loss of margin ``x``.
 
@@ -59,7 +63,7 @@ def bpr_terms(x):
     return s, max(-x, 0.0), e
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH)
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
 def guarded_inv_norm(sq):
     """Return ``1 / sqrt(max(sq, NORM_FLOOR))`` for a squared norm ``sq``."""
     return 1.0 / math.sqrt(max(sq, NORM_FLOOR))

@@ -26,13 +26,15 @@ where :math:`d = q_i - q_j`, :math:`a = \lambda_{adv}\,\sigma(-x_{adv})`.
 """
 import math
 
+import numpy as np
 from numba import njit
 
 from ._math import FASTMATH, bpr_terms, guarded_inv_norm, sigmoid
+from .bpr import adagrad_rows
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH)
-def _descend(P, Q, GP, GQ, u, i, j, s, a, cu, cq, Du, Di, Dj, use_buffers, lr, reg,
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+def _descend(P, Q, GP, GQ, G, u, i, j, s, a, cu, cq, Du, Di, Dj, use_buffers, lr, reg,
              adagrad):
     """Second pass shared by both perturbation kinds: apply the APR gradients.
 
@@ -58,20 +60,19 @@ def _descend(P, Q, GP, GQ, u, i, j, s, a, cu, cq, Du, Di, Dj, use_buffers, lr, r
         gi = reg_ * qi - s * pu - a * pt
         gj = reg_ * qj + s * pu + a * pt
         if adagrad:
-            GP[u, f] += gp * gp
-            GQ[i, f] += gi * gi
-            GQ[j, f] += gj * gj
-            P[u, f] = pu - lr_ * gp / math.sqrt(GP[u, f])
-            Q[i, f] = qi - lr_ * gi / math.sqrt(GQ[i, f])
-            Q[j, f] = qj - lr_ * gj / math.sqrt(GQ[j, f])
+            G[0, f] = gp
+            G[1, f] = gi
+            G[2, f] = gj
         else:
             P[u, f] = pu - lr_ * gp
             Q[i, f] = qi - lr_ * gi
             Q[j, f] = qj - lr_ * gj
+    if adagrad:
+        adagrad_rows(P, Q, GP, GQ, u, i, j, G, lr_)
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH)
-def _apr_update(P, Q, GP, GQ, u, i, j, lr, reg, eps, reg_adv, adagrad):
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+def _apr_update(P, Q, GP, GQ, G, u, i, j, lr, reg, eps, reg_adv, adagrad):
     """Closed-form APR step in two passes over the three rows; returns the clean loss.
 
     Pass 1 reads ``x = p.d``, ``|d|^2`` and ``|p|^2`` (``d = q_i - q_j``). The
@@ -93,13 +94,13 @@ def _apr_update(P, Q, GP, GQ, u, i, j, lr, reg, eps, reg_adv, adagrad):
     xa = x - dt(2.0) * cq * np2 + cu * nd2 - dt(2.0) * cu * cq * x
     s, m, e = bpr_terms(x)
     a = dt(reg_adv * sigmoid(-xa))
-    _descend(P, Q, GP, GQ, u, i, j, dt(s), a, cu, cq, P[u], P[u], P[u], False, lr, reg,
+    _descend(P, Q, GP, GQ, G, u, i, j, dt(s), a, cu, cq, P[u], P[u], P[u], False, lr, reg,
              adagrad)
     return m, e
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH)
-def _apr_given(P, Q, GP, GQ, u, i, j, Du, Di, Dj, lr, reg, reg_adv, adagrad):
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+def _apr_given(P, Q, GP, GQ, G, u, i, j, Du, Di, Dj, lr, reg, reg_adv, adagrad):
     """APR step with an explicit perturbation (random noise); returns the clean loss."""
     dt = P.dtype.type
     x = dt(0.0)
@@ -111,12 +112,12 @@ def _apr_given(P, Q, GP, GQ, u, i, j, Du, Di, Dj, lr, reg, reg_adv, adagrad):
         xa += (pu + Du[f]) * (d + (Di[f] - Dj[f]))
     s, m, e = bpr_terms(x)
     a = dt(reg_adv * sigmoid(-xa))
-    _descend(P, Q, GP, GQ, u, i, j, dt(s), a, dt(0.0), dt(0.0), Du, Di, Dj, True, lr, reg,
+    _descend(P, Q, GP, GQ, G, u, i, j, dt(s), a, dt(0.0), dt(0.0), Du, Di, Dj, True, lr, reg,
              adagrad)
     return m, e
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def apr_step(P, Q, u, i, j, lr, reg, eps, reg_adv):
     """One plain-SGD APR step for the triple ``(u, i, j)``, in place.
 
@@ -130,23 +131,24 @@ def apr_step(P, Q, u, i, j, lr, reg, eps, reg_adv):
     float
         The clean BPR loss ``softplus(-x)`` before the update.
     """
-    m, e = _apr_update(P, Q, P, Q, u, i, j, lr, reg, eps, reg_adv, False)
+    m, e = _apr_update(P, Q, P, Q, P[:0], u, i, j, lr, reg, eps, reg_adv, False)
     return m + math.log1p(e)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def apr_step_adagrad(P, Q, GP, GQ, u, i, j, lr, reg, eps, reg_adv):
     """Per-triple Adagrad version of :func:`apr_step` (accumulators ``GP``, ``GQ``)."""
-    m, e = _apr_update(P, Q, GP, GQ, u, i, j, lr, reg, eps, reg_adv, True)
+    G = np.empty((3, P.shape[1]), dtype=P.dtype)
+    m, e = _apr_update(P, Q, GP, GQ, G, u, i, j, lr, reg, eps, reg_adv, True)
     return m + math.log1p(e)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def apr_step_given(P, Q, u, i, j, Du, Di, Dj, lr, reg, reg_adv):
     """Plain-SGD APR step with an explicit perturbation (rows ``Du, Di, Dj``).
 
     Used for random-noise training and to test the descent against a reference
     with any perturbation. Returns the clean loss before the update.
     """
-    m, e = _apr_given(P, Q, P, Q, u, i, j, Du, Di, Dj, lr, reg, reg_adv, False)
+    m, e = _apr_given(P, Q, P, Q, P[:0], u, i, j, Du, Di, Dj, lr, reg, reg_adv, False)
     return m + math.log1p(e)

@@ -20,7 +20,7 @@ from numba import njit
 from ._math import FASTMATH, sigmoid
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def dataset_bpr_gradient(P, Q, users, items, negs, GP, GQ):
     """Add the gradient of the summed BPR loss over the triples to ``GP``/``GQ``.
 
@@ -47,7 +47,7 @@ def dataset_bpr_gradient(P, Q, users, items, negs, GP, GQ):
     return total
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def normalize_rows(G, eps, out):
     """``out[r] = eps * G[r] / ||G[r]||``; rows whose gradient is exactly zero get zero."""
     for r in range(G.shape[0]):
@@ -63,7 +63,7 @@ def normalize_rows(G, eps, out):
                 out[r, f] = 0.0
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def project_rows(D, eps):
     """Project every row of ``D`` onto the L2 ball of radius ``eps`` in place."""
     for r in range(D.shape[0]):

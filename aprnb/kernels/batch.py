@@ -15,17 +15,17 @@ All gradients of a batch are taken at the parameters from before the batch, as
 an autodiff framework does. With ``batch_size=1`` this is the per-triple kernel
 (up to floating-point rounding of the normalisation). Serial only: one stream.
 """
-import math
 
 import numpy as np
 from numba import njit
 
+from ._intrinsics import sqrt
 from ._math import FASTMATH, guarded_inv_norm, sigmoid, softplus
 from .epoch import MODE_APR, MODE_APR_RANDOM, fill_random_unit
 from .sampling import sample_negative
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH)
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
 def _claim(slot, rows, n, r, G, D, G2):
     """Slot of row ``r`` in the batch buffers, allocating (and zeroing) a new one."""
     s = slot[r]
@@ -39,7 +39,7 @@ def _claim(slot, rows, n, r, G, D, G2):
     return s
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH)
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
 def _apply_rows(W, GW, rows, n, G2, lr, adagrad):
     for s in range(n):
         r = rows[s]
@@ -47,12 +47,12 @@ def _apply_rows(W, GW, rows, n, G2, lr, adagrad):
             g = G2[s, f]
             if adagrad:
                 GW[r, f] += g * g
-                W[r, f] -= lr * g / math.sqrt(GW[r, f])
+                W[r, f] -= lr * g / sqrt(GW[r, f])
             else:
                 W[r, f] -= lr * g
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH)
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
 def _perturb_rows(D, G, n, eps, mode, state):
     dt = D.dtype.type
     for s in range(n):
@@ -67,7 +67,7 @@ def _perturb_rows(D, G, n, eps, mode, state):
             fill_random_unit(D[s], eps, state, 0)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def batch_epoch(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order, states,
                 lr, reg, eps, reg_adv, mode, adagrad, n_chunks, batch_size):
     """One epoch in mini-batches; same arguments as ``epoch_serial`` plus ``batch_size``.

@@ -20,13 +20,37 @@ once so that the inner loops stay in that width.
 """
 import math
 
+import numpy as np
 from numba import njit
 
+from ._intrinsics import sqrt
 from ._math import FASTMATH, bpr_terms
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH)
-def _bpr_update(P, Q, GP, GQ, u, i, j, lr, reg, adagrad):
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+def adagrad_rows(P, Q, GP, GQ, u, i, j, G, lr):
+    """Per-element Adagrad for the rows ``p_u, q_i, q_j`` given their gradients ``G[0:3]``.
+
+    ``G += g**2; theta -= lr * g / sqrt(G)``, one simple loop per row: with few
+    arrays per loop the compiler can prove (at run time) that they do not overlap
+    and vectorise the square roots and divisions.
+    """
+    for f in range(P.shape[1]):
+        g = G[0, f]
+        GP[u, f] += g * g
+        P[u, f] -= lr * g / sqrt(GP[u, f])
+    for f in range(Q.shape[1]):
+        g = G[1, f]
+        GQ[i, f] += g * g
+        Q[i, f] -= lr * g / sqrt(GQ[i, f])
+    for f in range(Q.shape[1]):
+        g = G[2, f]
+        GQ[j, f] += g * g
+        Q[j, f] -= lr * g / sqrt(GQ[j, f])
+
+
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+def _bpr_update(P, Q, GP, GQ, G, u, i, j, lr, reg, adagrad):
     """Shared body of :func:`bpr_step` and :func:`bpr_step_adagrad`.
 
     Returns ``(m, e)`` with the triple's loss ``softplus(-x) = m + log1p(e)``
@@ -46,15 +70,10 @@ def _bpr_update(P, Q, GP, GQ, u, i, j, lr, reg, adagrad):
             pu = P[u, f]
             qi = Q[i, f]
             qj = Q[j, f]
-            gp = reg_ * pu - s * (qi - qj)   # dl/dp_u + reg p_u
-            gi = reg_ * qi - s * pu          # dl/dq_i + reg q_i
-            gj = reg_ * qj + s * pu          # dl/dq_j + reg q_j
-            GP[u, f] += gp * gp
-            GQ[i, f] += gi * gi
-            GQ[j, f] += gj * gj
-            P[u, f] = pu - lr_ * gp / math.sqrt(GP[u, f])
-            Q[i, f] = qi - lr_ * gi / math.sqrt(GQ[i, f])
-            Q[j, f] = qj - lr_ * gj / math.sqrt(GQ[j, f])
+            G[0, f] = reg_ * pu - s * (qi - qj)   # dl/dp_u + reg p_u
+            G[1, f] = reg_ * qi - s * pu          # dl/dq_i + reg q_i
+            G[2, f] = reg_ * qj + s * pu          # dl/dq_j + reg q_j
+        adagrad_rows(P, Q, GP, GQ, u, i, j, G, lr_)
     else:
         for f in range(d):
             pu = P[u, f]
@@ -66,7 +85,7 @@ def _bpr_update(P, Q, GP, GQ, u, i, j, lr, reg, adagrad):
     return m, e
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def bpr_step(P, Q, u, i, j, lr, reg):
     """One plain-SGD BPR step for the triple ``(u, i, j)``, in place.
 
@@ -84,11 +103,11 @@ def bpr_step(P, Q, u, i, j, lr, reg):
     float
         The triple's BPR loss ``softplus(-x)`` *before* the update.
     """
-    m, e = _bpr_update(P, Q, P, Q, u, i, j, lr, reg, False)
+    m, e = _bpr_update(P, Q, P, Q, P[:0], u, i, j, lr, reg, False)
     return m + math.log1p(e)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def bpr_step_adagrad(P, Q, GP, GQ, u, i, j, lr, reg):
     """One per-triple Adagrad BPR step, in place.
 
@@ -97,5 +116,6 @@ def bpr_step_adagrad(P, Q, GP, GQ, u, i, j, lr, reg):
     touched element does ``G += g**2; theta -= lr * g / sqrt(G)`` with
     ``g = dl/dtheta + reg * theta``. Returns the loss before the update.
     """
-    m, e = _bpr_update(P, Q, GP, GQ, u, i, j, lr, reg, True)
+    G = np.empty((3, P.shape[1]), dtype=P.dtype)
+    m, e = _bpr_update(P, Q, GP, GQ, G, u, i, j, lr, reg, True)
     return m + math.log1p(e)

@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._math import FASTMATH
-from ._prefetch import prefetch
+from ._intrinsics import prefetch
 from ._rng import STRIDE, uniform
 from .apr import _apr_given, _apr_update
 from .bpr import _bpr_update
@@ -32,7 +32,7 @@ MODE_APR = 1
 MODE_APR_RANDOM = 2
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH)
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
 def fill_random_unit(buf, eps, state, t):
     """Fill ``buf`` with a Gaussian vector scaled to L2 norm ``eps`` (Box-Muller)."""
     n = buf.shape[0]
@@ -52,13 +52,13 @@ def fill_random_unit(buf, eps, state, t):
 LOOKAHEAD = 16
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH)
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
 def _prefetch_rows(A, r, step):
     for f in range(0, A.shape[1], step):
         prefetch(A, r, f)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def run_chunk(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order, lo, hi, states, rs,
               lr, reg, eps, reg_adv, mode, adagrad, buf, trip):
     """Train on the positives ``order[lo:hi]`` drawing from RNG stream ``states[rs]``.
@@ -75,11 +75,12 @@ def run_chunk(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order, lo, hi
     Prefetches never stall, so the memory traffic of two groups overlaps the
     arithmetic of a third. The updates happen in the same order as in a plain
     loop, and the negatives are drawn in the same order (in mode 2 the noise
-    vectors are drawn later than in a plain loop). ``buf`` (3, d) and ``trip``
+    vectors are drawn later than in a plain loop). ``buf`` (6, d) and ``trip``
     (3 slots, 3, LOOKAHEAD) are this chunk's private scratch. Returns
     ``(summed loss, triples)``.
     """
     n_items = Q.shape[0]
+    gbuf = buf[3:6]            # gradient rows for the Adagrad update
     step = max(1, 64 // P.itemsize)
     ex_step = max(1, 64 // indices.itemsize)
     n = hi - lo
@@ -128,15 +129,15 @@ def run_chunk(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order, lo, hi
                     continue
                 cnt += 1
                 if mode == MODE_BPR:
-                    mm, e = _bpr_update(P, Q, GP, GQ, u, i, j, lr, reg, adagrad)
+                    mm, e = _bpr_update(P, Q, GP, GQ, gbuf, u, i, j, lr, reg, adagrad)
                 elif mode == MODE_APR:
-                    mm, e = _apr_update(P, Q, GP, GQ, u, i, j, lr, reg, eps, reg_adv,
+                    mm, e = _apr_update(P, Q, GP, GQ, gbuf, u, i, j, lr, reg, eps, reg_adv,
                                         adagrad)
                 else:
                     fill_random_unit(buf[0], eps, states, rs)
                     fill_random_unit(buf[1], eps, states, rs)
                     fill_random_unit(buf[2], eps, states, rs)
-                    mm, e = _apr_given(P, Q, GP, GQ, u, i, j, buf[0], buf[1], buf[2], lr, reg,
+                    mm, e = _apr_given(P, Q, GP, GQ, gbuf, u, i, j, buf[0], buf[1], buf[2], lr, reg,
                                        reg_adv, adagrad)
                 acc += mm
                 prod *= 1.0 + e
@@ -151,7 +152,7 @@ def _epoch(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order, states,
     losses = np.zeros(n_chunks)
     counts = np.zeros(n_chunks, dtype=np.int64)
     # Thread-private scratch, indexed by chunk: no two threads share a buffer.
-    bufs = np.zeros((n_chunks, 3, d), dtype=P.dtype)
+    bufs = np.zeros((n_chunks, 6, d), dtype=P.dtype)
     trips = np.empty((n_chunks, 3, 3, LOOKAHEAD), dtype=np.int64)
     for t in prange(n_chunks):
         loss, cnt = run_chunk(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order,
@@ -163,11 +164,11 @@ def _epoch(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order, states,
     return losses.sum(), counts.sum()
 
 
-epoch_serial = njit(cache=True, fastmath=FASTMATH)(_epoch)
-epoch_parallel = njit(cache=True, parallel=True, fastmath=FASTMATH)(_epoch)
+epoch_serial = njit(cache=True, fastmath=FASTMATH, error_model="numpy")(_epoch)
+epoch_parallel = njit(cache=True, parallel=True, fastmath=FASTMATH, error_model="numpy")(_epoch)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def all_finite(A):
     """True when every element of the 2-D array ``A`` is finite."""
     for r in range(A.shape[0]):

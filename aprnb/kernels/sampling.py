@@ -14,7 +14,7 @@ from ._math import FASTMATH
 from ._rng import randint
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH)
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
 def rank_to_negative(indices, start, deg, r):
     """Map rank ``r`` in ``[0, n_items - deg)`` to the r-th item missing from the row."""
     lo = 0
@@ -28,7 +28,7 @@ def rank_to_negative(indices, start, deg, r):
     return r + lo
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH)
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
 def sample_negative(indptr, indices, u, n_items, state, t):
     """Draw an item that user ``u`` has not interacted with; -1 if the row is full."""
     start = indptr[u]
@@ -39,7 +39,7 @@ def sample_negative(indptr, indices, u, n_items, state, t):
     return rank_to_negative(indices, start, deg, randint(state, t, free))
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def sample_negatives(indptr, indices, users, n_items, state):
     """Vectorised helper (tests, perturbation): one negative per entry of ``users``."""
     out = users.copy()

@@ -17,13 +17,13 @@ from numba import njit, prange
 
 from ._math import FASTMATH
 
-@njit(cache=True, inline="always", fastmath=FASTMATH)
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
 def _worse(s1, i1, s2, i2):
     """True when (s1, i1) ranks after (s2, i2) under the tie rule."""
     return s1 < s2 or (s1 == s2 and i1 > i2)
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH)
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
 def _sift_down(hs, hi, size, pos):
     # Min-heap on rank: the root is the worst kept candidate.
     while True:
@@ -40,7 +40,7 @@ def _sift_down(hs, hi, size, pos):
             return
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH)
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
 def _sift_up(hs, hi, pos):
     while pos > 0:
         parent = (pos - 1) >> 1
@@ -52,7 +52,7 @@ def _sift_up(hs, hi, pos):
             return
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH)
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
 def exclude_row(s, ex, ex_lo, ex_hi):
     """Set the scores of the excluded items ``ex[ex_lo:ex_hi]`` to -inf in place.
 
@@ -64,7 +64,7 @@ def exclude_row(s, ex, ex_lo, ex_hi):
         s[ex[p]] = -np.inf
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH)
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
 def select_row(s, k, hs, hi):
     """Best ``k`` items of score row ``s`` (excluded items hold -inf), best first.
 
@@ -109,10 +109,10 @@ def _topk_block(S, users, ex_indptr, ex_indices, k, out_items, out_scores):
             out_scores[b, r] = -np.inf
 
 
-topk_block = njit(cache=True, parallel=True, fastmath=FASTMATH)(_topk_block)
+topk_block = njit(cache=True, parallel=True, fastmath=FASTMATH, error_model="numpy")(_topk_block)
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH)
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
 def _in_sorted(a, lo, hi, x):
     """True when ``x`` occurs in the sorted slice ``a[lo:hi]``."""
     end = hi
@@ -155,10 +155,10 @@ def _holdout_block(S, users, ex_indptr, ex_indices, te_indptr, te_indices, ks, o
                 m += 1
 
 
-holdout_block = njit(cache=True, parallel=True, fastmath=FASTMATH)(_holdout_block)
+holdout_block = njit(cache=True, parallel=True, fastmath=FASTMATH, error_model="numpy")(_holdout_block)
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH)
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
 def _rank_metrics(rank, n_cand, ks, out_row):
     """HR@K, NDCG@K per K then AUC, from a 0-based rank (ties counted against)."""
     for m in range(ks.shape[0]):
@@ -193,7 +193,7 @@ def _loo_block(S, users, ex_indptr, ex_indices, pos_items, ks, out):
         _rank_metrics(rank, n_cand, ks, out[b])
 
 
-loo_block = njit(cache=True, parallel=True, fastmath=FASTMATH)(_loo_block)
+loo_block = njit(cache=True, parallel=True, fastmath=FASTMATH, error_model="numpy")(_loo_block)
 
 
 def _sampled_block(P, Q, users, pos_items, negatives, ks, out):
@@ -219,4 +219,4 @@ def _sampled_block(P, Q, users, pos_items, negatives, ks, out):
         _rank_metrics(rank, n_cand, ks, out[b])
 
 
-sampled_block = njit(cache=True, parallel=True, fastmath=FASTMATH)(_sampled_block)
+sampled_block = njit(cache=True, parallel=True, fastmath=FASTMATH, error_model="numpy")(_sampled_block)

@@ -1,4 +1,9 @@
-"""A software-prefetch intrinsic for the epoch kernels.
+"""Two LLVM intrinsics Numba does not expose: software prefetch and a plain sqrt.
+
+``sqrt(x)`` lowers to ``llvm.sqrt`` (IEEE-exact, like ``math.sqrt``), whereas
+Numba's ``math.sqrt`` calls libm's ``sqrt``/``sqrtf``, which may set ``errno`` and
+therefore blocks vectorisation of the Adagrad loops.
+
 
 ``prefetch(A, r, c)`` asks the CPU to start loading the cache line that holds
 ``A[r, c]`` (LLVM's ``llvm.prefetch``, read, high locality) and returns at once.
@@ -10,6 +15,21 @@ from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+
+@intrinsic
+def sqrt(typingctx, x):
+    """IEEE square root of a float32/float64 scalar via ``llvm.sqrt`` (vectorisable)."""
+    if not isinstance(x, types.Float):
+        return None
+    sig = x(x)
+
+    def codegen(context, builder, signature, args):
+        lty = context.get_value_type(signature.args[0])
+        fn = builder.module.declare_intrinsic("llvm.sqrt", [lty])
+        return builder.call(fn, [args[0]])
+
+    return sig, codegen
 
 
 @intrinsic
