@@ -270,7 +270,8 @@ def reproduce(paths, out="results", quick=False, n_threads=None, seed=0, epochs=
     every = max(1, apr_epochs // 5)
     results = []
     command = "python -m aprnb reproduce --data " + " ".join(paths) + f" --out {out}" + \
-        (" --quick" if quick else "")
+        (" --quick" if quick else "") + \
+        (f" --threads {n_threads}" if n_threads is not None else "")
     for path in paths:
         t0 = time.perf_counter()
         res = run_dataset(path, epochs, apr_epochs, every, n_threads, seed)
