@@ -80,8 +80,16 @@ def metric_names(protocol, ks):
     return [f"{m}@{k}" for k in ks for m in ("hr", "ndcg")] + ["auc"]
 
 
-def _scores(P, Q, rows):
-    return P[rows] @ Q.T
+def _scores(P, Q, rows, buf=None):
+    """``P[rows] @ Q.T`` (one BLAS call), written into ``buf`` when one is given.
+
+    Reusing one buffer keeps a single block of scores alive at a time.
+    """
+    if buf is None:
+        return P[rows] @ Q.T
+    out = buf[:len(rows)]
+    np.matmul(P[rows], Q.T, out=out)
+    return out
 
 
 def evaluate(model, train, test, k=(20,), protocol="holdout", users=None, negatives=None,
@@ -147,6 +155,7 @@ def evaluate(model, train, test, k=(20,), protocol="holdout", users=None, negati
     width = 4 * len(ks) if protocol == "holdout" else 2 * len(ks) + 1
     out = np.zeros((len(sel), width))
     rows = _block_rows(shape[1], P.dtype.itemsize, block_size, max(1, len(sel)))
+    buf = np.empty((rows, shape[1]), dtype=P.dtype) if protocol != "sampled" else None
     with numba_threads(n_threads):
         if protocol == "sampled":
             o = np.zeros((len(sel), width))
@@ -155,7 +164,7 @@ def evaluate(model, train, test, k=(20,), protocol="holdout", users=None, negati
         else:
             for lo in range(0, len(sel), rows):
                 b = sel[lo:lo + rows]
-                S = _scores(P, Q, b)
+                S = _scores(P, Q, b, buf)
                 if protocol == "holdout":
                     o = np.zeros((len(b), len(ks), 4))
                     holdout_block(S, b, ex_indptr, ex_indices, test.indptr.astype(np.int64),
@@ -214,9 +223,10 @@ def top_k(P, Q, users, k, exclude=None, n_threads=None, block_size=None):
     items = np.empty((len(users), k), dtype=np.int64)
     scores = np.empty((len(users), k), dtype=P.dtype)   # after the overflow guard
     rows = _block_rows(shape[1], P.dtype.itemsize, block_size, max(1, len(users)))
+    buf = np.empty((rows, shape[1]), dtype=P.dtype)
     with numba_threads(check_n_threads(n_threads)):
         for lo in range(0, len(users), rows):
             b = users[lo:lo + rows]
-            topk_block(_scores(P, Q, b), b, ex_indptr, ex_indices, k, items[lo:lo + rows],
+            topk_block(_scores(P, Q, b, buf), b, ex_indptr, ex_indices, k, items[lo:lo + rows],
                        scores[lo:lo + rows])
     return items, scores.astype(out_dtype, copy=False)

@@ -1,0 +1,149 @@
+"""Scaling: BPR epoch time and evaluation cost on synthetic sets up to 20M interactions.
+
+``aprnb.data.make_synthetic`` loops over users in Python, which is too slow for
+millions of users, so the sets are drawn here with vectorised numpy (seeded):
+user degrees are geometric around the mean degree (at least 2), items follow a
+Zipf(0.8) popularity law over a random permutation of the catalogue, duplicates
+are merged. One interaction in twenty goes to a test matrix (for the
+evaluation rows). Sizes default to 1M, 5M, 10M and 20M interactions with up to
+1M users and 1M items; the largest set needs about 2.5 GB of RAM in total.
+
+Per size: a fresh ``aprnb.BPR`` (64 factors, SGD, 2 threads by default) is fitted
+for a few epochs (the first dropped), reporting the median kernel and wall time
+per epoch and triples per second, and the same for ``APR(eps=0.5)`` (kernel time
+and the APR/BPR ratio; ``--no-apr`` skips it); then ``aprnb.evaluate`` (holdout, top-20) on a
+seeded subset of users, alongside the bare matmul of the same user blocks, with
+the cost per user and the extrapolation to all users.
+"""
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+from common import Section, Stats  # noqa: E402
+
+#: (n_users, n_items, target interactions)
+SIZES = [(50_000, 50_000, 1_000_000), (250_000, 250_000, 5_000_000),
+         (500_000, 500_000, 10_000_000), (1_000_000, 1_000_000, 22_000_000)]
+QUICK_SIZES = [(50_000, 50_000, 1_000_000), (1_000_000, 1_000_000, 22_000_000)]
+
+
+def synthetic(n_users, n_items, nnz, seed, test_share=0.05):
+    """``(train, test)`` CSR float32 with sorted, unique indices (see module docstring)."""
+    rng = np.random.default_rng(seed)
+    mean = nnz / n_users
+    deg = np.maximum(2, rng.geometric(1.0 / max(1.0, mean - 1.0), size=n_users) + 1)
+    deg = np.minimum(deg, n_items // 2)
+    users = np.repeat(np.arange(n_users, dtype=np.int64), deg)
+    pop = 1.0 / np.arange(1, n_items + 1) ** 0.8
+    pop = pop[rng.permutation(n_items)]
+    # iid popularity draws as per-item counts, spread over users by a shuffle
+    # (much faster than a searchsorted per draw at this size).
+    counts = rng.multinomial(len(users), pop / pop.sum())
+    items = np.repeat(np.arange(n_items, dtype=np.int64), counts)
+    rng.shuffle(items)
+    keys = users * n_items + items
+    del users, items
+    keys.sort()                  # sort + mask: np.unique is far slower on 20M int64
+    keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
+    is_test = rng.random(len(keys)) < test_share
+
+    def csr(k):
+        u = k // n_items
+        indptr = np.zeros(n_users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(u, minlength=n_users), out=indptr[1:])
+        idx = (k - u * n_items).astype(np.int32)
+        return sp.csr_matrix((np.ones(len(k), dtype=np.float32), idx, indptr),
+                             shape=(n_users, n_items))
+    return csr(keys[~is_test]), csr(keys[is_test])
+
+
+def fit_epochs(X, n_threads, epochs, seed, model="BPR"):
+    import aprnb
+    stamps = []
+    m = getattr(aprnb, model)(factors=64, learning_rate=0.05, epochs=epochs,
+                              n_threads=n_threads, random_state=seed, show_progress=False)
+    t0 = time.perf_counter()
+    m.fit(X, callback=lambda e, s: stamps.append(time.perf_counter()))
+    kern = [h["seconds"] for h in m.history_]
+    return m, Stats(kern[1:]), Stats(np.diff(stamps)), (stamps[0] - t0) - kern[0]
+
+
+def run(args):
+    import aprnb
+    from evaluate import bare_matmul, default_block_rows
+    sizes = QUICK_SIZES if args.quick else SIZES
+    if args.max_nnz:
+        sizes = [s for s in sizes if s[2] <= args.max_nnz]
+    n_threads = common.thread_list(args.threads)[-1]
+    epochs = 2 if args.quick else 3
+    n_eval = 500 if args.quick else args.eval_users
+    # JIT warm-up on a small set so that no row pays compilation.
+    Xw, Tw = synthetic(2000, 1000, 20_000, args.seed)
+    aprnb.BPR(epochs=1, n_threads=n_threads, show_progress=False).fit(Xw)
+    aprnb.evaluate(aprnb.BPR(epochs=1, show_progress=False).fit(Xw), Xw, Tw, k=[20],
+                   n_threads=n_threads)
+
+    rows_fit, rows_eval = [], []
+    for n_users, n_items, nnz in sizes:
+        t_gen, (X, T) = common.time_call(synthetic, n_users, n_items, nnz, args.seed)
+        print(f"  {n_users} x {n_items}: {X.nnz} train interactions "
+              f"(generated in {t_gen:.1f} s)", file=sys.stderr, flush=True)
+        with common.PeakRSS() as pk:
+            m, kern, wall, setup = fit_epochs(X, n_threads, epochs, args.seed)
+        rows_fit.append([f"{n_users:,}", f"{n_items:,}", f"{X.nnz:,}", kern.fmt_ms(0),
+                         wall.fmt_ms(0), f"{X.nnz / kern.median / 1e6:.2f}",
+                         f"{1e3 * setup:.0f}", f"{pk.increase:.0f}"])
+        if not args.no_apr:
+            _, akern, _, _ = fit_epochs(X, n_threads, epochs, args.seed, model="APR")
+            rows_fit[-1] += [akern.fmt_ms(0), f"{akern.median / kern.median:.2f}x"]
+        rng = np.random.default_rng(args.seed)
+        has_test = np.flatnonzero(np.diff(T.indptr) > 0)
+        users = np.sort(rng.choice(has_test, size=min(n_eval, len(has_test)), replace=False))
+        P, Q = m.user_factors_, m.item_factors_
+        ev, mm = Stats(), Stats()
+        with common.blas_threads(n_threads):
+            for _ in range(2):
+                ev.add(common.time_call(aprnb.evaluate, (P, Q), X, T, k=[20], users=users,
+                                        n_threads=n_threads)[0])
+                mm.add(common.time_call(bare_matmul, P, Q, users,
+                                        default_block_rows(n_items, P.itemsize))[0])
+        per_user = ev.median / len(users)
+        rows_eval.append([f"{n_users:,}", f"{n_items:,}", len(users), f"{ev.median:.2f}",
+                          f"{mm.median:.2f}", f"{ev.median / mm.median:.2f}x",
+                          f"{1e3 * per_user:.2f}", f"{per_user * len(has_test):.0f}"])
+        del m, P, Q, X, T
+    fit = Section(f"Scaling: BPR epoch on synthetic data (64 factors, SGD, {n_threads} threads)",
+                  ["users", "items", "train interactions", "kernel ms/epoch [min-max]",
+                   "wall ms/epoch", "M triples/s", "fit setup ms", "fit peak RSS +MB"]
+                  + ([] if args.no_apr else ["APR kernel ms/epoch", "APR / BPR"]),
+                  rows_fit,
+                  [f"{epochs} epochs per fit, first dropped; Zipf(0.8) item popularity, "
+                   f"geometric user degrees; generated with numpy (seeded)."])
+    evs = Section(f"Scaling: evaluate (holdout top-20) on a user subset, {n_threads} threads",
+                  ["users", "items", "users evaluated", "aprnb s", "bare matmul s",
+                   "aprnb / matmul", "ms per user", "extrapolated s for all test users"],
+                  rows_eval, ["median of 2 calls each; BLAS threads limited to the same "
+                              "count."])
+    return [fit, evs], None
+
+
+def main(argv=None):
+    p = common.common_argparser(__doc__.splitlines()[0])
+    p.set_defaults(threads="2")
+    p.add_argument("--eval-users", type=int, default=2000)
+    p.add_argument("--no-apr", action="store_true", help="skip the APR(eps=0.5) epochs")
+    p.add_argument("--max-nnz", type=int, default=None,
+                   help="skip sizes with more target interactions than this")
+    args = p.parse_args(argv)
+    common.print_environment()
+    sections, _ = run(args)
+    common.emit(sections, args.markdown)
+
+
+if __name__ == "__main__":
+    main()
