@@ -48,6 +48,11 @@ def _load_data(path, fmt="auto", split="given", seed=0):
     return ds.name, tr, te
 
 
+def _protocol(a):
+    """--protocol, where "auto" means leave-one-out for --split loo and holdout otherwise."""
+    return a.protocol if a.protocol != "auto" else ("loo" if a.split == "loo" else "holdout")
+
+
 def _model_from_args(a):
     from . import APR, BPR, ItemPop
     dtype = {"float32": np.float32, "float64": np.float64}[a.dtype]
@@ -94,7 +99,7 @@ def cmd_train(a):
     model.save(a.out)
     print(f"saved {a.out}")
     if te is not None and te.nnz:
-        proto = a.protocol if a.protocol != "auto" else ("loo" if a.split == "loo" else "holdout")
+        proto = _protocol(a)
         _print_metrics(evaluate(model, tr, te, k=a.k, protocol=proto, n_threads=a.threads))
     return 0
 
@@ -103,7 +108,7 @@ def cmd_evaluate(a):
     from . import evaluate, load
     model = load(a.model)
     name, tr, te = _load_data(a.data, a.format, a.split, a.seed)
-    proto = a.protocol if a.protocol != "auto" else ("loo" if a.split == "loo" else "holdout")
+    proto = _protocol(a)
     _print_metrics(evaluate(model, tr, te, k=a.k, protocol=proto, n_threads=a.threads))
     return 0
 
@@ -112,7 +117,7 @@ def cmd_robustness(a):
     from . import load, robustness
     model = load(a.model)
     name, tr, te = _load_data(a.data, a.format, a.split, a.seed)
-    proto = a.protocol if a.protocol != "auto" else ("loo" if a.split == "loo" else "holdout")
+    proto = _protocol(a)
     rep = robustness(model, tr, te, eps=a.eps, kinds=a.kinds, protocol=proto, k=a.k,
                      random_state=a.seed, steps=a.steps, n_threads=a.threads)
     print(f"{type(model).__name__} on {name}, protocol {proto}")
