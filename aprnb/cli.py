@@ -104,19 +104,24 @@ def cmd_train(a):
     return 0
 
 
-def cmd_evaluate(a):
-    from . import evaluate, load
+def _model_and_data(a):
+    """The saved model and the (name, train, test) split the options describe."""
+    from . import load
     model = load(a.model)
-    name, tr, te = _load_data(a.data, a.format, a.split, a.seed)
+    return (model,) + _load_data(a.data, a.format, a.split, a.seed)
+
+
+def cmd_evaluate(a):
+    from . import evaluate
+    model, name, tr, te = _model_and_data(a)
     proto = _protocol(a)
     _print_metrics(evaluate(model, tr, te, k=a.k, protocol=proto, n_threads=a.threads))
     return 0
 
 
 def cmd_robustness(a):
-    from . import load, robustness
-    model = load(a.model)
-    name, tr, te = _load_data(a.data, a.format, a.split, a.seed)
+    from . import robustness
+    model, name, tr, te = _model_and_data(a)
     proto = _protocol(a)
     rep = robustness(model, tr, te, eps=a.eps, kinds=a.kinds, protocol=proto, k=a.k,
                      random_state=a.seed, steps=a.steps, n_threads=a.threads)

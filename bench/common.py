@@ -480,3 +480,16 @@ def run_python(code, env=None, timeout=600):
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, timeout=timeout, cwd=str(REPO_DIR))
     return time.perf_counter() - t0, proc
+
+
+def script_main(doc, run, argv=None, parser=None):
+    """Shared ``main`` of the bench scripts: parse, print the environment, run, emit.
+
+    ``parser`` (optional) is a ``common_argparser`` a script has extended with its
+    own options.
+    """
+    p = parser or common_argparser(doc.splitlines()[0])
+    args = p.parse_args(argv)
+    print_environment()
+    sections, _ = run(args)
+    emit(sections, args.markdown)

@@ -139,10 +139,7 @@ def main(argv=None):
     p.add_argument("--no-apr", action="store_true", help="skip the APR(eps=0.5) epochs")
     p.add_argument("--max-nnz", type=int, default=None,
                    help="skip sizes with more target interactions than this")
-    args = p.parse_args(argv)
-    common.print_environment()
-    sections, _ = run(args)
-    common.emit(sections, args.markdown)
+    common.script_main(__doc__, run, argv, parser=p)
 
 
 if __name__ == "__main__":

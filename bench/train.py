@@ -226,11 +226,7 @@ def run(args):
 
 
 def main(argv=None):
-    p = common.common_argparser(__doc__.splitlines()[0])
-    args = p.parse_args(argv)
-    common.print_environment()
-    sections, _ = run(args)
-    common.emit(sections, args.markdown)
+    common.script_main(__doc__, run, argv)
 
 
 if __name__ == "__main__":
