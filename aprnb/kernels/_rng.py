@@ -48,16 +48,6 @@ def uniform(state, t):
 
 
 @njit(cache=True)
-def shuffle(order, state, t):
-    """Fisher-Yates shuffle of ``order`` in place, drawing from stream ``t``."""
-    for k in range(order.shape[0] - 1, 0, -1):
-        r = randint(state, t, k + 1)
-        tmp = order[k]
-        order[k] = order[r]
-        order[r] = tmp
-
-
-@njit(cache=True)
 def shuffle_pairs(a, b, state, t):
     """Fisher-Yates shuffle of the pairs ``(a[k], b[k])`` in place (stream ``t``).
 
