@@ -305,3 +305,25 @@ def test_epoch_parallel_two_chunks_runs_and_counts_every_positive(c, mode, adagr
     # both streams advanced (chunk 1 draws from states[STRIDE])
     assert states[0] != c["states"][0] or len(c["pos_users"]) < 2
     assert states[STRIDE] != c["states"][STRIDE] or len(c["pos_users"]) < 2
+
+
+def test_every_cached_kernel_has_its_own_cache_file():
+    # Numba keys a cache entry by the Python function's name and the signature,
+    # not by compile options: two dispatchers built from one function (serial and
+    # parallel=True) would share one entry, and after a reload the "parallel"
+    # epoch ran the serial code. Every cached dispatcher needs its own index file.
+    import importlib
+    import pkgutil
+
+    from numba.core.registry import CPUDispatcher
+
+    import aprnb.kernels as kernels
+    owners = {}
+    for info in pkgutil.iter_modules(kernels.__path__):
+        module = importlib.import_module(f"aprnb.kernels.{info.name}")
+        for name, obj in vars(module).items():
+            if isinstance(obj, CPUDispatcher) and obj._cache.__class__.__name__ != "NullCache":
+                owners.setdefault(obj._cache._cache_file._index_path, {})[id(obj)] = name
+    shared = {path: sorted(names.values()) for path, names in owners.items() if len(names) > 1}
+    assert not shared, f"dispatchers sharing a Numba cache file: {shared}"
+    assert len(owners) >= 10

@@ -6,7 +6,8 @@ uniform negative per positive. The work is cut into ``n_chunks`` contiguous
 slices of ``order``; slice ``t`` draws from RNG stream ``states[t * STRIDE]`` (streams one cache line
 apart, so the threads never share a written line).
 
-The same Python function is compiled twice (umap's pattern): ``epoch_serial``
+The same Python function is compiled twice, under two names (see
+``_renamed``): ``epoch_serial``
 runs the slices one after another, so one chunk plus a seed is bitwise
 reproducible; ``epoch_parallel`` runs them on Numba threads that update the
 shared factors without locks (Hogwild, Niu et al. 2011), which is *not*
@@ -16,6 +17,7 @@ bitwise reproducible.
 2 = APR with random noise (Gaussian rows, L2-normalised, times ``eps``).
 """
 import math
+import types
 
 import numpy as np
 from numba import njit, prange
@@ -164,8 +166,26 @@ def _epoch(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order, states,
     return losses.sum(), counts.sum()
 
 
-epoch_serial = njit(cache=True, fastmath=FASTMATH, error_model="numpy")(_epoch)
-epoch_parallel = njit(cache=True, parallel=True, fastmath=FASTMATH, error_model="numpy")(_epoch)
+def _renamed(fn, name):
+    """A copy of the function ``fn`` under another name.
+
+    Numba names a cached kernel's files after the Python function's
+    ``__qualname__`` and keys the entries by signature only, not by compile
+    options. Compiling one function twice with ``cache=True`` (serial and
+    ``parallel=True``) therefore makes both dispatchers share one cache entry,
+    and after a reload both run whichever version was saved last: the
+    "parallel" epoch silently ran on one thread. Each variant gets its own name.
+    """
+    out = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+    out.__qualname__ = name
+    out.__doc__ = fn.__doc__
+    return out
+
+
+epoch_serial = njit(cache=True, fastmath=FASTMATH, error_model="numpy")(
+    _renamed(_epoch, "epoch_serial"))
+epoch_parallel = njit(cache=True, parallel=True, fastmath=FASTMATH, error_model="numpy")(
+    _renamed(_epoch, "epoch_parallel"))
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
