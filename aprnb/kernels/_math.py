@@ -8,6 +8,8 @@ import math
 
 from numba import njit
 
+from ._intrinsics import sqrt
+
 #: LLVM fast-math flags for every kernel: re-association (so that dot products
 #: and reductions vectorise) and FMA contraction, but *not* ``nnan``/``ninf``,
 #: so NaN and infinity keep their IEEE meaning and the divergence check works.
@@ -30,10 +32,11 @@ def sigmoid(x):
     For ``x < 0`` it evaluates :math:`e^{x} / (1 + e^{x})` so that ``exp`` never
     sees a large positive argument.
     """
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    z = math.exp(x)
-    return z / (1.0 + z)
+    z = math.exp(-abs(x))          # e^{-x} for x >= 0, e^{x} for x < 0
+    # a select rather than a branch (see ``bpr_terms``); same values as
+    # 1 / (1 + e^{-x}) for x >= 0 and e^{x} / (1 + e^{x}) for x < 0
+    num = 1.0 if x >= 0 else z
+    return num / (1.0 + z)
 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
@@ -56,14 +59,15 @@ def bpr_terms(x):
     ``log1p`` per triple.
     """
     e = math.exp(-abs(x))
-    if x >= 0:
-        s = e / (1.0 + e)
-    else:
-        s = 1.0 / (1.0 + e)
+    # sigma(-x) = e / (1 + e) for x >= 0 and 1 / (1 + e) for x < 0; a select,
+    # not a branch: early in training the sign of x is a coin flip, and a
+    # mispredicted branch would also discard the prefetching work in flight.
+    num = e if x >= 0 else 1.0
+    s = num / (1.0 + e)
     return s, max(-x, 0.0), e
 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
 def guarded_inv_norm(sq):
     """Return ``1 / sqrt(max(sq, NORM_FLOOR))`` for a squared norm ``sq``."""
-    return 1.0 / math.sqrt(max(sq, NORM_FLOOR))
+    return 1.0 / sqrt(max(sq, NORM_FLOOR))

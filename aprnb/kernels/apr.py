@@ -34,41 +34,50 @@ from .bpr import adagrad_rows
 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
-def _descend(P, Q, GP, GQ, G, u, i, j, s, a, cu, cq, Du, Di, Dj, use_buffers, lr, reg,
-             adagrad):
+def _apr_grads(pu, qi, qj, D, f, s, a, cu, cq, reg_, use_buffers):
+    """Element ``f`` of the APR gradients of ``p_u, q_i, q_j`` (eq. (A3) of docs/derivations.md)."""
+    d = qi - qj
+    if use_buffers:
+        pt = pu + D[0, f]                     # p~ = p_u + Delta_u
+        dd = d + (D[1, f] - D[2, f])          # q~_i - q~_j
+    else:
+        pt = pu + cu * d
+        dd = d - (cq + cq) * pu
+    gp = reg_ * pu - s * d - a * dd
+    gi = reg_ * qi - s * pu - a * pt
+    gj = reg_ * qj + s * pu + a * pt
+    return gp, gi, gj
+
+
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+def _descend(P, Q, GP, GQ, G, D, u, i, j, s, a, cu, cq, use_buffers, lr, reg, adagrad):
     """Second pass shared by both perturbation kinds: apply the APR gradients.
 
     ``s = sigma(-x)``, ``a = reg_adv * sigma(-x_adv)``. The perturbation is the
     closed form ``Delta_u = cu * (q_i - q_j)``, ``Delta_i = -cq * p_u = -Delta_j``
-    (``use_buffers=False``) or the explicit rows ``Du, Di, Dj``.
+    (``use_buffers=False``) or the explicit rows ``D[0], D[1], D[2]`` (for
+    ``p_u, q_i, q_j``). Rows are passed as a 2-D array plus row numbers, never as
+    row views: creating a view in the hot loop costs an atomic reference-count
+    update on the parent array, which the threads would fight over.
     """
     dt = P.dtype.type
     lr_ = dt(lr)
     reg_ = dt(reg)
-    for f in range(P.shape[1]):
-        pu = P[u, f]
-        qi = Q[i, f]
-        qj = Q[j, f]
-        d = qi - qj
-        if use_buffers:
-            pt = pu + Du[f]                       # p~ = p_u + Delta_u
-            dd = d + (Di[f] - Dj[f])              # q~_i - q~_j
-        else:
-            pt = pu + cu * d
-            dd = d - dt(2.0) * cq * pu
-        gp = reg_ * pu - s * d - a * dd           # eq. (A3) of docs/derivations.md
-        gi = reg_ * qi - s * pu - a * pt
-        gj = reg_ * qj + s * pu + a * pt
-        if adagrad:
-            G[0, f] = gp
-            G[1, f] = gi
-            G[2, f] = gj
-        else:
+    # Two loops rather than one branch per element, so that each vectorises.
+    if adagrad:
+        for f in range(P.shape[1]):
+            G[0, f], G[1, f], G[2, f] = _apr_grads(P[u, f], Q[i, f], Q[j, f], D, f, s, a, cu,
+                                                   cq, reg_, use_buffers)
+        adagrad_rows(P, Q, GP, GQ, u, i, j, G, lr_)
+    else:
+        for f in range(P.shape[1]):
+            pu = P[u, f]
+            qi = Q[i, f]
+            qj = Q[j, f]
+            gp, gi, gj = _apr_grads(pu, qi, qj, D, f, s, a, cu, cq, reg_, use_buffers)
             P[u, f] = pu - lr_ * gp
             Q[i, f] = qi - lr_ * gi
             Q[j, f] = qj - lr_ * gj
-    if adagrad:
-        adagrad_rows(P, Q, GP, GQ, u, i, j, G, lr_)
 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
@@ -94,14 +103,16 @@ def _apr_update(P, Q, GP, GQ, G, u, i, j, lr, reg, eps, reg_adv, adagrad):
     xa = x - dt(2.0) * cq * np2 + cu * nd2 - dt(2.0) * cu * cq * x
     s, m, e = bpr_terms(x)
     a = dt(reg_adv * sigmoid(-xa))
-    _descend(P, Q, GP, GQ, G, u, i, j, dt(s), a, cu, cq, P[u], P[u], P[u], False, lr, reg,
-             adagrad)
+    _descend(P, Q, GP, GQ, G, G, u, i, j, dt(s), a, cu, cq, False, lr, reg, adagrad)
     return m, e
 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
-def _apr_given(P, Q, GP, GQ, G, u, i, j, Du, Di, Dj, lr, reg, reg_adv, adagrad):
-    """APR step with an explicit perturbation (random noise); returns the clean loss."""
+def _apr_given(P, Q, GP, GQ, G, D, u, i, j, lr, reg, reg_adv, adagrad):
+    """APR step with the explicit perturbation rows ``D[0:3]`` (random noise).
+
+    Returns the clean loss as ``(m, e)`` (see :func:`aprnb.kernels._math.bpr_terms`).
+    """
     dt = P.dtype.type
     x = dt(0.0)
     xa = dt(0.0)
@@ -109,11 +120,10 @@ def _apr_given(P, Q, GP, GQ, G, u, i, j, Du, Di, Dj, lr, reg, reg_adv, adagrad):
         pu = P[u, f]
         d = Q[i, f] - Q[j, f]
         x += pu * d
-        xa += (pu + Du[f]) * (d + (Di[f] - Dj[f]))
+        xa += (pu + D[0, f]) * (d + (D[1, f] - D[2, f]))
     s, m, e = bpr_terms(x)
     a = dt(reg_adv * sigmoid(-xa))
-    _descend(P, Q, GP, GQ, G, u, i, j, dt(s), a, dt(0.0), dt(0.0), Du, Di, Dj, True, lr, reg,
-             adagrad)
+    _descend(P, Q, GP, GQ, G, D, u, i, j, dt(s), a, dt(0.0), dt(0.0), True, lr, reg, adagrad)
     return m, e
 
 
@@ -150,5 +160,9 @@ def apr_step_given(P, Q, u, i, j, Du, Di, Dj, lr, reg, reg_adv):
     Used for random-noise training and to test the descent against a reference
     with any perturbation. Returns the clean loss before the update.
     """
-    m, e = _apr_given(P, Q, P, Q, P[:0], u, i, j, Du, Di, Dj, lr, reg, reg_adv, False)
+    D = np.empty((3, P.shape[1]), dtype=P.dtype)
+    D[0] = Du
+    D[1] = Di
+    D[2] = Dj
+    m, e = _apr_given(P, Q, P, Q, P[:0], D, u, i, j, lr, reg, reg_adv, False)
     return m + math.log1p(e)
