@@ -1,11 +1,11 @@
 """A tiny counter-based random number generator for the kernels.
 
-Each thread owns one ``uint64`` word of a state array and advances it with
-SplitMix64 (Steele, Lea and Flood, 2014): add a Weyl constant, then mix the
-bits. It passes BigCrush, costs a handful of integer instructions, and a state
-of one word per thread makes the streams easy to seed from ``random_state``
-and to pass into ``prange`` loops (thread ``t`` only ever touches
-``state[t]``, so there are no races).
+Each stream is one ``uint64`` word of a state array, advanced with SplitMix64
+(Steele, Lea and Flood, 2014): add a Weyl constant, then mix the bits. It
+passes BigCrush and costs a handful of integer instructions, and one word per
+stream makes the streams easy to seed from ``random_state`` and to pass into
+``prange`` loops (each chunk only touches its own block of words, so there are
+no races).
 """
 import numpy as np
 from numba import njit
@@ -64,17 +64,28 @@ def shuffle_pairs(a, b, state, t):
         b[r] = tb
 
 
-#: Streams sit one cache line (8 words) apart in the state array, so that
-#: threads advancing their own stream never write to a shared cache line.
+#: Each chunk of an epoch owns a block of STRIDE words (one cache line), so
+#: threads advancing their own streams never write to a shared cache line.
 STRIDE = 8
+#: Streams inside a chunk's block: the first negative draw of every triple, the
+#: redraws of the rejection sampler, and the random-noise perturbations. Each is
+#: consumed in triple order, so the kernels' draws do not depend on how far
+#: ahead they draw (see :mod:`aprnb.kernels.sampling`).
+DRAW = 0
+REDRAW = 1
+NOISE = 2
+STREAMS_PER_CHUNK = 3
 
 
-def seed_states(rng, n_streams):
-    """State array for ``n_streams`` streams drawn from a numpy Generator.
+def seed_states(rng, n_chunks):
+    """State array for ``n_chunks`` chunks drawn from a numpy Generator.
 
-    Stream ``t`` lives at index ``t * STRIDE``; pass that index to the kernels.
+    Chunk ``t`` owns the words ``t * STRIDE + DRAW / REDRAW / NOISE``; pass
+    ``rs = t * STRIDE`` to the kernels.
     """
-    states = np.zeros(n_streams * STRIDE, dtype=np.uint64)
-    states[::STRIDE] = rng.integers(0, np.iinfo(np.uint64).max, size=n_streams,
-                                    dtype=np.uint64, endpoint=True)
+    states = np.zeros(n_chunks * STRIDE, dtype=np.uint64)
+    seeds = rng.integers(0, np.iinfo(np.uint64).max, size=(n_chunks, STREAMS_PER_CHUNK),
+                         dtype=np.uint64, endpoint=True)
+    for k in range(STREAMS_PER_CHUNK):
+        states[k::STRIDE] = seeds[:, k]
     return states

@@ -13,7 +13,7 @@ For each mini-batch of ``batch_size`` triples:
 
 All gradients of a batch are taken at the parameters from before the batch, as
 an autodiff framework does. With ``batch_size=1`` this is the per-triple kernel
-(up to floating-point rounding of the normalisation). Serial only: one stream.
+(up to floating-point rounding of the normalisation). Serial only: the streams of chunk 0.
 """
 
 import numpy as np
@@ -22,6 +22,7 @@ from numba import njit
 from ._intrinsics import sqrt
 from ._math import FASTMATH, guarded_inv_norm, sigmoid, softplus
 from .epoch import MODE_APR, MODE_APR_RANDOM, fill_random_unit
+from ._rng import NOISE
 from .sampling import sample_negative
 
 
@@ -64,11 +65,11 @@ def _perturb_rows(D, G, n, eps, mode, state):
             for f in range(D.shape[1]):
                 D[s, f] = c * G[s, f]
         elif mode == MODE_APR_RANDOM:
-            fill_random_unit(D[s], eps, state, 0)
+            fill_random_unit(D, s, eps, state, NOISE)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def batch_epoch(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order, states,
+def batch_epoch(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, states,
                 lr, reg, eps, reg_adv, mode, adagrad, n_chunks, batch_size):
     """One epoch in mini-batches; same arguments as ``epoch_serial`` plus ``batch_size``.
 
@@ -76,7 +77,7 @@ def batch_epoch(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order, stat
     """
     dt = P.dtype.type
     d = P.shape[1]
-    n = order.shape[0]
+    n = pos_users.shape[0]
     n_items = Q.shape[0]
     B = batch_size
     slot_u = np.full(P.shape[0], -1, dtype=np.int64)
@@ -103,10 +104,9 @@ def batch_epoch(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order, stat
         nu = 0
         ni = 0
         for k in range(start, min(n, start + B)):
-            idx = order[k]
-            u = pos_users[idx]
-            i = pos_items[idx]
-            j = sample_negative(indptr, indices, u, n_items, states, 0)
+            u = pos_users[k]
+            i = pos_items[k]
+            j = sample_negative(filt, indptr, indices, u, n_items, states, 0)
             if j < 0:
                 continue
             if slot_u[u] < 0:

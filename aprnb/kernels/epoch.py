@@ -1,17 +1,18 @@
 """Epoch loops over the training positives: serial and Hogwild ``prange``.
 
-One epoch visits every stored ``(u, i)`` once, in the order given by ``order``
-(reshuffled by the caller with :func:`aprnb.kernels._rng.shuffle`), and draws one
-uniform negative per positive. The work is cut into ``n_chunks`` contiguous
-slices of ``order``; slice ``t`` draws from RNG stream ``states[t * STRIDE]`` (streams one cache line
-apart, so the threads never share a written line).
+One epoch visits every stored pair ``(pos_users[k], pos_items[k])`` once, in
+storage order (the caller reshuffles the pairs in place before every epoch with
+:func:`aprnb.kernels._rng.shuffle_pairs`), and draws one uniform negative per
+pair (:mod:`aprnb.kernels.sampling`). The pairs are cut into ``n_chunks``
+contiguous slices; slice ``t`` draws from the streams of the block
+``states[t * STRIDE:]`` (blocks one cache line apart, so threads never share a
+written line).
 
 The same Python function is compiled twice, under two names (see
-``_renamed``): ``epoch_serial``
-runs the slices one after another, so one chunk plus a seed is bitwise
-reproducible; ``epoch_parallel`` runs them on Numba threads that update the
-shared factors without locks (Hogwild, Niu et al. 2011), which is *not*
-bitwise reproducible.
+``_renamed``): ``epoch_serial`` runs the slices one after another, so one chunk
+plus a seed is bitwise reproducible; ``epoch_parallel`` runs them on Numba
+threads that update the shared factors without locks (Hogwild, Niu et al.
+2011), which is *not* bitwise reproducible.
 
 ``mode``: 0 = BPR, 1 = APR with the closed-form adversarial perturbation,
 2 = APR with random noise (Gaussian rows, L2-normalised, times ``eps``).
@@ -24,10 +25,10 @@ from numba import njit, prange
 
 from ._math import FASTMATH
 from ._intrinsics import prefetch
-from ._rng import STRIDE, uniform
+from ._rng import NOISE, STRIDE, uniform
 from .apr import _apr_given, _apr_update
 from .bpr import _bpr_update
-from .sampling import sample_negative
+from .sampling import filter_slot, first_draw, resolve_negative
 
 MODE_BPR = 0
 MODE_APR = 1
@@ -35,23 +36,31 @@ MODE_APR_RANDOM = 2
 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
-def fill_random_unit(buf, eps, state, t):
-    """Fill ``buf`` with a Gaussian vector scaled to L2 norm ``eps`` (Box-Muller)."""
-    n = buf.shape[0]
+def fill_random_unit(buf, row, eps, state, t):
+    """Fill ``buf[row]`` with a Gaussian vector scaled to L2 norm ``eps`` (Box-Muller)."""
+    n = buf.shape[1]
     sq = 0.0
     for f in range(n):
         u1 = 1.0 - uniform(state, t)          # (0, 1]
         u2 = uniform(state, t)
         z = math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
-        buf[f] = z
+        buf[row, f] = z
         sq += z * z
     scale = eps / math.sqrt(max(sq, 1e-12))
     for f in range(n):
-        buf[f] = buf[f] * scale
+        buf[row, f] = buf[row, f] * scale
 
 
-#: Triples per pipeline stage (see ``run_chunk``).
-LOOKAHEAD = 16
+#: Pipeline distances, in triples (see ``run_chunk``). The first negative draw
+#: of triple ``t + AHEAD_DRAW`` is made, and its filter word and CSR bounds
+#: requested, while triple ``t`` is updated; the negative of triple
+#: ``t + AHEAD_ROWS`` is resolved and its three embedding rows requested.
+AHEAD_DRAW = 16
+AHEAD_ROWS = 8
+#: Ring buffer of the negatives in flight (a power of two > AHEAD_DRAW).
+RING = 32
+#: Triples per partial product of the loss (see ``run_chunk``).
+LOSS_GROUP = 16
 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
@@ -60,107 +69,117 @@ def _prefetch_rows(A, r, step):
         prefetch(A, r, f)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def run_chunk(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order, lo, hi, states, rs,
-              lr, reg, eps, reg_adv, mode, adagrad, buf, trip):
-    """Train on the positives ``order[lo:hi]`` drawing from RNG stream ``states[rs]``.
+# ``_nrt=False``: compiled without Numba's reference counting. The helpers
+# inlined below take whole arrays, and Numba otherwise wraps every inlined call
+# in atomic increments and decrements of the arrays' reference counts (about 30
+# per triple here); they halved the single-thread speed and, since all threads
+# count references on the same P and Q, serialised the Hogwild threads. The
+# function allocates nothing, and its caller holds every array it receives.
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+def run_chunk(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, lo, hi, states, rs,
+              lr, reg, eps, reg_adv, mode, adagrad, buf, ring):
+    """Train on the pairs ``lo:hi`` with the RNG streams of block ``states[rs:]``.
 
-    The loop is bound by memory latency (a random CSR row and three random
-    embedding rows per triple), so it is software-pipelined over groups of
-    LOOKAHEAD triples. At step ``g``:
+    Every triple needs a random filter word, a random CSR row (rarely) and
+    three random embedding rows, so a plain loop waits for memory most of the
+    time. This loop is software-pipelined; while it updates triple ``t`` it
 
-    1. read the pairs of group ``g`` and prefetch their users' CSR rows;
-    2. sample the negatives of group ``g - 1`` (their CSR rows are now cached) and
-       prefetch the embedding rows ``p_u, q_i, q_j`` it will update;
-    3. run the in-place steps of group ``g - 2`` on rows prefetched a step ago.
+    1. makes the first negative draw of triple ``t + AHEAD_DRAW`` and prefetches
+       that draw's filter word and the user's ``indptr`` entries;
+    2. resolves the negative of triple ``t + AHEAD_ROWS`` (its filter word is
+       cached by now; the row is searched only on a filter alarm, about 1.3%)
+       and prefetches the rows ``p_u, q_i, q_j`` (and their Adagrad
+       accumulators) that the update of that triple will touch.
 
-    Prefetches never stall, so the memory traffic of two groups overlaps the
-    arithmetic of a third. The updates happen in the same order as in a plain
-    loop, and the negatives are drawn in the same order (in mode 2 the noise
-    vectors are drawn later than in a plain loop). ``buf`` (6, d) and ``trip``
-    (3 slots, 3, LOOKAHEAD) are this chunk's private scratch. Returns
-    ``(summed loss, triples)``.
+    Prefetches never stall, so the memory traffic of the next triples overlaps
+    the arithmetic of this one. The updates and the draws of each stream happen
+    in triple order, exactly as in a plain loop. ``buf`` (6, d) and ``ring``
+    (RING,) are this chunk's private scratch. Returns ``(summed loss, triples)``.
+
+    The loss of a triple is ``m + log1p(e)`` (:func:`aprnb.kernels._math.bpr_terms`);
+    we sum the ``m`` and multiply the factors ``1 + e``, each in (1, 2], over
+    groups of LOSS_GROUP triples (no overflow), taking one ``log`` per group.
     """
     n_items = Q.shape[0]
     gbuf = buf[3:6]            # gradient rows for the Adagrad update
     step = max(1, 64 // P.itemsize)
-    ex_step = max(1, 64 // indices.itemsize)
-    n = hi - lo
-    n_groups = (n + LOOKAHEAD - 1) // LOOKAHEAD
+    mask = RING - 1
     acc = 0.0
     cnt = 0
-    for g in range(n_groups + 2):
-        if g < n_groups:                                    # stage 1: read, prefetch CSR
-            t = trip[g % 3]
-            base = lo + g * LOOKAHEAD
-            m = min(LOOKAHEAD, hi - base)
-            for q in range(m):
-                idx = order[base + q]
-                u = pos_users[idx]
-                t[0, q] = u
-                t[1, q] = pos_items[idx]
-                prefetch(indices, indptr[u], 0)
-                prefetch(indices, indptr[u], ex_step)
-        if 1 <= g <= n_groups:                              # stage 2: sample, prefetch rows
-            t = trip[(g - 1) % 3]
-            base = lo + (g - 1) * LOOKAHEAD
-            m = min(LOOKAHEAD, hi - base)
-            for q in range(m):
-                j = sample_negative(indptr, indices, t[0, q], n_items, states, rs)
-                t[2, q] = j
-                if j >= 0:
-                    _prefetch_rows(P, t[0, q], step)
-                    _prefetch_rows(Q, t[1, q], step)
-                    _prefetch_rows(Q, j, step)
-                    if adagrad:                             # and their accumulators
-                        _prefetch_rows(GP, t[0, q], step)
-                        _prefetch_rows(GQ, t[1, q], step)
-                        _prefetch_rows(GQ, j, step)
-        if g >= 2:                                          # stage 3: update
-            t = trip[(g - 2) % 3]
-            base = lo + (g - 2) * LOOKAHEAD
-            m = min(LOOKAHEAD, hi - base)
-            # loss = sum(m_k) + log(prod(1 + e_k)); each factor is in (1, 2], so a
-            # product over LOOKAHEAD <= 64 triples cannot overflow a float64.
-            prod = 1.0
-            for q in range(m):
-                u = t[0, q]
-                i = t[1, q]
-                j = t[2, q]
-                if j < 0:
-                    continue
-                cnt += 1
-                if mode == MODE_BPR:
-                    mm, e = _bpr_update(P, Q, GP, GQ, gbuf, u, i, j, lr, reg, adagrad)
-                elif mode == MODE_APR:
-                    mm, e = _apr_update(P, Q, GP, GQ, gbuf, u, i, j, lr, reg, eps, reg_adv,
-                                        adagrad)
-                else:
-                    fill_random_unit(buf[0], eps, states, rs)
-                    fill_random_unit(buf[1], eps, states, rs)
-                    fill_random_unit(buf[2], eps, states, rs)
-                    mm, e = _apr_given(P, Q, GP, GQ, gbuf, u, i, j, buf[0], buf[1], buf[2], lr, reg,
-                                       reg_adv, adagrad)
-                acc += mm
-                prod *= 1.0 + e
+    prod = 1.0
+    # prologue: first draws of the first AHEAD_DRAW triples
+    for a in range(lo, min(lo + AHEAD_DRAW, hi)):
+        ring[a & mask] = first_draw(n_items, states, rs)
+    for b in range(lo, min(lo + AHEAD_ROWS, hi)):
+        _resolve_and_prefetch(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, b,
+                              n_items, states, rs, adagrad, ring, mask, step)
+    for t in range(lo, hi):
+        a = t + AHEAD_DRAW
+        if a < hi:                                          # stage 1
+            ua = pos_users[a]
+            ja = first_draw(n_items, states, rs)
+            ring[a & mask] = ja
+            word, _ = filter_slot(filt, ua, ja, n_items)
+            prefetch(filt, word, 0)
+            prefetch(indptr, ua, 0)
+        b = t + AHEAD_ROWS
+        if b < hi:                                          # stage 2
+            _resolve_and_prefetch(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, b,
+                                  n_items, states, rs, adagrad, ring, mask, step)
+        j = ring[t & mask]                                  # stage 3: update
+        if j >= 0:
+            u = pos_users[t]
+            i = pos_items[t]
+            cnt += 1
+            if mode == MODE_BPR:
+                mm, e = _bpr_update(P, Q, GP, GQ, gbuf, u, i, j, lr, reg, adagrad)
+            elif mode == MODE_APR:
+                mm, e = _apr_update(P, Q, GP, GQ, gbuf, u, i, j, lr, reg, eps, reg_adv,
+                                    adagrad)
+            else:
+                for r in range(3):
+                    fill_random_unit(buf, r, eps, states, rs + NOISE)
+                mm, e = _apr_given(P, Q, GP, GQ, gbuf, buf, u, i, j, lr, reg, reg_adv, adagrad)
+            acc += mm
+            prod *= 1.0 + e
+        if (t - lo) % LOSS_GROUP == LOSS_GROUP - 1 or t == hi - 1:
             acc += math.log(prod)
+            prod = 1.0
     return acc, cnt
 
 
-def _epoch(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order, states,
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+def _resolve_and_prefetch(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, b,
+                          n_items, states, rs, adagrad, ring, mask, step):
+    """Stage 2 of ``run_chunk`` for triple ``b``: final negative, then prefetch its rows."""
+    u = pos_users[b]
+    j = resolve_negative(filt, indptr, indices, u, ring[b & mask], n_items, states, rs)
+    ring[b & mask] = j
+    if j >= 0:
+        i = pos_items[b]
+        _prefetch_rows(P, u, step)
+        _prefetch_rows(Q, i, step)
+        _prefetch_rows(Q, j, step)
+        if adagrad:
+            _prefetch_rows(GP, u, step)
+            _prefetch_rows(GQ, i, step)
+            _prefetch_rows(GQ, j, step)
+
+
+def _epoch(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, states,
            lr, reg, eps, reg_adv, mode, adagrad, n_chunks):
-    n = order.shape[0]
+    n = pos_users.shape[0]
     d = P.shape[1]
     losses = np.zeros(n_chunks)
     counts = np.zeros(n_chunks, dtype=np.int64)
     # Thread-private scratch, indexed by chunk: no two threads share a buffer.
     bufs = np.zeros((n_chunks, 6, d), dtype=P.dtype)
-    trips = np.empty((n_chunks, 3, 3, LOOKAHEAD), dtype=np.int64)
+    rings = np.empty((n_chunks, RING), dtype=np.int64)
     for t in prange(n_chunks):
-        loss, cnt = run_chunk(P, Q, GP, GQ, indptr, indices, pos_users, pos_items, order,
-                                    (t * n) // n_chunks, ((t + 1) * n) // n_chunks, states,
-                                    t * STRIDE, lr, reg, eps, reg_adv, mode, adagrad,
-                                    bufs[t], trips[t])
+        loss, cnt = run_chunk(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items,
+                              (t * n) // n_chunks, ((t + 1) * n) // n_chunks, states,
+                              t * STRIDE, lr, reg, eps, reg_adv, mode, adagrad,
+                              bufs[t], rings[t])
         losses[t] = loss
         counts[t] = cnt
     return losses.sum(), counts.sum()

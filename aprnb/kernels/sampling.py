@@ -1,17 +1,143 @@
-"""Uniform negative sampling against a user's sorted CSR row.
+r"""Uniform negative sampling: a hashed filter of the positives, then exact rejection.
 
-The row ``indices[indptr[u]:indptr[u+1]]`` must be sorted and free of
-duplicates (``aprnb.data.as_interactions`` guarantees it). Instead of rejection
-sampling we draw the *rank* ``r`` of the negative among the ``n_items - deg``
-items the user has not interacted with and map it to an item id with one binary
-search: the answer is ``r + k`` where ``k`` is the number of row entries ``s``
-with ``row[s] - s <= r``. That is exactly uniform, costs the same binary search a
-rejection test would, and terminates for every row that is not full.
+A negative for user ``u`` must be uniform over the items ``u`` has not
+interacted with. Testing a random item against ``u``'s sorted CSR row takes a
+binary search whose ``log2(deg)`` steps each wait for memory: the row is cold
+because the training pairs come in random order, and on Gowalla those waits
+cost more than the whole SGD update. So the test has two layers:
+
+1. **Filter.** ``build_filter`` hashes every positive ``(u, i)`` to one 64-bit
+   word of a table of about 16 bits per positive and sets two bits in it (a
+   blocked Bloom filter); for a user with more than half of all items it
+   inserts every pair ``(u, j)``, so that such users always reach step 2. Both bits clear means "certainly not a positive";
+   that is the answer for about 98.7% of random items, after one memory access
+   that the epoch kernel prefetches long before it needs it.
+2. **Exact check.** Otherwise (a positive, or a false alarm of the filter) a
+   binary search of the sorted row decides.
+
+Draws (each chunk of an epoch owns a block of words of the state array, see
+:mod:`aprnb.kernels._rng`):
+
+* every triple takes exactly **one** first draw ``j0 = randint(n_items)`` from
+  stream ``rs + DRAW``; the epoch kernel makes it far ahead of the update, so
+  that the filter word can be prefetched;
+* ``resolve_negative`` accepts ``j0`` if it is not a positive, and otherwise
+  redraws from stream ``rs + REDRAW`` until it finds one that is not;
+* a user with more than half of all items is served by rank selection instead
+  (redraws could take long): draw the rank ``r`` of the negative among the
+  ``n_items - deg`` free items from ``rs + REDRAW`` and map it to an item with
+  one binary search (the answer is ``r + k``, ``k`` the number of row entries
+  ``s`` with ``row[s] - s <= r``); ``j0`` is then unused;
+* a user with every item gets ``-1`` (the triple is skipped).
+
+Rejection sampling from a uniform proposal and rank selection both give an
+exactly uniform negative, so the result is uniform over the free items whatever
+the filter says; the filter only changes how fast the answer comes. Because the
+first draws and the redraws use separate streams, the negatives depend only on
+the order of the triples, not on how far ahead the kernel draws.
+
+The rows ``indices[indptr[u]:indptr[u+1]]`` must be sorted and free of
+duplicates (``aprnb.data.as_interactions`` guarantees it).
 """
+import numpy as np
 from numba import njit
 
 from ._math import FASTMATH
-from ._rng import randint
+from ._rng import DRAW, REDRAW, randint
+
+#: Positives per 64-bit filter word (about 16 bits each): 1.3% false alarms.
+KEYS_PER_WORD = 4
+
+_H1 = np.uint64(0x9E3779B97F4A7C15)
+_H2 = np.uint64(0xBF58476D1CE4E5B9)
+_S29 = np.uint64(29)
+_S32 = np.uint64(32)
+_S6 = np.uint64(6)
+_M63 = np.uint64(63)
+_ONE = np.uint64(1)
+
+
+def filter_words(nnz):
+    """Number of 64-bit words of the filter for ``nnz`` positives (a power of two)."""
+    return 1 << max(0, int(np.ceil(np.log2(max(1, nnz) / KEYS_PER_WORD))))
+
+
+@njit(cache=True, inline="always")
+def _hash(u, j, n_items):
+    """64 mixed bits of the pair ``(u, j)`` (multiply-xorshift, as in SplitMix64)."""
+    z = np.uint64(np.int64(u) * np.int64(n_items) + np.int64(j)) * _H1
+    z = (z ^ (z >> _S29)) * _H2
+    return z ^ (z >> _S32)
+
+
+@njit(cache=True, inline="always")
+def filter_slot(filt, u, j, n_items):
+    """``(word index, two-bit mask)`` of the pair ``(u, j)`` in the filter ``filt``."""
+    h = _hash(u, j, n_items)
+    word = np.int64((h >> _S32) & np.uint64(filt.shape[0] - 1))
+    mask = (_ONE << (h & _M63)) | (_ONE << ((h >> _S6) & _M63))
+    return word, mask
+
+
+@njit(cache=True)
+def _fill_filter(filt, indptr, indices, n_items):
+    for u in range(indptr.shape[0] - 1):
+        if 2 * (indptr[u + 1] - indptr[u]) > n_items:     # dense row: every pair
+            for j in range(n_items):
+                word, mask = filter_slot(filt, u, j, n_items)
+                filt[word] |= mask
+        else:
+            for k in range(indptr[u], indptr[u + 1]):
+                word, mask = filter_slot(filt, u, indices[k], n_items)
+                filt[word] |= mask
+
+
+def _filter_keys(indptr, n_items):
+    deg = np.diff(np.asarray(indptr, dtype=np.int64))
+    return int(np.where(2 * deg > n_items, n_items, deg).sum())
+
+
+def build_filter(indptr, indices, n_items):
+    """The filter of the positives of a CSR matrix (``uint64`` array, 16 bits per positive).
+
+    Parameters
+    ----------
+    indptr, indices : ndarray of int
+        The CSR structure (rows = users); any integer dtype.
+    n_items : int
+        Number of columns.
+
+    Returns
+    -------
+    ndarray of uint64
+        A power-of-two number of words; pass it to the epoch kernels and to
+        :func:`sample_negatives` together with the same ``indptr``/``indices``.
+    """
+    filt = np.zeros(filter_words(_filter_keys(indptr, n_items)), dtype=np.uint64)
+    if len(indices):
+        _fill_filter(filt, indptr, indices, n_items)
+    return filt
+
+
+@njit(cache=True, inline="always")
+def maybe_positive(filt, u, j, n_items):
+    """False when ``(u, j)`` is certainly not a positive; True means "check the row"."""
+    word, mask = filter_slot(filt, u, j, n_items)
+    return (filt[word] & mask) == mask
+
+
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+def in_row(indices, start, deg, j):
+    """Exact test: is ``j`` in the sorted row ``indices[start:start + deg]``?"""
+    lo = 0
+    hi = deg
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if indices[start + mid] < j:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo < deg and indices[start + lo] == j
 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
@@ -28,21 +154,64 @@ def rank_to_negative(indices, start, deg, r):
     return r + lo
 
 
+@njit(cache=True, inline="always")
+def first_draw(n_items, state, rs):
+    """The one proposal every triple takes, from stream ``rs + DRAW``."""
+    return randint(state, rs + DRAW, n_items)
+
+
 @njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
-def sample_negative(indptr, indices, u, n_items, state, t):
-    """Draw an item that user ``u`` has not interacted with; -1 if the row is full."""
+def resolve_negative(filt, indptr, indices, u, j0, n_items, state, rs):
+    """The negative of user ``u`` given the proposal ``j0``; -1 if ``u`` has every item.
+
+    The common case reads one (prefetched) filter word and nothing else: the
+    filter holds every pair of a dense or full row, so those users always take
+    the slow path, which applies the whole rule.
+    """
+    if not maybe_positive(filt, u, j0, n_items):
+        return j0
+    return _resolve_slow(filt, indptr, indices, u, j0, n_items, state, rs)
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def _resolve_slow(filt, indptr, indices, u, j0, n_items, state, rs):
     start = indptr[u]
     deg = indptr[u + 1] - start
     free = n_items - deg
     if free <= 0:
         return -1
-    return rank_to_negative(indices, start, deg, randint(state, t, free))
+    if 2 * deg > n_items:                       # dense row: rank selection
+        return rank_to_negative(indices, start, deg, randint(state, rs + REDRAW, free))
+    j = j0
+    while maybe_positive(filt, u, j, n_items) and in_row(indices, start, deg, j):
+        j = randint(state, rs + REDRAW, n_items)
+    return j
+
+
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+def sample_negative(filt, indptr, indices, u, n_items, state, rs):
+    """Draw one negative for user ``u`` (first draw, then resolve); -1 if the row is full."""
+    j0 = first_draw(n_items, state, rs)
+    return resolve_negative(filt, indptr, indices, u, j0, n_items, state, rs)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def sample_negatives(indptr, indices, users, n_items, state):
-    """Vectorised helper (tests, perturbation): one negative per entry of ``users``."""
-    out = users.copy()
+def _sample_negatives(filt, indptr, indices, users, n_items, state):
+    out = np.empty(users.shape[0], dtype=np.int64)
     for k in range(users.shape[0]):
-        out[k] = sample_negative(indptr, indices, users[k], n_items, state, 0)
+        out[k] = sample_negative(filt, indptr, indices, users[k], n_items, state, 0)
     return out
+
+
+def sample_negatives(indptr, indices, users, n_items, state, filt=None):
+    """One negative per entry of ``users``, drawn as the epoch kernels draw them.
+
+    Uses the streams of chunk 0 of ``state`` (see :func:`aprnb.kernels._rng.seed_states`)
+    and advances them; with the same state, a serial epoch over triples whose
+    users are ``users`` draws exactly these negatives. ``filt`` is the
+    :func:`build_filter` of the matrix (built here when omitted). Returns an
+    ``int64`` array; ``-1`` marks a user who has every item.
+    """
+    if filt is None:
+        filt = build_filter(indptr, indices, n_items)
+    return _sample_negatives(filt, indptr, indices, users, n_items, state)

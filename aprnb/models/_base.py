@@ -16,6 +16,8 @@ from .._validation import (check_choice, check_dtype, check_factors, check_float
                            check_random_state)
 from ..kernels import all_finite, epoch_parallel, epoch_serial
 from ..kernels._rng import seed_states, shuffle_pairs
+from ..kernels.sampling import build_filter
+from .._memory import huge_page_aligned
 
 
 class DivergenceError(FloatingPointError):
@@ -203,9 +205,12 @@ class FactorModel(BaseRecommender):
         P, Q, state = self._initial_factors(init, shape, rng, dt)
         GP, GQ = self._optimizer_state(state, P, Q, dt)
         users, items = self._positives(X)
+        filt = huge_page_aligned(build_filter(X.indptr, X.indices, X.shape[1]))
+        P, Q = huge_page_aligned(P), huge_page_aligned(Q)
+        if self.optimizer == "adagrad":
+            GP, GQ = huge_page_aligned(GP), huge_page_aligned(GQ)
         n_threads = check_n_threads(self.n_threads)
         states = seed_states(rng, max(1, n_threads))
-        order = np.arange(len(users), dtype=np.int64)   # pairs are shuffled in place
         kernel = self._select_kernel(n_threads)
         adagrad = self.optimizer == "adagrad"
         lr, reg = dt(self.learning_rate), dt(self.reg)
@@ -228,8 +233,8 @@ class FactorModel(BaseRecommender):
                         GQ.fill(self.initial_accumulator)
                     t0 = time.perf_counter()
                     shuffle_pairs(users, items, states, 0)
-                    loss, count = kernel(P, Q, GP, GQ, X.indptr, X.indices, users, items,
-                                         order, states, lr, reg, eps, reg_adv, mode,
+                    loss, count = kernel(P, Q, GP, GQ, filt, X.indptr, X.indices, users,
+                                         items, states, lr, reg, eps, reg_adv, mode,
                                          adagrad, n_threads)
                     seconds = time.perf_counter() - t0
                     if not (np.isfinite(loss) and all_finite(P) and all_finite(Q)):
