@@ -185,5 +185,49 @@ def _selfcheck():
     assert dp < 1e-5 and dq < 1e-5, "sparse and dense steps disagree"
 
 
+def epoch_estimate(X, pu, pi, mode, n_threads, n_batches, seed):
+    """Seconds per epoch: median mini-batch time x batches per epoch + one epoch of sampling.
+
+    Times the first ``n_batches`` mini-batches of a fresh model (at most 30 s),
+    skipping the first five (allocator warm-up).
+    """
+    m = TorchAMF(X.shape[0], X.shape[1], factors=64, eps=0.5, reg_adv=1.0,
+                 learning_rate=0.05, batch_size=512, mode=mode, n_threads=n_threads, seed=seed)
+    t = time.perf_counter()
+    u, i, j = m.epoch_triples(X, pu, pi)
+    t_sample = time.perf_counter() - t
+    per_batch = m.run_batches(u, i, j, n_batches=n_batches, max_seconds=30.0)
+    steady = per_batch[min(5, len(per_batch) - 1):]
+    n_per_epoch = -(-len(pu) // m.batch_size)
+    return float(np.median(steady)) * n_per_epoch + t_sample, len(per_batch)
+
+
+def _serve():
+    """Worker for ``bench/train.py``: answer one JSON request per stdin line.
+
+    PyTorch runs in its own process so that no other OpenMP runtime (Numba's,
+    implicit's) shares its cores: in one process the idle workers of those
+    runtimes made PyTorch's two-thread steps several times slower than its
+    one-thread steps, which would have flattered aprnb.
+    """
+    import json
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import common
+    X = common.load_gowalla().train
+    pu, pi = positives(X)
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        req = json.loads(line)
+        sec, n = epoch_estimate(X, pu, pi, req["mode"], req["n_threads"], req["n_batches"],
+                                req["seed"])
+        print(json.dumps({"epoch": sec, "batches": n}), flush=True)
+
+
 if __name__ == "__main__":
-    _selfcheck()
+    import sys
+    if sys.argv[1:] == ["--serve"]:
+        _serve()
+    else:
+        _selfcheck()

@@ -105,23 +105,37 @@ def _cornac_runner(cds, n_threads, epochs, seed):
     return run
 
 
-def _torch_runner(X, mode, n_threads, n_batches, seed):
-    import torch_amf
-    pu, pi = torch_amf.positives(X)
-    n_per_epoch = -(-len(pu) // 512)
+class _TorchWorker:
+    """``bench/torch_amf.py --serve`` in a child process (see ``torch_amf._serve``)."""
 
+    def __init__(self):
+        import json
+        import subprocess
+        self._json = json
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("torch_amf.py")),
+                                      "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+        ready = self.proc.stdout.readline()
+        if not ready:
+            raise RuntimeError("the PyTorch worker process failed to start")
+
+    def epoch(self, **req):
+        self.proc.stdin.write(self._json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the PyTorch worker process died")
+        return self._json.loads(line)
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def _torch_runner(worker, mode, n_threads, n_batches, seed):
     def run():
-        m = torch_amf.TorchAMF(X.shape[0], X.shape[1], factors=64, eps=0.5, reg_adv=1.0,
-                               learning_rate=0.05, batch_size=512, mode=mode,
-                               n_threads=n_threads, seed=seed)
-        t = time.perf_counter()
-        u, i, j = m.epoch_triples(X, pu, pi)
-        t_sample = time.perf_counter() - t
-        per_batch = m.run_batches(u, i, j, n_batches=n_batches, max_seconds=30.0)
-        # Extrapolate: median mini-batch time x batches per epoch + the epoch's sampling.
-        steady = per_batch[min(5, len(per_batch) - 1):]   # skip allocator warm-up batches
-        epoch = float(np.median(steady)) * n_per_epoch + t_sample
-        return {"kernel": [epoch], "wall": [epoch], "batches": [float(len(per_batch))]}
+        r = worker.epoch(mode=mode, n_threads=n_threads, n_batches=n_batches, seed=seed)
+        return {"kernel": [r["epoch"]], "wall": [r["epoch"]], "batches": [float(r["batches"])]}
     return run
 
 
@@ -158,16 +172,22 @@ def run(args):
             add(f"cornac t{t}", "cornac BPR k=64", t,
                 _cornac_runner(cds, t, max(3, epochs // 2), args.seed),
                 "unseeded" if t > 1 else "")
+    worker = None
     if common.optional_import("torch", "PyTorch AMF peer") is not None:
+        worker = _TorchWorker()
         nb_sparse = 40 if args.quick else 150
         nb_dense = 8 if args.quick else 20
         for t in threads:
             add(f"torch sparse t{t}", "PyTorch AMF, sparse grads (bench/torch_amf.py)", t,
-                _torch_runner(X, "sparse", t, nb_sparse, args.seed))
+                _torch_runner(worker, "sparse", t, nb_sparse, args.seed))
             add(f"torch dense t{t}", "PyTorch AMF, dense TF-graph port", t,
-                _torch_runner(X, "dense", t, nb_dense, args.seed))
+                _torch_runner(worker, "dense", t, nb_dense, args.seed))
 
-    res = common.interleave(contenders, rounds=rounds, warmup=1)
+    try:
+        res = common.interleave(contenders, rounds=rounds, warmup=1)
+    finally:
+        if worker is not None:
+            worker.close()
 
     def med(name, metric="kernel"):
         return res[name][metric].median if name in res and metric in res[name] else float("nan")
@@ -193,7 +213,8 @@ def run(args):
                     "kernel: aprnb history_ seconds (shuffle + epoch kernel) / implicit "
                     "callback elapsed / cornac _fit_sgd call; wall: between epoch callbacks.",
                     "PyTorch rows: median mini-batch time x 1583 batches + one epoch of "
-                    "negative sampling (numpy, vectorised rejection)."])
+                    "negative sampling (numpy, vectorised rejection), measured in a child "
+                    "process of its own (no other OpenMP runtime on its cores)."])
 
     ratio_rows = []
     for t in threads:
@@ -213,6 +234,14 @@ def run(args):
                                    ">= 100x"])
                 ratio_rows.append([f"{meta[tm][0]} / aprnb APR mini-batch 512", t,
                                    ratio(med(tm), med("aprnb APR mb512")), "", ""])
+    for kind in ("sparse", "dense"):
+        runs = {t: med(f"torch {kind} t{t}") for t in threads if f"torch {kind} t{t}" in res}
+        if runs:
+            tb = min(runs, key=runs.get)
+            for t in threads:
+                ratio_rows.append([f"{meta[f'torch {kind} t{tb}'][0]} at its fastest "
+                                   f"({tb} threads) / aprnb APR", t,
+                                   ratio(runs[tb], med(f"aprnb APR t{t}")), "", ">= 100x"])
     if len(threads) > 1:
         a, b = threads[0], threads[-1]
         for what in ("BPR", "APR"):
