@@ -1,4 +1,5 @@
 """Thread-count handling for Numba parallel kernels."""
+import concurrent.futures
 import contextlib
 import numbers
 
@@ -34,3 +35,38 @@ def numba_threads(n):
         yield
     finally:
         numba.set_num_threads(old)
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Limit the BLAS library (numpy's matmul) to one thread in the body.
+
+    The evaluation runs whole blocks of users on its own threads; a BLAS
+    library that also starts threads would put two thread pools on the same
+    cores, whose spinning workers slowed a 2-thread evaluation down several-fold.
+    """
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def run_tasks(n_threads, n_tasks, work):
+    """Call ``work(task, worker)`` for every task on ``n_threads`` threads.
+
+    Worker ``w`` takes the tasks ``w, w + n_threads, ...`` in order; ``work``
+    must release the GIL for its heavy parts (numpy's matmul, ``nogil`` kernels).
+    The first exception of any worker is raised here.
+    """
+    n_threads = max(1, min(n_threads, n_tasks))
+    if n_threads == 1:
+        for task in range(n_tasks):
+            work(task, 0)
+        return
+
+    def worker(w):
+        for task in range(w, n_tasks, n_threads):
+            work(task, w)
+
+    with concurrent.futures.ThreadPoolExecutor(n_threads) as pool:
+        for fut in [pool.submit(worker, w) for w in range(n_threads)]:
+            fut.result()

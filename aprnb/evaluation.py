@@ -1,19 +1,31 @@
 """Full-ranking top-K evaluation: one engine for every protocol and for ``recommend``.
 
-Scores are computed for a block of users at a time with one BLAS matmul
-(``P[block] @ Q.T``), then a parallel Numba kernel excludes the training items,
-selects the top K (one output row per user) and computes the metrics in the same
-pass. The full ``n_users x n_items`` score matrix is never built: the block is
-sized so that its scores take about ``block_bytes`` (64 MB by default).
+Users are processed in blocks. For top-K and the holdout metrics the scores of a
+block are computed one cache-sized tile of items at a time (``P[block] @
+Q[tile].T``, one BLAS call) and a Numba kernel excludes the training items and
+feeds each user's top-K heap while the tile is still in cache; after the last
+tile the heaps are sorted and the metrics computed. Leave-one-out needs every
+score of a user to rank the held-out item, so it scores a block against all
+items (about 64 MB) at once. The full ``n_users x n_items`` score matrix is never
+built.
+
+Threads: blocks are shared out among ``n_threads`` Python threads, each running
+its own BLAS calls (BLAS limited to one thread) and GIL-free kernels. Letting
+BLAS and Numba each start their own threads instead made the two pools fight
+over the cores, and two threads were slower than one.
 """
 import numpy as np
 import scipy.sparse as sp
 
-from ._threads import check_n_threads, numba_threads
+from ._threads import check_n_threads, numba_threads, run_tasks, single_threaded_blas
 from ._validation import check_bool, check_choice, check_factors, check_interactions, check_ks
-from .kernels.topk import holdout_block, loo_block, sampled_block, topk_block
+from .kernels.topk import holdout_finish, loo_block, push_tile, sampled_block, topk_finish
 
 DEFAULT_BLOCK_BYTES = 64 * 2**20
+#: Users per block for the tiled top-K (holdout metrics and ``recommend``).
+TILE_ROWS = 1024
+#: Bytes of one tile of scores in the tiled top-K: small enough to stay in cache.
+TILE_BYTES = 8 * 2**20
 PROTOCOLS = ("holdout", "loo", "sampled")
 
 
@@ -56,6 +68,16 @@ def _block_rows(n_items, itemsize, block_size, n_rows):
     return int(max(1, min(block_size, n_rows)))
 
 
+def _tile_buffers(n_items, dtype, block_size, n_rows, n_threads):
+    """``(users per block, one score buffer per worker)`` for ``_tiled_heaps``."""
+    itemsize = np.dtype(dtype).itemsize
+    rows = _block_rows(n_items, itemsize, TILE_ROWS if block_size is None else block_size,
+                       n_rows)
+    cols = int(min(n_items, max(1, TILE_BYTES // (rows * itemsize))))
+    n_buf = max(1, min(n_threads, -(-n_rows // rows)))
+    return rows, [np.empty(rows * cols, dtype=dtype) for _ in range(n_buf)]
+
+
 def _check_users(users, n_users, name="users"):
     """Indices as an int64 array (None = all); ``name`` labels the error messages."""
     if users is None:
@@ -92,6 +114,29 @@ def _scores(P, Q, rows, buf=None):
     return out
 
 
+def _tiled_heaps(P, Q, users, ex_indptr, ex_indices, k, buf):
+    """Top-``k`` heaps of ``users`` (training items excluded), one item tile at a time.
+
+    Each tile ``P[users] @ Q[lo:hi].T`` is sized (``buf``) to stay in the CPU
+    cache while ``push_tile`` excludes and selects from it, instead of a row of
+    scores for every item going out to memory and back. Returns the unsorted heaps
+    ``(scores, items, sizes)`` for ``topk_finish``/``holdout_finish``.
+    """
+    n = len(users)
+    Pb = P[users]
+    hs = np.full((n, max(k, 1)), -np.inf, dtype=P.dtype)
+    hi = np.full((n, max(k, 1)), -1, dtype=np.int64)
+    sizes = np.zeros(n, dtype=np.int64)
+    ex_pos = ex_indptr[users].copy()
+    cols = max(1, buf.size // max(1, n))
+    for lo in range(0, Q.shape[0], cols):
+        hi_ = min(Q.shape[0], lo + cols)
+        S = buf.reshape(-1)[:n * (hi_ - lo)].reshape(n, hi_ - lo)
+        np.matmul(Pb, Q[lo:hi_].T, out=S)
+        push_tile(S, users, lo, ex_indptr, ex_indices, ex_pos, k, hs, hi, sizes)
+    return hs, hi, sizes
+
+
 def evaluate(model, train, test, k=(20,), protocol="holdout", users=None, negatives=None,
              n_threads=None, block_size=None, exclude_train=True):
     """Evaluate a model under full ranking (or the sampled protocol).
@@ -118,8 +163,11 @@ def evaluate(model, train, test, k=(20,), protocol="holdout", users=None, negati
         Evaluate only these users.
     negatives : int array (n_users, n_neg), required for ``"sampled"`` (-1 = padding).
     n_threads : int, optional
+        Worker threads (default: all of Numba's threads). Each worker scores
+        whole blocks of users with a one-thread BLAS call and a serial kernel.
     block_size : int, optional
-        Users per score block (default: about 64 MB of scores).
+        Users per block (default: 1024 users scored in cache-sized tiles of items
+        for ``"holdout"``; about 64 MB of scores per block for ``"loo"``).
     exclude_train : bool
         Exclude training items from the candidates (the standard full-ranking setup).
 
@@ -154,26 +202,36 @@ def evaluate(model, train, test, k=(20,), protocol="holdout", users=None, negati
 
     width = 4 * len(ks) if protocol == "holdout" else 2 * len(ks) + 1
     out = np.zeros((len(sel), width))
-    rows = _block_rows(shape[1], P.dtype.itemsize, block_size, max(1, len(sel)))
-    buf = np.empty((rows, shape[1]), dtype=P.dtype) if protocol != "sampled" else None
-    with numba_threads(n_threads):
-        if protocol == "sampled":
+    if protocol == "sampled":
+        with numba_threads(n_threads):
             o = np.zeros((len(sel), width))
             sampled_block(P, Q, sel, pos_items, negatives, ks, o)
             out[:] = o
+        return _summarise(out, ks, protocol, len(sel))
+
+    te_indptr, te_indices = test.indptr.astype(np.int64), test.indices.astype(np.int64)
+    if protocol == "holdout":
+        rows, bufs = _tile_buffers(shape[1], P.dtype, block_size, max(1, len(sel)), n_threads)
+    else:
+        rows = _block_rows(shape[1], P.dtype.itemsize, block_size, max(1, len(sel)))
+        bufs = [np.empty((min(rows, len(sel)), shape[1]), dtype=P.dtype)
+                for _ in range(min(n_threads, -(-len(sel) // rows)))]
+
+    def block(t, w):
+        lo = t * rows
+        b = sel[lo:lo + rows]
+        if protocol == "holdout":
+            hs, hi, sizes = _tiled_heaps(P, Q, b, ex_indptr, ex_indices, int(ks[-1]), bufs[w])
+            o = np.zeros((len(b), len(ks), 4))
+            holdout_finish(b, hs, hi, sizes, te_indptr, te_indices, ks, o)
+            out[lo:lo + len(b)] = o.reshape(len(b), -1)
         else:
-            for lo in range(0, len(sel), rows):
-                b = sel[lo:lo + rows]
-                S = _scores(P, Q, b, buf)
-                if protocol == "holdout":
-                    o = np.zeros((len(b), len(ks), 4))
-                    holdout_block(S, b, ex_indptr, ex_indices, test.indptr.astype(np.int64),
-                                  test.indices.astype(np.int64), ks, o)
-                    out[lo:lo + len(b)] = o.reshape(len(b), -1)
-                else:
-                    o = np.zeros((len(b), width))
-                    loo_block(S, b, ex_indptr, ex_indices, pos_items[lo:lo + rows], ks, o)
-                    out[lo:lo + len(b)] = o
+            S = _scores(P, Q, b, bufs[w])
+            loo_block(S, b, ex_indptr, ex_indices, pos_items[lo:lo + rows], ks,
+                      out[lo:lo + len(b)])
+
+    with single_threaded_blas():
+        run_tasks(n_threads, -(-len(sel) // rows), block)
     return _summarise(out, ks, protocol, len(sel))
 
 
@@ -222,11 +280,15 @@ def top_k(P, Q, users, k, exclude=None, n_threads=None, block_size=None):
     ex_indptr, ex_indices = ex.indptr.astype(np.int64), ex.indices.astype(np.int64)
     items = np.empty((len(users), k), dtype=np.int64)
     scores = np.empty((len(users), k), dtype=P.dtype)   # after the overflow guard
-    rows = _block_rows(shape[1], P.dtype.itemsize, block_size, max(1, len(users)))
-    buf = np.empty((rows, shape[1]), dtype=P.dtype)
-    with numba_threads(check_n_threads(n_threads)):
-        for lo in range(0, len(users), rows):
-            b = users[lo:lo + rows]
-            topk_block(_scores(P, Q, b, buf), b, ex_indptr, ex_indices, k, items[lo:lo + rows],
-                       scores[lo:lo + rows])
+    n_threads = check_n_threads(n_threads)
+    rows, bufs = _tile_buffers(shape[1], P.dtype, block_size, max(1, len(users)), n_threads)
+
+    def block(t, w):
+        lo = t * rows
+        b = users[lo:lo + rows]
+        hs, hi, sizes = _tiled_heaps(P, Q, b, ex_indptr, ex_indices, k, bufs[w])
+        topk_finish(hs, hi, sizes, items[lo:lo + rows], scores[lo:lo + rows])
+
+    with single_threaded_blas():
+        run_tasks(n_threads, -(-len(users) // rows), block)
     return items, scores.astype(out_dtype, copy=False)

@@ -158,6 +158,32 @@ def test_top_k_equals_naive_tie_rule(case, k, exclude, data):
     assert scores.dtype == P.dtype
 
 
+@settings(max_examples=100)
+@given(case=problems(), k=st.integers(1, 15), exclude=st.booleans(), data=st.data())
+def test_tiled_top_k_and_holdout_with_tiny_tiles(case, k, exclude, data):
+    # The tiled engine keeps each user's heap and exclusion pointer across item
+    # tiles; tiles of 1-5 items make every boundary case (excluded items on a tile
+    # edge, ties across tiles, a user whose candidates all sit in one tile) common.
+    P, Q, train, test, ks, users = case
+    import aprnb.evaluation as ev
+    old = ev.TILE_BYTES
+    block = data.draw(st.none() | st.integers(1, 8))
+    threads = data.draw(st.sampled_from([1, 2]))
+    ev.TILE_BYTES = data.draw(st.integers(1, 5)) * P.dtype.itemsize   # 1-5 items per tile
+    try:
+        got = evaluate((P, Q), train, test, k=ks, protocol="holdout", users=users,
+                       exclude_train=exclude, n_threads=threads, block_size=block)
+        uu = np.arange(train.shape[0]) if users is None else np.asarray(users, dtype=np.int64)
+        items, scores = top_k(P, Q, uu, k, exclude=train if exclude else None,
+                              n_threads=threads, block_size=block)
+    finally:
+        ev.TILE_BYTES = old
+    assert_same_metrics(got, naive_holdout(P, Q, train, test, ks, users, exclude))
+    want_items, want_scores = naive_top_k(P, Q, uu, k, train if exclude else None)
+    np.testing.assert_array_equal(items, want_items)
+    np.testing.assert_array_equal(scores.astype(np.float64), want_scores)
+
+
 def test_top_k_tie_rule_by_hand():
     P = np.array([[1.0]])
     Q = np.array([[1.0], [2.0], [1.0], [2.0], [0.0], [1.0]])

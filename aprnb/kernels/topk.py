@@ -1,10 +1,15 @@
-"""Top-K selection and ranking metrics over a dense block of scores.
+"""Top-K selection and ranking metrics over dense blocks of scores.
 
-The caller computes ``S = P[users] @ Q.T`` for a block of users with one BLAS
-matmul; these kernels then walk each row once, in parallel over rows (one output
-row per user, so no two threads write the same memory), skipping the user's
-training items, which are *excluded* from the candidate set rather than given a
-finite "masked" score that a real score could undercut.
+The caller computes scores with BLAS (``P[users] @ Q[items].T``): for top-K and
+the holdout metrics one cache-sized tile of items at a time (``push_tile`` keeps
+each user's heap across the tiles, ``topk_finish``/``holdout_finish`` sort it and
+compute the metrics); for leave-one-out one block of users against all items.
+These kernels are serial and release the GIL: ``aprnb.evaluation`` runs whole
+blocks of users (BLAS call and kernel) on its own worker threads, with BLAS on
+one thread, so that two thread pools never fight over the cores. Each row is
+walked once, skipping the user's training items,
+which are *excluded* from the candidate set rather than given a finite "masked"
+score that a real score could undercut.
 
 Tie rule (deterministic): a higher score ranks first; among equal scores the
 lower item index ranks first. The leave-one-out rank instead counts ties
@@ -65,51 +70,100 @@ def exclude_row(s, ex, ex_lo, ex_hi):
 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
-def select_row(s, k, hs, hi):
-    """Best ``k`` items of score row ``s`` (excluded items hold -inf), best first.
+def push_row(s, item_lo, k, hs, hi, size):
+    """Offer the scores ``s[c]`` of the items ``item_lo + c`` to a top-``k`` heap.
 
-    Writes them into ``hi``/``hs`` and returns how many were found (fewer than
-    ``k`` when the row has fewer candidates). Items are scanned in increasing
-    index order, so a newcomer that ties the worst kept score ranks after it and
-    only a strictly higher score enters: one comparison per item on the hot path.
+    ``hs``/``hi`` hold a min-heap (on rank) of ``size`` kept candidates; returns
+    the new size. Calls must come in increasing item order (a row in one call,
+    or a row's consecutive item tiles in several), so that a newcomer that ties
+    the worst kept score ranks after it and only a strictly higher score enters:
+    one comparison per item on the hot path. Excluded items hold -inf and never
+    enter.
     """
-    n = s.shape[0]
-    size = 0
-    thr = -np.inf
-    for item in range(n):
-        v = s[item]
+    inf = s.dtype.type(np.inf)
+    thr = hs[0] if size == k else -inf       # in the scores' dtype: no widening per score
+    for c in range(s.shape[0]):
+        v = s[c]
         if v > thr:
             if size < k:
                 hs[size] = v
-                hi[size] = item
+                hi[size] = item_lo + c
                 _sift_up(hs, hi, size)
                 size += 1
                 if size == k:
                     thr = hs[0]
             else:
                 hs[0] = v
-                hi[0] = item
+                hi[0] = item_lo + c
                 _sift_down(hs, hi, size, 0)
                 thr = hs[0]
-    # Heap sort: pop the worst to the back until the front holds the best.
+    return size
+
+
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+def finish_heap(hs, hi, size):
+    """Heap sort in place: pop the worst to the back until the front holds the best."""
     for end in range(size - 1, 0, -1):
         hs[0], hs[end] = hs[end], hs[0]
         hi[0], hi[end] = hi[end], hi[0]
         _sift_down(hs, hi, end, 0)
+
+
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+def select_row(s, k, hs, hi):
+    """Best ``k`` items of score row ``s`` (excluded items hold -inf), best first.
+
+    Writes them into ``hi``/``hs`` and returns how many were found (fewer than
+    ``k`` when the row has fewer candidates).
+    """
+    size = push_row(s, 0, k, hs, hi, 0)
+    finish_heap(hs, hi, size)
     return size
 
 
-def _topk_block(S, users, ex_indptr, ex_indices, k, out_items, out_scores):
+# -- tiled top-K: scores of a block of users for one tile of items at a time ----------------
+# The scores of a block of users for *all* items (tens of MB) would go out to main
+# memory and come back for the selection; a tile of a few MB stays in cache. The
+# heap of each user lives across the tiles of its block (``hs``, ``hi``, ``sizes``)
+# and ``ex_pos`` remembers how far each user's sorted exclusion list has been applied.
+# ``_nrt=False``: no reference counting, see aprnb/kernels/epoch.py::run_chunk.
+
+def _push_tile(S, users, item_lo, ex_indptr, ex_indices, ex_pos, k, hs, hi, sizes):
+    """Offer the tile ``S`` (scores of ``users`` for items ``item_lo:item_lo + C``)."""
+    item_hi = item_lo + S.shape[1]
     for b in prange(S.shape[0]):
-        u = users[b]
-        exclude_row(S[b], ex_indices, ex_indptr[u], ex_indptr[u + 1])
-        n = select_row(S[b], k, out_scores[b], out_items[b])
-        for r in range(n, k):
-            out_items[b, r] = -1
-            out_scores[b, r] = -np.inf
+        s = S[b]
+        p = ex_pos[b]
+        end = ex_indptr[users[b] + 1]
+        while p < end and ex_indices[p] < item_hi:
+            s[ex_indices[p] - item_lo] = -np.inf
+            p += 1
+        ex_pos[b] = p
+        sizes[b] = push_row(s, item_lo, k, hs[b], hi[b], sizes[b])
 
 
-topk_block = njit(cache=True, parallel=True, fastmath=FASTMATH, error_model="numpy")(_topk_block)
+push_tile = njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy",
+                 _nrt=False)(_push_tile)
+
+
+def _topk_finish(hs, hi, sizes, out_items, out_scores):
+    k = out_items.shape[1]
+    for b in prange(hs.shape[0]):
+        n = sizes[b]
+        finish_heap(hs[b], hi[b], n)
+        for r in range(k):
+            if r < n:
+                out_items[b, r] = hi[b, r]
+                out_scores[b, r] = hs[b, r]
+            else:
+                out_items[b, r] = -1
+                out_scores[b, r] = -np.inf
+
+
+topk_finish = njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy",
+                   _nrt=False)(_topk_finish)
+
+
 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
@@ -125,15 +179,16 @@ def _in_sorted(a, lo, hi, x):
     return lo < end and a[lo] == x
 
 
-def _holdout_block(S, users, ex_indptr, ex_indices, te_indptr, te_indices, ks, out):
-    """Fused top-K + holdout metrics. ``out[b, m, :] = recall, precision, ndcg, hr`` @ ks[m]."""
+def _holdout_finish(users, hs, hi, sizes, te_indptr, te_indices, ks, out):
+    """Holdout metrics from the users' finished heaps.
+
+    ``out[b, m, :] = recall, precision, ndcg, hr`` at ``ks[m]``.
+    """
     kmax = ks[-1]
-    for b in prange(S.shape[0]):
+    for b in prange(hs.shape[0]):
         u = users[b]
-        hs = np.empty(kmax, dtype=S.dtype)
-        hi = np.empty(kmax, dtype=np.int64)
-        exclude_row(S[b], ex_indices, ex_indptr[u], ex_indptr[u + 1])
-        n = select_row(S[b], kmax, hs, hi)
+        n = sizes[b]
+        finish_heap(hs[b], hi[b], n)
         t_lo = te_indptr[u]
         t_hi = te_indptr[u + 1]
         n_test = t_hi - t_lo
@@ -142,7 +197,7 @@ def _holdout_block(S, users, ex_indptr, ex_indices, te_indptr, te_indices, ks, o
         idcg = 0.0
         m = 0
         for r in range(kmax):
-            if r < n and _in_sorted(te_indices, t_lo, t_hi, hi[r]):
+            if r < n and _in_sorted(te_indices, t_lo, t_hi, hi[b, r]):
                 hits += 1
                 dcg += 1.0 / math.log2(r + 2.0)
             if r < n_test:
@@ -155,7 +210,8 @@ def _holdout_block(S, users, ex_indptr, ex_indices, te_indptr, te_indices, ks, o
                 m += 1
 
 
-holdout_block = njit(cache=True, parallel=True, fastmath=FASTMATH, error_model="numpy")(_holdout_block)
+holdout_finish = njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy",
+                      _nrt=False)(_holdout_finish)
 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
@@ -193,7 +249,8 @@ def _loo_block(S, users, ex_indptr, ex_indices, pos_items, ks, out):
         _rank_metrics(rank, n_cand, ks, out[b])
 
 
-loo_block = njit(cache=True, parallel=True, fastmath=FASTMATH, error_model="numpy")(_loo_block)
+loo_block = njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy",
+                 _nrt=False)(_loo_block)
 
 
 def _sampled_block(P, Q, users, pos_items, negatives, ks, out):
