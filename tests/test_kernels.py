@@ -334,3 +334,32 @@ def test_every_cached_kernel_has_its_own_cache_file():
     shared = {path: sorted(names.values()) for path, names in owners.items() if len(names) > 1}
     assert not shared, f"dispatchers sharing a Numba cache file: {shared}"
     assert len(owners) >= 10
+
+
+@VERY_FEW
+@given(csr_case(n_users=(3, 8), n_items=(4, 10), full_row=False), st.sampled_from([0, 1]))
+def test_epoch_shuffle_flag(c, mode):
+    from aprnb.kernels._rng import shuffle_pairs
+    filt = build_filter(c["indptr"], c["indices"], c["n_items"])
+    args = (c["lr"], c["reg"], c["eps"], c["reg_adv"], mode, False)
+
+    def run(n_chunks, shuffle, pre_shuffle):
+        P, Q, states = c["P"].copy(), c["Q"].copy(), c["states"].copy()
+        users, items = c["pos_users"].copy(), c["pos_items"].copy()
+        if pre_shuffle:
+            shuffle_pairs(users, items, states, 0)
+        out = epoch_serial(P, Q, P[:0], Q[:0], filt, c["indptr"], c["indices"], users, items,
+                           states, *args, n_chunks, shuffle)
+        return P, Q, users, items, out
+    # one chunk: the in-kernel shuffle is the caller's shuffle, from the same stream
+    a, b = run(1, True, False), run(1, False, True)
+    for x, y in zip(a[:4], b[:4]):
+        np.testing.assert_array_equal(x, y)
+    assert a[4] == b[4]
+    # two chunks: each chunk permutes its own slice only
+    n = len(c["pos_users"])
+    _, _, users, items, _ = run(2, True, False)
+    for lo, hi in ((0, n // 2), (n // 2, n)):
+        got = sorted(zip(users[lo:hi].tolist(), items[lo:hi].tolist()))
+        want = sorted(zip(c["pos_users"][lo:hi].tolist(), c["pos_items"][lo:hi].tolist()))
+        assert got == want

@@ -47,21 +47,27 @@ def uniform(state, t):
     return np.float64(next_u64(state, t) >> _S11) * _INV53
 
 
-@njit(cache=True)
-def shuffle_pairs(a, b, state, t):
-    """Fisher-Yates shuffle of the pairs ``(a[k], b[k])`` in place (stream ``t``).
-
-    The epoch kernels read the training pairs in storage order; shuffling the
-    pairs themselves (rather than an index array) makes those reads sequential.
-    """
-    for k in range(a.shape[0] - 1, 0, -1):
-        r = randint(state, t, k + 1)
+@njit(cache=True, inline="always")
+def shuffle_range(a, b, lo, hi, state, t):
+    """Fisher-Yates shuffle of the pairs ``(a[k], b[k])``, ``lo <= k < hi``, in place."""
+    for k in range(hi - 1, lo, -1):
+        r = lo + randint(state, t, k - lo + 1)
         ta = a[k]
         a[k] = a[r]
         a[r] = ta
         tb = b[k]
         b[k] = b[r]
         b[r] = tb
+
+
+@njit(cache=True)
+def shuffle_pairs(a, b, state, t):
+    """Fisher-Yates shuffle of all the pairs ``(a[k], b[k])`` in place (stream ``t``).
+
+    The epoch kernels read the training pairs in storage order; shuffling the
+    pairs themselves (rather than an index array) makes those reads sequential.
+    """
+    shuffle_range(a, b, 0, a.shape[0], state, t)
 
 
 #: Each chunk of an epoch owns a block of STRIDE words (one cache line), so

@@ -22,7 +22,7 @@ from numba import njit
 from ._intrinsics import sqrt
 from ._math import FASTMATH, guarded_inv_norm, sigmoid, softplus
 from .epoch import MODE_APR, MODE_APR_RANDOM, fill_random_unit
-from ._rng import NOISE
+from ._rng import NOISE, shuffle_pairs
 from .sampling import sample_negative
 
 
@@ -70,11 +70,14 @@ def _perturb_rows(D, G, n, eps, mode, state):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def batch_epoch(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, states,
-                lr, reg, eps, reg_adv, mode, adagrad, n_chunks, batch_size):
+                lr, reg, eps, reg_adv, mode, adagrad, n_chunks, batch_size, shuffle=False):
     """One epoch in mini-batches; same arguments as ``epoch_serial`` plus ``batch_size``.
 
-    ``n_chunks`` is ignored (serial). Returns ``(summed clean loss, triples)``.
+    ``n_chunks`` is ignored (serial: one chunk; ``shuffle`` shuffles all pairs).
+    Returns ``(summed clean loss, triples)``.
     """
+    if shuffle:
+        shuffle_pairs(pos_users, pos_items, states, 0)
     dt = P.dtype.type
     d = P.shape[1]
     n = pos_users.shape[0]

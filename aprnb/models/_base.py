@@ -232,10 +232,11 @@ class FactorModel(BaseRecommender):
                         GP.fill(self.initial_accumulator)
                         GQ.fill(self.initial_accumulator)
                     t0 = time.perf_counter()
-                    shuffle_pairs(users, items, states, 0)
+                    if epoch == 0 and n_threads > 1:   # after this, chunks reshuffle
+                        shuffle_pairs(users, items, states, 0)
                     loss, count = kernel(P, Q, GP, GQ, filt, X.indptr, X.indices, users,
                                          items, states, lr, reg, eps, reg_adv, mode,
-                                         adagrad, n_threads)
+                                         adagrad, n_threads, shuffle=epoch > 0 or n_threads == 1)
                     seconds = time.perf_counter() - t0
                     if not (np.isfinite(loss) and all_finite(P) and all_finite(Q)):
                         commit(*good)
