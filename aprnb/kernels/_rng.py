@@ -22,13 +22,19 @@ _INV53 = 1.0 / 9007199254740992.0  # 2**-53
 
 
 @njit(cache=True, inline="always")
+def mix64(z):
+    """SplitMix64's output function: a bijective scramble of the 64 bits of ``z``."""
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    return z ^ (z >> _S31)
+
+
+@njit(cache=True, inline="always")
 def next_u64(state, t):
     """Advance stream ``t`` of ``state`` and return 64 random bits."""
     z = state[t] + _GAMMA
     state[t] = z
-    z = (z ^ (z >> _S30)) * _MIX1
-    z = (z ^ (z >> _S27)) * _MIX2
-    return z ^ (z >> _S31)
+    return mix64(z)
 
 
 @njit(cache=True, inline="always")

@@ -43,14 +43,12 @@ import numpy as np
 from numba import njit
 
 from ._math import FASTMATH
-from ._rng import DRAW, REDRAW, randint
+from ._rng import DRAW, REDRAW, mix64, randint
 
 #: Positives per 64-bit filter word (about 16 bits each): 1.3% false alarms.
 KEYS_PER_WORD = 4
 
-_H1 = np.uint64(0x9E3779B97F4A7C15)
-_H2 = np.uint64(0xBF58476D1CE4E5B9)
-_S29 = np.uint64(29)
+_ODD = np.uint64(0x9E3779B97F4A7C15)
 _S32 = np.uint64(32)
 _S6 = np.uint64(6)
 _M63 = np.uint64(63)
@@ -64,10 +62,8 @@ def filter_words(nnz):
 
 @njit(cache=True, inline="always")
 def _hash(u, j, n_items):
-    """64 mixed bits of the pair ``(u, j)`` (multiply-xorshift, as in SplitMix64)."""
-    z = np.uint64(np.int64(u) * np.int64(n_items) + np.int64(j)) * _H1
-    z = (z ^ (z >> _S29)) * _H2
-    return z ^ (z >> _S32)
+    """64 mixed bits of the pair ``(u, j)``: SplitMix64's scramble of its cell number."""
+    return mix64(np.uint64(np.int64(u) * np.int64(n_items) + np.int64(j)) * _ODD)
 
 
 @njit(cache=True, inline="always")
@@ -127,31 +123,35 @@ def maybe_positive(filt, u, j, n_items):
 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
-def in_row(indices, start, deg, j):
-    """Exact test: is ``j`` in the sorted row ``indices[start:start + deg]``?"""
+def _count_le(indices, start, deg, r, slope):
+    """Number of ``s < deg`` with ``indices[start + s] - slope * s <= r`` (non-decreasing in s)."""
     lo = 0
     hi = deg
     while lo < hi:
         mid = (lo + hi) >> 1
-        if indices[start + mid] < j:
+        if indices[start + mid] - slope * mid <= r:
             lo = mid + 1
         else:
             hi = mid
-    return lo < deg and indices[start + lo] == j
+    return lo
+
+
+@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+def in_row(indices, start, deg, j):
+    """Exact test: is ``j`` in the sorted row ``indices[start:start + deg]``?"""
+    k = _count_le(indices, start, deg, j - 1, 0)          # entries below j
+    return k < deg and indices[start + k] == j
 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
 def rank_to_negative(indices, start, deg, r):
-    """Map rank ``r`` in ``[0, n_items - deg)`` to the r-th item missing from the row."""
-    lo = 0
-    hi = deg
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if indices[start + mid] - mid <= r:
-            lo = mid + 1
-        else:
-            hi = mid
-    return r + lo
+    """Map rank ``r`` in ``[0, n_items - deg)`` to the r-th item missing from the row.
+
+    ``indices[start + s] - s`` free items lie below the row's ``s``-th entry, so
+    the answer is ``r`` plus the number of entries with at most ``r`` free items
+    below them.
+    """
+    return r + _count_le(indices, start, deg, r, 1)
 
 
 @njit(cache=True, inline="always")
