@@ -2,6 +2,7 @@
 import concurrent.futures
 import contextlib
 import numbers
+import threading
 
 import numba
 
@@ -55,7 +56,8 @@ def run_tasks(n_threads, n_tasks, work):
 
     Worker ``w`` takes the tasks ``w, w + n_threads, ...`` in order; ``work``
     must release the GIL for its heavy parts (numpy's matmul, ``nogil`` kernels).
-    The first exception of any worker is raised here.
+    After the first exception of any worker (or a Ctrl-C here) the workers stop
+    before their next task, and an exception is raised here.
     """
     n_threads = max(1, min(n_threads, n_tasks))
     if n_threads == 1:
@@ -63,10 +65,23 @@ def run_tasks(n_threads, n_tasks, work):
             work(task, 0)
         return
 
+    stop = threading.Event()          # set on the first error or on Ctrl-C
+
     def worker(w):
-        for task in range(w, n_tasks, n_threads):
-            work(task, w)
+        try:
+            for task in range(w, n_tasks, n_threads):
+                if stop.is_set():
+                    return
+                work(task, w)
+        except BaseException:
+            stop.set()
+            raise
 
     with concurrent.futures.ThreadPoolExecutor(n_threads) as pool:
-        for fut in [pool.submit(worker, w) for w in range(n_threads)]:
+        futures = [pool.submit(worker, w) for w in range(n_threads)]
+        try:
+            concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
+        finally:
+            stop.set()                # Ctrl-C while waiting: let the workers stop early
+        for fut in futures:
             fut.result()

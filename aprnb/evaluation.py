@@ -73,6 +73,8 @@ def _tile_buffers(n_items, dtype, block_size, n_rows, n_threads):
     itemsize = np.dtype(dtype).itemsize
     rows = _block_rows(n_items, itemsize, TILE_ROWS if block_size is None else block_size,
                        n_rows)
+    if block_size is None:           # few users: still give every worker a block
+        rows = min(rows, -(-n_rows // n_threads))
     cols = int(min(n_items, max(1, TILE_BYTES // (rows * itemsize))))
     n_buf = max(1, min(n_threads, -(-n_rows // rows)))
     return rows, [np.empty(rows * cols, dtype=dtype) for _ in range(n_buf)]
@@ -202,6 +204,7 @@ def evaluate(model, train, test, k=(20,), protocol="holdout", users=None, negati
 
     width = 4 * len(ks) if protocol == "holdout" else 2 * len(ks) + 1
     out = np.zeros((len(sel), width))
+    _block_rows(shape[1], P.dtype.itemsize, block_size, 1)      # validate for every protocol
     if protocol == "sampled":
         with numba_threads(n_threads):
             o = np.zeros((len(sel), width))
@@ -214,6 +217,8 @@ def evaluate(model, train, test, k=(20,), protocol="holdout", users=None, negati
         rows, bufs = _tile_buffers(shape[1], P.dtype, block_size, max(1, len(sel)), n_threads)
     else:
         rows = _block_rows(shape[1], P.dtype.itemsize, block_size, max(1, len(sel)))
+        if block_size is None:
+            rows = min(rows, -(-max(1, len(sel)) // n_threads))
         bufs = [np.empty((min(rows, len(sel)), shape[1]), dtype=P.dtype)
                 for _ in range(min(n_threads, -(-len(sel) // rows)))]
 

@@ -1546,3 +1546,61 @@ def test_property_recommend_never_returns_training_items(M, seed, k):
         assert len(valid) == min(k, int((~dense[u]).sum()))
         assert len(set(valid)) == len(valid) and not dense[u, valid].any()
         assert list(items[u][len(valid):]) == [-1] * (k - len(valid))
+
+
+def test_sampled_protocol_validates_block_size():
+    import numpy as np
+    import scipy.sparse as sp
+    import pytest
+    import aprnb
+    rng = np.random.default_rng(0)
+    P, Q = rng.standard_normal((4, 3)), rng.standard_normal((6, 3))
+    train = sp.csr_matrix(np.eye(4, 6))
+    test = sp.csr_matrix((np.ones(4), (np.arange(4), np.arange(4) + 1)), shape=(4, 6))
+    neg = np.tile(np.arange(2, 5), (4, 1))
+    for bad in (0, 1.5, "x"):
+        with pytest.raises(ValueError, match="block_size"):
+            aprnb.evaluate((P, Q), train, test, protocol="sampled", negatives=neg,
+                           block_size=bad)
+
+
+def test_sgd_fit_does_not_keep_the_initial_factors_alive():
+    import gc
+    import weakref
+    import numpy as np
+    import scipy.sparse as sp
+    import aprnb
+    X = sp.random(40, 30, density=0.2, format="csr", random_state=0)
+    init = (np.random.default_rng(0).standard_normal((40, 4)),
+            np.random.default_rng(1).standard_normal((30, 4)))
+    seen = []
+
+    class Spy(aprnb.BPR):
+        def _initial_factors(self, *a, **kw):
+            P, Q, state = super()._initial_factors(*a, **kw)
+            seen.append(weakref.ref(P))
+            return P, Q, state
+
+    def cb(epoch, stats):
+        gc.collect()
+        assert seen[0]() is None, "the pre-alignment factors are still referenced"
+    Spy(factors=4, epochs=2, random_state=0, show_progress=False).fit(X, init=init, callback=cb)
+
+
+def test_evaluation_workers_stop_after_an_error():
+    import threading
+    import time
+    import pytest
+    from aprnb._threads import run_tasks
+    done = []
+    lock = threading.Lock()
+
+    def work(task, worker):
+        if task == 0:
+            raise RuntimeError("boom")
+        time.sleep(0.01)
+        with lock:
+            done.append(task)
+    with pytest.raises(RuntimeError, match="boom"):
+        run_tasks(2, 200, work)
+    assert len(done) < 20, len(done)      # the other worker stopped at its next task

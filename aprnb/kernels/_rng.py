@@ -95,7 +95,10 @@ def seed_states(rng, n_chunks):
     Chunk ``t`` owns the words ``t * STRIDE + DRAW / REDRAW / NOISE``; pass
     ``rs = t * STRIDE`` to the kernels.
     """
-    states = np.zeros(n_chunks * STRIDE, dtype=np.uint64)
+    # start the array on a 64-byte boundary, so that each block is one cache line
+    raw = np.zeros(n_chunks * STRIDE + STRIDE, dtype=np.uint64)
+    off = (-raw.ctypes.data % 64) // raw.itemsize
+    states = raw[off:off + n_chunks * STRIDE]
     seeds = rng.integers(0, np.iinfo(np.uint64).max, size=(n_chunks, STREAMS_PER_CHUNK),
                          dtype=np.uint64, endpoint=True)
     for k in range(STREAMS_PER_CHUNK):

@@ -100,7 +100,7 @@ def run_chunk(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, lo, hi,
 
     Prefetches never stall, so the memory traffic of the next triples overlaps
     the arithmetic of this one. The updates and the draws of each stream happen
-    in triple order, exactly as in a plain loop. ``buf`` (6, d) and ``ring``
+    in triple order, exactly as in a plain loop. ``buf`` (>= 6, d) and ``ring``
     (RING,) are this chunk's private scratch. Returns ``(summed loss, triples)``.
 
     The loss of a triple is ``m + log1p(e)`` (:func:`aprnb.kernels._math.bpr_terms`);
@@ -180,8 +180,10 @@ def _epoch(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, states,
     losses = np.zeros(n_chunks)
     counts = np.zeros(n_chunks, dtype=np.int64)
     # Thread-private scratch, indexed by chunk: no two threads share a buffer.
-    bufs = np.zeros((n_chunks, 6, d), dtype=P.dtype)
-    rings = np.empty((n_chunks, RING), dtype=np.int64)
+    # The 7th row of a buffer and the second half of a ring are padding, so that
+    # neighbouring chunks never write to one cache line.
+    bufs = np.zeros((n_chunks, 7, d), dtype=P.dtype)
+    rings = np.empty((n_chunks, 2 * RING), dtype=np.int64)
     for t in prange(n_chunks):
         lo = (t * n) // n_chunks
         hi = ((t + 1) * n) // n_chunks

@@ -207,8 +207,8 @@ def sample_negatives(indptr, indices, users, n_items, state, filt=None):
     """One negative per entry of ``users``, drawn as the epoch kernels draw them.
 
     Uses the streams of chunk 0 of ``state`` (see :func:`aprnb.kernels._rng.seed_states`)
-    and advances them; with the same state, a serial epoch over triples whose
-    users are ``users`` draws exactly these negatives. ``filt`` is the
+    and advances them; with the same state, a serial epoch (``shuffle=False``) over
+    triples whose users are ``users`` draws exactly these negatives. ``filt`` is the
     :func:`build_filter` of the matrix (built here when omitted). Returns an
     ``int64`` array; ``-1`` marks a user who has every item.
     """

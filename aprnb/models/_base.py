@@ -284,8 +284,9 @@ class FactorModel(BaseRecommender):
         return self._kernel_args(dt)
 
     def _optimizer_state(self, state, P, Q, dt):
-        if self.optimizer != "adagrad":
-            return P[:0], Q[:0]   # unused by the SGD kernels
+        if self.optimizer != "adagrad":   # unused by the SGD kernels; not views of P/Q,
+            return (np.empty((0, P.shape[1]), dtype=dt),   # which would keep them alive
+                    np.empty((0, Q.shape[1]), dtype=dt))
         if state is not None and not self.reset_optimizer:
             GP, GQ = state
             if GP.shape == P.shape and GQ.shape == Q.shape:
