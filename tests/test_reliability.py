@@ -10,12 +10,16 @@ atomic saves, hostile model files, degenerate data, bitwise determinism with one
 thread, and hypothesis properties of the loaders, splitters and metrics.
 """
 import copy
+import gc
 import hashlib
 import inspect
 import math
 import os
 import pickle
 import tempfile
+import threading
+import time
+import weakref
 import warnings
 import zipfile
 
@@ -1549,10 +1553,6 @@ def test_property_recommend_never_returns_training_items(M, seed, k):
 
 
 def test_sampled_protocol_validates_block_size():
-    import numpy as np
-    import scipy.sparse as sp
-    import pytest
-    import aprnb
     rng = np.random.default_rng(0)
     P, Q = rng.standard_normal((4, 3)), rng.standard_normal((6, 3))
     train = sp.csr_matrix(np.eye(4, 6))
@@ -1565,11 +1565,6 @@ def test_sampled_protocol_validates_block_size():
 
 
 def test_sgd_fit_does_not_keep_the_initial_factors_alive():
-    import gc
-    import weakref
-    import numpy as np
-    import scipy.sparse as sp
-    import aprnb
     X = sp.random(40, 30, density=0.2, format="csr", random_state=0)
     init = (np.random.default_rng(0).standard_normal((40, 4)),
             np.random.default_rng(1).standard_normal((30, 4)))
@@ -1588,9 +1583,6 @@ def test_sgd_fit_does_not_keep_the_initial_factors_alive():
 
 
 def test_evaluation_workers_stop_after_an_error():
-    import threading
-    import time
-    import pytest
     from aprnb._threads import run_tasks
     done = []
     lock = threading.Lock()
