@@ -19,8 +19,8 @@ import pickle
 import tempfile
 import threading
 import time
-import weakref
 import warnings
+import weakref
 import zipfile
 
 import numpy as np
