@@ -7,14 +7,6 @@ with a message when it is missing.
 import contextlib
 import importlib
 import os
-
-# Several OpenMP runtimes share this process (Numba's threading layer, PyTorch,
-# implicit). By default an idle OpenMP worker spins for a while after each
-# parallel region, so after an aprnb or implicit call their spinning workers took
-# CPU from PyTorch's threads on a 2-core machine (PyTorch's 2-thread AMF ran 3-4x
-# slower than its 1-thread one). Passive waiting gives each contender the cores
-# it would have on its own; set before any OpenMP runtime starts.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import platform
 import statistics
 import subprocess
