@@ -58,9 +58,12 @@ def _no_overflow(P, Q):
                      f"float64; the model has diverged, refit it with a smaller learning rate")
 
 
-def _block_rows(n_items, itemsize, block_size, n_rows):
+def _block_rows(n_items, itemsize, block_size, n_rows, n_threads=1, default=None):
+    """Users per block: ``block_size`` (validated), or the default (``default`` users,
+    else about DEFAULT_BLOCK_BYTES of scores) cut so that every worker gets a block."""
     if block_size is None:
-        block_size = max(16, DEFAULT_BLOCK_BYTES // max(1, n_items * itemsize))
+        block_size = default or max(16, DEFAULT_BLOCK_BYTES // max(1, n_items * itemsize))
+        block_size = min(block_size, -(-n_rows // n_threads))
     elif isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) \
             or block_size < 1:
         raise ValueError(f"block_size must be a positive int (users per block) or None, "
@@ -68,16 +71,18 @@ def _block_rows(n_items, itemsize, block_size, n_rows):
     return int(max(1, min(block_size, n_rows)))
 
 
+def _n_workers(n_threads, n_rows, rows):
+    """Workers that get at least one of the ``ceil(n_rows / rows)`` blocks."""
+    return max(1, min(n_threads, -(-n_rows // rows)))
+
+
 def _tile_buffers(n_items, dtype, block_size, n_rows, n_threads):
     """``(users per block, one score buffer per worker)`` for ``_tiled_heaps``."""
     itemsize = np.dtype(dtype).itemsize
-    rows = _block_rows(n_items, itemsize, TILE_ROWS if block_size is None else block_size,
-                       n_rows)
-    if block_size is None:           # few users: still give every worker a block
-        rows = min(rows, -(-n_rows // n_threads))
+    rows = _block_rows(n_items, itemsize, block_size, n_rows, n_threads, default=TILE_ROWS)
     cols = int(min(n_items, max(1, TILE_BYTES // (rows * itemsize))))
-    n_buf = max(1, min(n_threads, -(-n_rows // rows)))
-    return rows, [np.empty(rows * cols, dtype=dtype) for _ in range(n_buf)]
+    return rows, [np.empty(rows * cols, dtype=dtype)
+                  for _ in range(_n_workers(n_threads, n_rows, rows))]
 
 
 def _check_users(users, n_users, name="users"):
@@ -216,11 +221,9 @@ def evaluate(model, train, test, k=(20,), protocol="holdout", users=None, negati
     if protocol == "holdout":
         rows, bufs = _tile_buffers(shape[1], P.dtype, block_size, max(1, len(sel)), n_threads)
     else:
-        rows = _block_rows(shape[1], P.dtype.itemsize, block_size, max(1, len(sel)))
-        if block_size is None:
-            rows = min(rows, -(-max(1, len(sel)) // n_threads))
-        bufs = [np.empty((min(rows, len(sel)), shape[1]), dtype=P.dtype)
-                for _ in range(min(n_threads, -(-len(sel) // rows)))]
+        rows = _block_rows(shape[1], P.dtype.itemsize, block_size, max(1, len(sel)), n_threads)
+        bufs = [np.empty((rows, shape[1]), dtype=P.dtype)
+                for _ in range(_n_workers(n_threads, len(sel), rows))]
 
     def block(t, w):
         lo = t * rows
