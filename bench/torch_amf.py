@@ -107,11 +107,7 @@ class TorchAMF:
         di = dQ[torch.searchsorted(rQ, i)]
         dj = dQ[torch.searchsorted(rQ, j)]
         adv = F.softplus(-((pu + du) * ((qi + di) - (qj + dj))).sum(1)).sum()
-        total = loss + self.reg_adv * adv
-        self.opt.zero_grad(set_to_none=True)
-        total.backward()
-        self.opt.step()
-        return float(total.detach())
+        return self._descend(loss, adv)
 
     def _step_dense(self, u, i, j):
         P, Q, eps = self.P, self.Q, self.eps
@@ -121,6 +117,10 @@ class TorchAMF:
         dQ = eps * F.normalize(gQ, dim=1, eps=1e-6)
         Pa, Qa = P + dP, Q + dQ                        # embedding_P + delta_P, as in TF
         adv = F.softplus(-(Pa[u] * (Qa[i] - Qa[j])).sum(1)).sum()
+        return self._descend(loss, adv)
+
+    def _descend(self, loss, adv):
+        """One Adagrad step on ``loss + reg_adv * adv`` (Delta held constant); the objective."""
         total = loss + self.reg_adv * adv
         self.opt.zero_grad(set_to_none=True)
         total.backward()
