@@ -131,6 +131,19 @@ def test_filter_changes_speed_not_results(case, seed):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("filt,err", [
+    (np.zeros(4, dtype=np.int64), TypeError),                 # wrong dtype
+    (np.zeros((2, 2), dtype=np.uint64), TypeError),           # not 1-D
+    ([0, 0], TypeError),                                      # not an array
+    (np.zeros(3, dtype=np.uint64), ValueError),               # not a power of two
+    (np.zeros(0, dtype=np.uint64), ValueError),               # empty
+])
+def test_sample_negatives_rejects_a_malformed_filter(filt, err):
+    indptr, indices = csr_rows([[1, 2]], 5)
+    with pytest.raises(err, match="filt"):
+        sample_negatives(indptr, indices, np.zeros(3, dtype=np.int64), 5, state(0), filt=filt)
+
+
 def test_filter_false_alarm_rate_is_small():
     rng = np.random.default_rng(0)
     X = sp.random(2000, 5000, density=0.01, format="csr", random_state=rng)

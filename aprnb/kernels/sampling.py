@@ -214,4 +214,12 @@ def sample_negatives(indptr, indices, users, n_items, state, filt=None):
     """
     if filt is None:
         filt = build_filter(indptr, indices, n_items)
+    elif not (isinstance(filt, np.ndarray) and filt.dtype == np.uint64 and filt.ndim == 1):
+        raise TypeError(f"filt must be the uint64 array build_filter returns, got "
+                        f"{type(filt).__name__}"
+                        + (f" of {filt.dtype}, {filt.ndim}-D" if isinstance(filt, np.ndarray)
+                           else ""))
+    elif len(filt) == 0 or len(filt) & (len(filt) - 1):
+        raise ValueError(f"filt must have a power-of-two length (from build_filter), got "
+                         f"{len(filt)} words; pass filt=None to build it")
     return _sample_negatives(filt, indptr, indices, users, n_items, state)
