@@ -109,13 +109,8 @@ def metric_names(protocol, ks):
     return [f"{m}@{k}" for k in ks for m in ("hr", "ndcg")] + ["auc"]
 
 
-def _scores(P, Q, rows, buf=None):
-    """``P[rows] @ Q.T`` (one BLAS call), written into ``buf`` when one is given.
-
-    Reusing one buffer keeps a single block of scores alive at a time.
-    """
-    if buf is None:
-        return P[rows] @ Q.T
+def _scores(P, Q, rows, buf):
+    """``P[rows] @ Q.T`` (one BLAS call) written into the worker's buffer ``buf``."""
     out = buf[:len(rows)]
     np.matmul(P[rows], Q.T, out=out)
     return out

@@ -109,18 +109,6 @@ def finish_heap(hs, hi, size):
         _sift_down(hs, hi, end, 0)
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
-def select_row(s, k, hs, hi):
-    """Best ``k`` items of score row ``s`` (excluded items hold -inf), best first.
-
-    Writes them into ``hi``/``hs`` and returns how many were found (fewer than
-    ``k`` when the row has fewer candidates).
-    """
-    size = push_row(s, 0, k, hs, hi, 0)
-    finish_heap(hs, hi, size)
-    return size
-
-
 # -- tiled top-K: scores of a block of users for one tile of items at a time ----------------
 # The scores of a block of users for *all* items (tens of MB) would go out to main
 # memory and come back for the selection; a tile of a few MB stays in cache. The
