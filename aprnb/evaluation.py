@@ -17,6 +17,7 @@ over the cores, and two threads were slower than one.
 import numpy as np
 import scipy.sparse as sp
 
+from ._provenance import check_split as _check_split
 from ._threads import check_n_threads, numba_threads, run_tasks, single_threaded_blas
 from ._validation import check_bool, check_choice, check_factors, check_interactions, check_ks
 from .kernels.topk import holdout_finish, loo_block, push_tile, sampled_block, topk_finish
@@ -139,15 +140,49 @@ def _tiled_heaps(P, Q, users, ex_indptr, ex_indices, k, buf):
     return hs, hi, sizes
 
 
-def evaluate(model, train, test, k=(20,), protocol="holdout", users=None, negatives=None,
-             n_threads=None, block_size=None, exclude_train=True):
+def check_protocol(protocol, negatives, shape=None, name="protocol", neg_name="negatives",
+                   default="holdout"):
+    """The protocol to use: ``protocol``, or when None "sampled" if ``negatives`` are
+    given, else ``default``. Negatives with a protocol that ignores them, or the
+    sampled protocol without them, raise ``ValueError``."""
+    if protocol is None:
+        return "sampled" if negatives is not None else default
+    check_choice(protocol, name, PROTOCOLS)
+    if protocol != "sampled" and negatives is not None:
+        raise ValueError(f"{neg_name} were given with {name}={protocol!r}, which ranks "
+                         f"against all items and would ignore them; pass {name}='sampled' "
+                         f"(or leave it None) to use them, or drop {neg_name}")
+    if protocol == "sampled" and shape is not None:
+        _check_negatives(negatives, shape, neg_name)
+    return protocol
+
+
+def unpack_data(train, test, negatives):
+    """``(train, test, negatives)`` from a Dataset in place of ``train``, or as given."""
+    from .data.loaders import Dataset
+    if isinstance(train, Dataset):
+        if test is not None:
+            raise TypeError("pass either a Dataset or (train, test) matrices, not both")
+        if train.test is None:
+            raise ValueError(f"{train!r} has no test set; open it with split='loo' or "
+                             f"'holdout'")
+        return train.train, train.test, negatives if negatives is not None else train.negatives
+    if test is None:
+        raise TypeError("test is missing: pass (train, test) matrices, or a Dataset")
+    return train, test, negatives
+
+
+def evaluate(model, train, test=None, k=(20,), protocol=None, users=None, negatives=None,
+             n_threads=None, block_size=None, exclude_train=True, check_split=True,
+             raw_ids=False):
     """Evaluate a model under full ranking (or the sampled protocol).
 
     Parameters
     ----------
     model : fitted aprnb model or (user_factors, item_factors)
-    train : sparse matrix (n_users, n_items)
+    train : sparse matrix (n_users, n_items), or a Dataset
         Training interactions; excluded from the candidates when ``exclude_train``.
+        A :class:`~aprnb.data.Dataset` brings ``train``, ``test`` and ``negatives``.
     test : sparse matrix (n_users, n_items)
         Held-out interactions. Users without test items are skipped.
     k : int or list of int
@@ -161,8 +196,11 @@ def evaluate(model, train, test, k=(20,), protocol="holdout", users=None, negati
           >= its score}``; ``hr@K = [rank < K]``, ``ndcg@K = 1/log2(rank+2)``,
           ``auc = 1 - rank/#candidates``.
         * ``"sampled"``: as ``"loo"`` but against the listed ``negatives`` only.
+
+        None (default) means "sampled" when ``negatives`` are given, else
+        "holdout". Negatives with "holdout" or "loo" raise ``ValueError``.
     users : array of int, optional
-        Evaluate only these users.
+        Evaluate only these users (raw user ids with ``raw_ids=True``).
     negatives : int array (n_users, n_neg), required for ``"sampled"`` (-1 = padding).
     n_threads : int, optional
         Worker threads (default: all of Numba's threads). Each worker scores
@@ -172,6 +210,13 @@ def evaluate(model, train, test, k=(20,), protocol="holdout", users=None, negati
         for ``"holdout"``; about 64 MB of scores per block for ``"loo"``).
     exclude_train : bool
         Exclude training items from the candidates (the standard full-ranking setup).
+    check_split : bool
+        For a fitted model that knows its training data (``provenance_``): refuse
+        with ``ValueError`` when ``train`` is not the matrix it was trained on, or
+        when a test interaction is one it trained on. False skips the check, for
+        deliberate use only.
+    raw_ids : bool
+        ``users`` are raw user ids, mapped through the model's ``user_ids_``.
 
     Returns
     -------
@@ -180,13 +225,19 @@ def evaluate(model, train, test, k=(20,), protocol="holdout", users=None, negati
         ``"auc"``, ...) to means over the evaluated users, plus ``"n_users"``.
     """
     P, Q = _no_overflow(*factors_of(model))
-    protocol = check_choice(protocol, "protocol", PROTOCOLS)
+    train, test, negatives = unpack_data(train, test, negatives)
+    protocol = check_protocol(protocol, negatives)
     ks = np.asarray(check_ks(k), dtype=np.int64)
     exclude_train = check_bool(exclude_train, "exclude_train")
+    check_bool(check_split, "check_split")
     shape = (P.shape[0], Q.shape[0])
     train = check_interactions(train, "train", shape=shape, allow_empty=True)
     test = check_interactions(test, "test", shape=shape, allow_empty=True)
+    if check_split:
+        _check_split(model, train, test, "evaluate")
     n_threads = check_n_threads(n_threads)
+    if check_bool(raw_ids, "raw_ids") and users is not None:
+        users = model.user_index(users)
     sel = _check_users(users, shape[0])
     n_test = np.diff(test.indptr)[sel]
     sel = sel[n_test > 0]
@@ -238,16 +289,16 @@ def evaluate(model, train, test, k=(20,), protocol="holdout", users=None, negati
     return _summarise(out, ks, protocol, len(sel))
 
 
-def _check_negatives(negatives, shape):
+def _check_negatives(negatives, shape, name="negatives"):
     if negatives is None:
-        raise ValueError("protocol='sampled' needs negatives=: an int array (n_users, n_neg), "
-                         "e.g. Dataset.negatives from load_ncf()")
+        raise ValueError(f"protocol='sampled' needs {name}=: an int array (n_users, n_neg), "
+                         f"e.g. Dataset.negatives from aprnb.data.open_dataset()")
     neg = np.asarray(negatives)
     if neg.ndim != 2 or neg.shape[0] != shape[0] or not np.issubdtype(neg.dtype, np.integer):
-        raise ValueError(f"negatives must be an int array of shape (n_users={shape[0]}, n_neg),"
+        raise ValueError(f"{name} must be an int array of shape (n_users={shape[0]}, n_neg),"
                          f" got {neg.dtype} {neg.shape}")
     if neg.size and (neg.max() >= shape[1] or neg.min() < -1):
-        raise ValueError(f"negatives holds item ids outside [0, {shape[1]}) (use -1 as "
+        raise ValueError(f"{name} holds item ids outside [0, {shape[1]}) (use -1 as "
                          f"padding)")
     return neg.astype(np.int64)
 

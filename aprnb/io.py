@@ -5,7 +5,11 @@ Layout of a model file (all plain arrays, ``allow_pickle=False``):
 ``format`` (str "aprnb-model"), ``format_version`` (int), ``aprnb_version``,
 ``class`` (str), ``params`` (JSON str), ``history`` (JSON str),
 ``user_factors``, ``item_factors`` and optionally ``opt_users``/``opt_items``
-(Adagrad accumulators).
+(Adagrad accumulators). Since format version 2 a fitted model also keeps what it
+was trained on: ``train_indptr``/``train_indices`` (its training interactions, CSR),
+``provenance`` (JSON: the training matrix's fingerprint, the split specification,
+the warm start, the aprnb version) and optionally ``user_ids``/``item_ids`` (the
+raw id of each index). Version 1 files still load, without those.
 """
 import json
 import os
@@ -13,9 +17,10 @@ import tempfile
 import zipfile
 
 import numpy as np
+import scipy.sparse as sp
 
 FORMAT = "aprnb-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def _registry():
@@ -45,8 +50,10 @@ def _check_path(path, must_exist=False):
     if os.path.isdir(path):
         raise ValueError(f"{path}: is a directory; pass a file name such as "
                          f"'{os.path.join(path, 'model.npz')}'")
+    if must_exist and not os.path.exists(path):
+        raise FileNotFoundError(f"{path} does not exist; check the path")
     if must_exist and not os.path.isfile(path):
-        raise ValueError(f"{path}: no such file")
+        raise ValueError(f"{path}: not a regular file")
     return path
 
 
@@ -69,6 +76,14 @@ def save_model(model, path):
     state = getattr(model, "optimizer_state_", None)
     if state is not None:
         arrays["opt_users"], arrays["opt_items"] = state
+    if getattr(model, "train_", None) is not None:
+        arrays["train_indptr"] = model.train_.indptr
+        arrays["train_indices"] = model.train_.indices
+        arrays["provenance"] = np.array(json.dumps(model.provenance_))
+    for name in ("user_ids", "item_ids"):
+        ids = getattr(model, name + "_", None)
+        if ids is not None:
+            arrays[name] = np.asarray(ids)
     fd, tmp = tempfile.mkstemp(prefix=".aprnb-", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -160,4 +175,42 @@ def load(path):
         model.optimizer_state_ = (data["opt_users"], data["opt_items"])
     elif hasattr(cls, "_mode"):
         model.optimizer_state_ = None
+    _load_provenance(path, data, model, P.shape[0], Q.shape[0])
     return model
+
+
+def _load_provenance(path, data, model, n_users, n_items):
+    """Set ``train_``, ``provenance_`` and the id maps from a version-2 file's members."""
+    from ._provenance import fingerprint
+    have = [k for k in ("train_indptr", "train_indices", "provenance") if k in data]
+    if have and len(have) < 3:
+        raise ValueError(f"{path}: corrupted file: it has {have} but not all of "
+                         f"train_indptr, train_indices and provenance")
+    if have:
+        indptr, indices = data["train_indptr"], data["train_indices"]
+        if (indptr.ndim != 1 or indices.ndim != 1 or indptr.dtype.kind not in "iu"
+                or indices.dtype.kind not in "iu" or len(indptr) != n_users + 1
+                or indptr[0] != 0 or indptr[-1] != len(indices) or np.any(np.diff(indptr) < 0)
+                or (len(indices) and (indices.min() < 0 or indices.max() >= n_items))):
+            raise ValueError(f"{path}: corrupted training interactions (train_indptr/"
+                             f"train_indices do not form a {n_users} x {n_items} matrix)")
+        try:
+            prov = json.loads(str(data["provenance"]))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: corrupted provenance block ({e})") from None
+        if not isinstance(prov, dict):
+            raise ValueError(f"{path}: corrupted provenance block: not a mapping")
+        X = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr),
+                          shape=(n_users, n_items))
+        if fingerprint(X) != prov.get("train_fingerprint"):
+            raise ValueError(f"{path}: corrupted file: the training interactions do not match "
+                             f"their recorded fingerprint")
+        X.has_sorted_indices = True
+        model.train_, model.provenance_ = X, prov
+    for name, n in (("user_ids", n_users), ("item_ids", n_items)):
+        if name in data:
+            ids = data[name]
+            if ids.ndim != 1 or len(ids) != n or ids.dtype.kind not in "iuU":
+                raise ValueError(f"{path}: corrupted {name}: expected {n} integer or string "
+                                 f"ids, got {ids.dtype} {ids.shape}")
+            setattr(model, name + "_", ids)

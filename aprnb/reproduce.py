@@ -26,7 +26,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import APR, BPR, ItemPop, evaluate, robustness
-from .data import holdout_split, leave_one_out, merge
+from .data import holdout_split, leave_one_out, merge, open_dataset
 
 PAPER = dict(factors=64, learning_rate=0.05, reg=0.0, init_std=0.01, optimizer="adagrad")
 EPS_GRID = (0.5, 1.0)
@@ -126,8 +126,8 @@ def run_protocol(label, train, test, proto, k, metric, epochs, apr_epochs, every
 
 
 def run_dataset(path, epochs, apr_epochs, every, n_threads, seed):
-    from .cli import _load_data
-    name, train, test = _load_data(path, "auto", "given", seed)
+    ds = open_dataset(path, split="given")
+    name, train, test = ds.name, ds.train, ds.test
     _log(f"{name}: {train.shape[0]} users, {train.shape[1]} items, {train.nnz} train / "
          f"{test.nnz} test")
     res = {"name": name, "shape": list(train.shape), "protocols": {}}

@@ -6,7 +6,7 @@ import aprnb
 from aprnb.data import leave_one_out, make_synthetic
 from aprnb.kernels._rng import seed_states
 from aprnb.kernels.sampling import sample_negatives
-from aprnb.robustness import bpr_loss_total
+from aprnb.perturbation import bpr_loss_total
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,9 @@ class Dataset:
     user_ids, item_ids : ndarray
         Original id of each contiguous index.
     name : str
+    split : dict, optional
+        How the data was opened and split (the keyword arguments of
+        :func:`aprnb.data.open_dataset`); None for data built by hand.
     """
     train: sp.csr_matrix
     test: Optional[sp.csr_matrix] = None
@@ -38,6 +41,7 @@ class Dataset:
     item_ids: Optional[np.ndarray] = None
     name: str = ""
     interactions: Optional["Interactions"] = field(default=None, repr=False)
+    split: Optional[dict] = field(default=None, repr=False)
 
     @property
     def n_users(self):
@@ -94,9 +98,11 @@ def _check_file(path):
     path = os.fspath(path)
     if os.path.isdir(path):
         raise ValueError(f"{path}: is a directory; pass the path of a file")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} does not exist; check the path (relative paths are "
+                                f"resolved from {os.getcwd()})")
     if not os.path.isfile(path):
-        raise ValueError(f"{path}: no such file; check the path (relative paths are resolved "
-                         f"from {os.getcwd()})")
+        raise ValueError(f"{path}: not a regular file; pass the path of a file")
     return path
 
 
@@ -181,28 +187,16 @@ def _read_rating_file(path):
     return np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
 
 
-def _read_negative_file(path):
-    rows = []
-    seen = {}
-    for lineno, line in _lines(path):
-        if not line.strip():
-            continue
-        toks = line.rstrip("\r\n").split("\t")
-        head = toks[0].strip()
-        if not (head.startswith("(") and head.endswith(")") and "," in head):
-            raise ValueError(f"{path}, line {lineno}: expected '(user,item)' then "
-                             f"tab-separated negative item ids, got {head!r}")
-        u_s, i_s = head[1:-1].split(",", 1)
-        u = _parse_int(u_s.strip(), path, lineno, "user id")
-        i = _parse_int(i_s.strip(), path, lineno, "item id")
-        negs = [_parse_int(t.strip(), path, lineno, "negative item id")
-                for t in toks[1:] if t.strip()]
-        if u in seen:
-            raise ValueError(f"{path}, line {lineno}: user {u} already has a negative list "
-                             f"(line {seen[u]}); keep one line per user")
-        seen[u] = lineno
-        rows.append((u, i, negs))
-    return rows
+def _int_index(n, offset=0):
+    """Raw-token -> index lookup for integer ids ``offset .. offset + n - 1`` (None if
+    unknown)."""
+    def index(tok):
+        try:
+            v = int(tok) - offset
+        except ValueError:
+            return None
+        return v if 0 <= v < n else None
+    return index
 
 
 def load_ncf(prefix, name=None):
@@ -210,7 +204,11 @@ def load_ncf(prefix, name=None):
     and, when present, ``.test.negative`` (tab separated, 0-based ids).
 
     Returns a :class:`Dataset`; ``negatives`` is an int array of shape
-    ``(n_users, n_neg)`` with -1 rows for users without a negative list.
+    ``(n_users, n_neg)`` with -1 rows for users without a negative list. Every
+    negative list is checked against ``.test.rating``: its head ``(user,item)``
+    must be a test pair, and no negative may be the user's test item. Items that
+    appear only as negatives extend the item index (they are catalogue items the
+    training data never shows); unknown users are refused.
     """
     if not isinstance(prefix, (str, os.PathLike)):
         raise TypeError(f"prefix must be a path prefix, got {type(prefix).__name__}")
@@ -218,21 +216,20 @@ def load_ncf(prefix, name=None):
     tu, ti = _read_rating_file(_check_file(prefix + ".train.rating"))
     su, si = _read_rating_file(_check_file(prefix + ".test.rating"))
     neg_path = prefix + ".test.negative"
-    neg_rows = _read_negative_file(neg_path) if os.path.isfile(neg_path) else None
+    neg_rows = _read_negatives(neg_path) if os.path.isfile(neg_path) else None
     n_users = 1 + max(tu.max(initial=-1), su.max(initial=-1))
     n_items = 1 + max(ti.max(initial=-1), si.max(initial=-1))
-    negatives = None
-    if neg_rows:
-        n_users = max(n_users, 1 + max(r[0] for r in neg_rows))
-        n_items = max(n_items, 1 + max(max([r[1]] + r[2]) for r in neg_rows))
-        width = max(len(r[2]) for r in neg_rows)
-        negatives = np.full((n_users, width), -1, dtype=np.int64)
-        for u, _, negs in neg_rows:
-            negatives[u, :len(negs)] = negs
     if n_users <= 0:
         raise ValueError(f"{prefix}.train.rating holds no interactions")
+    if neg_rows:
+        for lineno, _, _, negs in neg_rows:
+            for t in negs:
+                n_items = max(n_items, 1 + _parse_int(t, neg_path, lineno, "negative item id"))
     shape = (n_users, n_items)
-    return Dataset(train=_binary_csr(tu, ti, shape), test=_binary_csr(su, si, shape),
+    test = _binary_csr(su, si, shape)
+    negatives = (_negative_matrix(neg_rows, neg_path, _int_index(n_users), _int_index(n_items),
+                                  test) if neg_rows else None)
+    return Dataset(train=_binary_csr(tu, ti, shape), test=test,
                    negatives=negatives, user_ids=np.arange(n_users),
                    item_ids=np.arange(n_items), name=name or os.path.basename(prefix))
 
@@ -247,23 +244,89 @@ def _detect_sep(line):
     return None  # whitespace
 
 
-def _read_delimited(path, sep, header, comment):
-    rows = []
-    first = True
+def _split(line, sep):
+    """Fields of one line, stripped of blanks and of one pair of surrounding quotes."""
+    toks = [t.strip() for t in (line.split(sep) if sep else line.split())]
+    return [t[1:-1].strip() if len(t) >= 2 and t[0] == t[-1] and t[0] in "'\"" else t
+            for t in toks]
+
+
+#: Column names that mark a first line as a header (compared case-insensitively,
+#: with "_", "-" and blanks removed).
+HEADER_NAMES = frozenset({
+    "user", "users", "userid", "uid", "u", "item", "items", "itemid", "iid", "i", "movieid",
+    "movie", "artistid", "artist", "trackid", "track", "productid", "product", "asin",
+    "businessid", "bookid", "isbn", "rating", "ratings", "value", "count", "weight",
+    "playcount", "listencount", "timestamp", "time", "ts", "date", "negatives", "negative",
+    "negativeitems"})
+
+
+def _is_number(tok):
+    try:
+        float(tok)
+        return True
+    except ValueError:
+        return False
+
+
+def _is_int(tok):
+    try:
+        int(tok)
+        return True
+    except ValueError:
+        return False
+
+
+def _looks_like_header(first, second):
+    """Whether the fields ``first`` of a file's first line name columns (``second``: the
+    fields of the next line, or None).
+
+    A first line is a header when a value or timestamp field is not a number, when
+    a field is a well-known column name (``userId``, ``item_id``, ``rating``, ...),
+    or when its user or item field is not an integer while the next line's is.
+    """
+    if any(not _is_number(t) for t in first[2:4]):
+        return True
+    if any(t.lower().replace("_", "").replace("-", "").replace(" ", "") in HEADER_NAMES
+           for t in first):
+        return True
+    if second is not None and len(second) >= 2:
+        return any(not _is_int(a) and _is_int(b) for a, b in zip(first[:2], second[:2]))
+    return False
+
+
+def _data_lines(path, comment):
+    """``(lineno, stripped line)`` of the non-blank, non-comment lines of a text file."""
     for lineno, line in _lines(path):
         s = line.strip()
-        if not s or (comment and s.startswith(comment)):
-            continue
-        if first:
-            first = False
-            if sep == "auto":
-                sep = _detect_sep(s)
-            if header:
-                continue
-        toks = [t.strip() for t in (s.split(sep) if sep else s.split())]
+        if s and not (comment and s.startswith(comment)):
+            yield lineno, s
+
+
+def _read_delimited(path, sep, header, comment):
+    """Rows ``(user, item, value, timestamp, lineno)`` of a delimited log.
+
+    ``header`` is True (skip the first line), False (every line is data) or
+    "auto" (skip the first line when :func:`_looks_like_header` says it names
+    columns).
+    """
+    lines = list(_data_lines(path, comment))
+    if not lines:
+        return []
+    if sep == "auto":
+        sep = _detect_sep(lines[0][1])
+    if header == "auto":
+        header = _looks_like_header(_split(lines[0][1], sep),
+                                    _split(lines[1][1], sep) if len(lines) > 1 else None)
+    rows = []
+    for n, (lineno, s) in enumerate(lines[1:] if header else lines):
+        toks = _split(s, sep)
+        first = n == 0 and not header
+        hint = ("; if the first line is a header, pass header=True (CLI: --header)"
+                if first else "")
         if len(toks) < 2 or len(toks) > 4 or not toks[0] or not toks[1]:
             raise ValueError(f"{path}, line {lineno}: expected 'user, item[, value]"
-                             f"[, timestamp]' (2 to 4 fields), got {s!r}")
+                             f"[, timestamp]' (2 to 4 fields), got {s!r}{hint}")
         val = ts = None
         try:
             if len(toks) >= 3:
@@ -272,12 +335,106 @@ def _read_delimited(path, sep, header, comment):
                 ts = float(toks[3])
         except ValueError:
             raise ValueError(f"{path}, line {lineno}: value/timestamp {toks[2:]!r} is not "
-                             f"a number (scientific notation such as 3.2e+05 is fine)") \
+                             f"a number (scientific notation such as 3.2e+05 is fine){hint}") \
                 from None
         if val is not None and not np.isfinite(val):
             raise ValueError(f"{path}, line {lineno}: value {toks[2]!r} is not finite")
         rows.append((toks[0], toks[1], val, ts, lineno))
     return rows
+
+
+def _read_negatives(path, sep="auto", header="auto"):
+    """Rows ``(lineno, user, test item or None, [negative items])`` of a negatives file.
+
+    Two forms are read, as raw id tokens:
+
+    * NCF: ``(user,item)<TAB>j1<TAB>j2 ...`` -- the head names the held-out pair;
+    * CSV: ``user<sep>"[j1, j2, ...]"`` -- a user and a quoted list (a header line
+      such as ``userId,negatives`` is detected, or skipped with ``header=True``).
+    """
+    lines = list(_data_lines(path, None))
+    if not lines:
+        raise ValueError(f"{path}: no negatives found (empty file)")
+    rows = []
+    if lines[0][1].startswith("("):
+        seen = {}
+        for lineno, s in lines:
+            toks = s.split("\t")
+            head = toks[0].strip()
+            if not (head.startswith("(") and head.endswith(")") and "," in head):
+                raise ValueError(f"{path}, line {lineno}: expected '(user,item)' then "
+                                 f"tab-separated negative item ids, got {head!r}")
+            u, i = (t.strip() for t in head[1:-1].split(",", 1))
+            if not u or not i:
+                raise ValueError(f"{path}, line {lineno}: empty user or item in {head!r}")
+            if u in seen:
+                raise ValueError(f"{path}, line {lineno}: user {u} already has a negative "
+                                 f"list (line {seen[u]}); keep one line per user")
+            seen[u] = lineno
+            rows.append((lineno, u, i, [t.strip() for t in toks[1:] if t.strip()]))
+        return rows
+    if sep == "auto":
+        sep = "\t" if "\t" in lines[0][1] else ","
+    body = lines
+    if header is True or (header == "auto" and "[" not in lines[0][1]):
+        body = lines[1:]
+    seen = {}
+    for lineno, s in body:
+        user, _, rest = s.partition(sep)
+        user, rest = _split(user, None)[0] if user.strip() else "", rest.strip()
+        if rest[:1] in "'\"" and rest[-1:] == rest[:1]:
+            rest = rest[1:-1].strip()
+        if not user or not (rest.startswith("[") and rest.endswith("]")):
+            raise ValueError(f"{path}, line {lineno}: expected 'user{sep}\"[j1, j2, ...]\"' "
+                             f"(a user id and a bracketed list of negative item ids), got "
+                             f"{s!r}; a header line is detected when it has no '[' (or pass "
+                             f"header=True)")
+        if user in seen:
+            raise ValueError(f"{path}, line {lineno}: user {user} already has a negative list "
+                             f"(line {seen[user]}); keep one line per user")
+        seen[user] = lineno
+        negs = [t for t in _split(rest[1:-1], ",") if t] if rest[1:-1].strip() else []
+        rows.append((lineno, user, None, negs))
+    return rows
+
+
+def _negative_matrix(rows, path, user_index, item_index, test):
+    """The ``(n_users, n_neg)`` negatives array (-1 padding) of parsed negative rows.
+
+    ``user_index``/``item_index`` map raw id tokens to indices (None for unknown
+    ids). Each row is checked against the test matrix: its user must have a test
+    item, an NCF head must name that held-out pair, and no negative may be one of
+    the user's test items (that would score a perfect model as a miss).
+    """
+    width = max((len(r[3]) for r in rows), default=0)
+    neg = np.full((test.shape[0], max(width, 1)), -1, dtype=np.int64)
+    for lineno, u_tok, i_tok, negs in rows:
+        u = user_index(u_tok)
+        if u is None:
+            raise ValueError(f"{path}, line {lineno}: user {u_tok!r} is not in the train or "
+                             f"test file; negatives must belong to known users")
+        pos = test.indices[test.indptr[u]:test.indptr[u + 1]]
+        if len(pos) == 0:
+            raise ValueError(f"{path}, line {lineno}: user {u_tok!r} has no test item, so its "
+                             f"negatives cannot be used; check that the files belong together")
+        if i_tok is not None:
+            i = item_index(i_tok)
+            if i is None or i not in pos:
+                raise ValueError(f"{path}, line {lineno}: the head ({u_tok},{i_tok}) is not a "
+                                 f"test pair of the test file; check that the files belong "
+                                 f"together")
+        idx = [item_index(t) for t in negs]
+        if any(j is None for j in idx):
+            bad = negs[idx.index(None)]
+            raise ValueError(f"{path}, line {lineno}: negative item {bad!r} is not a known "
+                             f"item")
+        clash = np.intersect1d(np.asarray(idx, dtype=np.int64), pos)
+        if clash.size:
+            raise ValueError(f"{path}, line {lineno}: a negative of user {u_tok!r} is its own "
+                             f"test item (index {int(clash[0])}); a negative list must not "
+                             f"contain the held-out item")
+        neg[u, :len(idx)] = idx
+    return neg
 
 
 def _map_ids(tokens, one_based, path_of, what):
@@ -313,36 +470,21 @@ def _map_ids(tokens, one_based, path_of, what):
     return idx.astype(np.int64), ids
 
 
-def load_interactions(paths, sep="auto", one_based=None, header=False, comment="#"):
-    """Read one or more delimited files ``user, item[, value][, timestamp]``.
+def _check_header(header):
+    if not (header == "auto" or isinstance(header, bool)):
+        raise TypeError(f"header must be True, False or 'auto', got {header!r}")
+    return header
 
-    Parameters
-    ----------
-    paths : str, os.PathLike or list of them
-        Files that share one id space (e.g. a train file and a test file).
-    sep : str or None or "auto"
-        Field separator; ``None`` splits on whitespace; ``"auto"`` picks tab,
-        comma, semicolon or whitespace from the first line.
-    one_based : bool or None
-        ``None`` (default) maps arbitrary string or integer ids to contiguous
-        indices (sorted by id). ``True``/``False`` reads integer ids as
-        1-based/0-based indices directly.
-    header : bool
-        Skip the first non-comment line of each file.
 
-    Returns
-    -------
-    list of Interactions
-        One per file, sharing ``user_ids`` and ``item_ids``.
+def _read_logs(paths, sep, one_based, header, comment, extra_items=(), extra_where=()):
+    """Parse delimited files and map their ids to one shared index.
+
+    ``extra_items`` are item tokens from elsewhere (a negatives file) that join
+    the item index; ``extra_where`` gives their ``(path, lineno)``.
     """
-    single = isinstance(paths, (str, os.PathLike))
-    paths = [paths] if single else list(paths)
-    if not paths:
-        raise ValueError("paths is empty; pass at least one file")
     if not (one_based is None or isinstance(one_based, bool)):
         raise TypeError(f"one_based must be None, True or False, got {one_based!r}")
-    if not isinstance(header, bool):
-        raise TypeError(f"header must be True or False, got {header!r}")
+    header = _check_header(header)
     if not (sep is None or isinstance(sep, str)) or sep == "":
         raise TypeError(f"sep must be a non-empty string, None (whitespace) or 'auto', "
                         f"got {sep!r}")
@@ -356,7 +498,9 @@ def load_interactions(paths, sep="auto", one_based=None, header=False, comment="
         where.extend((p, x[4]) for x in r)
     flat = [x for r in rows for x in r]
     uidx, uids = _map_ids([x[0] for x in flat], one_based, lambda k: where[k], "user id")
-    iidx, iids = _map_ids([x[1] for x in flat], one_based, lambda k: where[k], "item id")
+    where_i = where + list(extra_where)
+    iidx, iids = _map_ids([x[1] for x in flat] + list(extra_items), one_based,
+                          lambda k: where_i[k], "item id")
     out, start = [], 0
     for r in rows:
         sl = slice(start, start + len(r))
@@ -370,20 +514,80 @@ def load_interactions(paths, sep="auto", one_based=None, header=False, comment="
     return out
 
 
-def load_delimited(train_path, test_path=None, sep="auto", one_based=None, header=False,
-                   name=None):
-    """Load a train (and optional test) delimited file into a :class:`Dataset`.
+def load_interactions(paths, sep="auto", one_based=None, header="auto", comment="#"):
+    """Read one or more delimited files ``user, item[, value][, timestamp]``.
+
+    Parameters
+    ----------
+    paths : str, os.PathLike or list of them
+        Files that share one id space (e.g. a train file and a test file).
+    sep : str or None or "auto"
+        Field separator (several characters, such as ``"::"``, are fine);
+        ``None`` splits on whitespace; ``"auto"`` picks tab, comma, semicolon or
+        whitespace from the first line. A field in double quotes is unquoted.
+    one_based : bool or None
+        ``None`` (default) maps arbitrary string or integer ids to contiguous
+        indices (sorted by id). ``True``/``False`` reads integer ids as
+        1-based/0-based indices directly.
+    header : True, False or "auto"
+        Skip the first non-comment line of each file (True), never (False), or
+        when it names columns ("auto", the default): a non-numeric value or
+        timestamp field, a well-known column name such as ``userId`` or
+        ``rating``, or a non-integer user/item field above integer ones. With
+        string ids whose first line uses none of those names, pass True.
+    comment : str
+        Lines starting with it are skipped.
+
+    Returns
+    -------
+    list of Interactions
+        One per file, sharing ``user_ids`` and ``item_ids``.
+    """
+    single = isinstance(paths, (str, os.PathLike))
+    paths = [paths] if single else list(paths)
+    if not paths:
+        raise ValueError("paths is empty; pass at least one file")
+    return _read_logs(paths, sep, one_based, header, comment)
+
+
+def _token_index(ids, one_based):
+    """Raw-token -> index lookup over a dataset's id map (None if unknown)."""
+    if one_based is not None:
+        return _int_index(len(ids), int(one_based))
+    table = {str(v): k for k, v in enumerate(ids.tolist())}
+    return table.get
+
+
+def load_delimited(train_path, test_path=None, sep="auto", one_based=None, header="auto",
+                   name=None, negatives_path=None):
+    """Load a train (and optional test and negatives) delimited file into a :class:`Dataset`.
 
     See :func:`load_interactions` for the format. With no ``test_path``, ``test``
     is None and ``interactions`` keeps the raw log (with timestamps when present)
-    for :func:`aprnb.data.leave_one_out`.
+    for :func:`aprnb.data.leave_one_out`. ``negatives_path`` (needs a test file)
+    holds sampled-protocol negatives, in the NCF form ``(user,item)<TAB>j1<TAB>...``
+    or the CSV form ``user,"[j1, j2, ...]"``, written with the files' raw ids.
     """
     paths = [train_path] if test_path is None else [train_path, test_path]
-    logs = load_interactions(paths, sep=sep, one_based=one_based, header=header)
+    neg_rows, extra, extra_where = None, [], []
+    if negatives_path is not None:
+        if test_path is None:
+            raise ValueError("negatives need a test file: pass test_path (CLI: --test) too")
+        negatives_path = _check_file(negatives_path)
+        neg_rows = _read_negatives(negatives_path, header=_check_header(header))
+        for lineno, _, i_tok, negs in neg_rows:
+            extra.extend(negs)
+            extra_where.extend([(negatives_path, lineno)] * len(negs))
+    logs = _read_logs(paths, sep, one_based, header, "#", extra, extra_where)
     shape = (logs[0].n_users, logs[0].n_items)
     train = _binary_csr(logs[0].users, logs[0].items, shape)
     test = _binary_csr(logs[1].users, logs[1].items, shape) if test_path is not None else None
-    return Dataset(train=train, test=test, user_ids=logs[0].user_ids,
+    negatives = None
+    if neg_rows:
+        negatives = _negative_matrix(neg_rows, negatives_path,
+                                     _token_index(logs[0].user_ids, one_based),
+                                     _token_index(logs[0].item_ids, one_based), test)
+    return Dataset(train=train, test=test, negatives=negatives, user_ids=logs[0].user_ids,
                    item_ids=logs[0].item_ids, interactions=logs[0],
                    name=name or os.path.splitext(os.path.basename(os.fspath(train_path)))[0])
 

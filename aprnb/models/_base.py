@@ -18,6 +18,31 @@ from ..kernels import all_finite, epoch_parallel, epoch_serial
 from ..kernels._rng import seed_states, shuffle_pairs
 from ..kernels.sampling import build_filter
 from .._memory import huge_page_aligned
+from .._provenance import record
+from ..data.loaders import Dataset
+
+
+def training_data(train):
+    """``(canonical CSR, Dataset or None)`` of the ``train`` argument of ``fit``."""
+    if isinstance(train, Dataset):
+        return check_interactions(train.train, "train"), train
+    return check_interactions(train, "train"), None
+
+
+def _lookup(ids, raw, what):
+    """Indices of raw ids ``raw`` (a scalar or a sequence) in the id map ``ids``."""
+    if ids is None:
+        raise ValueError(f"this model does not know the raw {what} ids (it was fitted on a "
+                         f"bare matrix); pass {what} indices, or fit on a Dataset from "
+                         f"aprnb.data.open_dataset")
+    table = {str(v): k for k, v in enumerate(ids.tolist())}
+    vals = [raw] if np.ndim(raw) == 0 else list(raw)
+    idx = [table.get(str(v.item() if isinstance(v, np.generic) else v)) for v in vals]
+    unknown = [v for v, i in zip(vals, idx) if i is None]
+    if unknown:
+        raise ValueError(f"unknown {what} id(s) {unknown[:5]!r}{' ...' if len(unknown) > 5 else ''}"
+                         f"; the model knows {len(ids)} {what}s (model.{what}_ids_)")
+    return np.asarray(idx, dtype=np.int64)
 
 
 class DivergenceError(FloatingPointError):
@@ -29,7 +54,23 @@ class NotFittedError(ValueError, AttributeError):
 
 
 class BaseRecommender:
-    """scikit-learn style parameter handling and the predict/recommend/save surface."""
+    """scikit-learn style parameter handling and the predict/recommend/save surface.
+
+    A fitted (or loaded) model knows what it was trained on: ``train_`` (its
+    training interactions, canonical CSR), ``provenance_`` (a dict: the training
+    matrix's fingerprint, the split specification, the warm start, the aprnb
+    version) and, when fitted on a :class:`~aprnb.data.Dataset`, ``user_ids_`` and
+    ``item_ids_`` (the raw id of each index).
+    """
+
+    train_ = None
+    provenance_ = None
+    user_ids_ = None
+    item_ids_ = None
+
+    def _set_provenance(self, X, prov):
+        self.train_ = X
+        self.provenance_, self.user_ids_, self.item_ids_ = prov
 
     def get_params(self, deep=True):
         names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
@@ -75,24 +116,62 @@ class BaseRecommender:
             Q = Q[items]
         return self.user_factors_[users] @ Q.T
 
-    def recommend(self, users, k=10, exclude=None, n_threads=None):
-        """Top-``k`` items for ``users``, best first.
+    def user_index(self, raw):
+        """Indices of raw user ids (as in the data files); ValueError for unknown ids."""
+        self._check_fitted()
+        return _lookup(self.user_ids_, raw, "user")
+
+    def item_index(self, raw):
+        """Indices of raw item ids (as in the data files); ValueError for unknown ids."""
+        self._check_fitted()
+        return _lookup(self.item_ids_, raw, "item")
+
+    def recommend(self, users, k=10, exclude="train", n_threads=None, raw_ids=False):
+        """Top-``k`` items for ``users``, best first, never an item they trained on.
 
         Parameters
         ----------
         users : int or array of int
+            User indices, or raw user ids with ``raw_ids=True``.
         k : int
-        exclude : sparse matrix (n_users, n_items), optional
-            Items to leave out per user, typically the training matrix.
+        exclude : "train", sparse matrix (n_users, n_items) or None
+            Items to leave out per user. "train" (default) leaves out the model's
+            own training interactions, which a fitted or loaded model keeps
+            (``train_``); a model that does not know them refuses, rather than
+            silently recommending what the user already has. ``None`` excludes
+            nothing.
+        n_threads : int, optional
+            Defaults to the model's ``n_threads``.
+        raw_ids : bool
+            Take raw user ids and return raw item ids (the model must know its id
+            maps: fit it on a Dataset from :func:`aprnb.data.open_dataset`).
 
         Returns
         -------
-        items : ndarray of int64, shape (n, k)
-            Item indices (-1 where a user has fewer than ``k`` candidates).
+        items : ndarray, shape (n, k)
+            Item indices as int64 (-1 where a user has fewer than ``k``
+            candidates), or raw item ids with ``raw_ids`` (padding: -1 for integer
+            ids, "" for string ids).
         scores : ndarray, shape (n, k)
         """
         from ..evaluation import top_k
         self._check_fitted()
+        if not isinstance(raw_ids, (bool, np.bool_)):
+            raise TypeError(f"raw_ids must be True or False, got {raw_ids!r}")
+        if raw_ids:
+            users = self.user_index(users)
+        if isinstance(exclude, str):
+            if exclude != "train":
+                raise ValueError(f"exclude must be 'train', a sparse matrix or None, got "
+                                 f"{exclude!r}")
+            if getattr(self, "train_", None) is None:
+                raise ValueError(f"this {type(self).__name__} does not know its training "
+                                 f"interactions (it was loaded from an older file or given "
+                                 f"factors by hand); pass exclude=<training matrix>, or "
+                                 f"exclude=None to include already-seen items")
+            exclude = self.train_
+        if n_threads is None:
+            n_threads = getattr(self, "n_threads", None)
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
             raise TypeError(f"k must be a single positive int, got {k!r}")
         k = check_positive_int(int(k), "k")
@@ -101,8 +180,15 @@ class BaseRecommender:
             # allocate padding, so it is refused before any allocation.
             raise ValueError(f"k={k} is far larger than the number of items "
                              f"({self.n_items_}); pass k <= {self.n_items_}")
-        return top_k(self.user_factors_, self.item_factors_, users, k, exclude=exclude,
-                     n_threads=n_threads)
+        items, scores = top_k(self.user_factors_, self.item_factors_, users, k,
+                              exclude=exclude, n_threads=n_threads)
+        if raw_ids:
+            if self.item_ids_ is None:
+                _lookup(None, [], "item")
+            raw = self.item_ids_[np.maximum(items, 0)]
+            raw[items < 0] = -1 if raw.dtype.kind in "iu" else ""
+            items = raw
+        return items, scores
 
     def save(self, path):
         """Save to ``path`` as ``.npz`` (atomic: written to a temporary file, then renamed)."""
@@ -161,13 +247,17 @@ class FactorModel(BaseRecommender):
 
     # -- fit ----------------------------------------------------------------------------
     def fit(self, train, init=None, callback=None, validation=None, validation_k=20,
-            validation_protocol="holdout", validation_metric=None, validation_every=1):
+            validation_protocol="holdout", validation_metric=None, validation_every=1,
+            validation_negatives=None):
         """Fit the model on a binary interaction matrix.
 
         Parameters
         ----------
-        train : sparse matrix or dense array, shape (n_users, n_items)
+        train : Dataset, sparse matrix or dense array, shape (n_users, n_items)
             Nonzero entries are interactions. Any scipy.sparse format is accepted.
+            With a :class:`~aprnb.data.Dataset` (from
+            :func:`aprnb.data.open_dataset`) the model trains on ``train.train``
+            and records the split specification and the id maps.
         init : fitted model or (user_factors, item_factors), optional
             Warm start. The factors are copied; ``init`` is never modified.
         callback : callable(epoch, stats) -> bool or None, optional
@@ -175,34 +265,40 @@ class FactorModel(BaseRecommender):
             ``False`` to stop early.
         validation : sparse matrix, optional
             Held-out interactions to score every ``validation_every`` epochs under
-            ``validation_protocol`` ("holdout" or "loo"); the metric
-            (``validation_metric``, default ``ndcg@{validation_k}``) goes to ``history_``.
+            ``validation_protocol`` ("holdout", "loo", or "sampled" with
+            ``validation_negatives``); the metric (``validation_metric``, default
+            ``ndcg@{validation_k}``) goes to ``history_``.
 
         Returns
         -------
         self
         """
+        from ..evaluation import check_protocol, metric_names
         self._validate_params()
         dt = check_dtype(self.dtype)
-        X = check_interactions(train, "train")
+        X, data = training_data(train)
         shape = X.shape
         if validation is not None:
             validation = check_interactions(validation, "validation", shape=shape,
                                             allow_empty=True)
             vk = check_ks(validation_k, "validation_k")
-            check_choice(validation_protocol, "validation_protocol", ("holdout", "loo"))
+            check_protocol(validation_protocol, validation_negatives, shape,
+                           "validation_protocol", "validation_negatives")
             metric = validation_metric or f"ndcg@{vk[-1]}"
-            from ..evaluation import metric_names
             valid = metric_names(validation_protocol, vk)
             if metric not in valid:
                 raise ValueError(f"validation_metric={metric!r} is not computed by protocol "
                                  f"{validation_protocol!r} with k={list(vk)}; choose one of "
                                  f"{valid}")
             check_positive_int(validation_every, "validation_every")
+        elif validation_negatives is not None:
+            raise ValueError("validation_negatives without validation=; pass the held-out "
+                             "matrix as validation=")
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable(epoch, stats), got {type(callback)}")
         rng = check_random_state(self.random_state)
         P, Q, state = self._initial_factors(init, shape, rng, dt)
+        prov = record(X, data, init)
         GP, GQ = self._optimizer_state(state, P, Q, dt)
         users, items = self._positives(X)
         filt = huge_page_aligned(build_filter(X.indptr, X.indices, X.shape[1]))
@@ -221,6 +317,7 @@ class FactorModel(BaseRecommender):
             self.user_factors_, self.item_factors_ = p, q
             self.optimizer_state_ = (gp, gq) if self.optimizer == "adagrad" else None
             self.history_ = history
+            self._set_provenance(X, prov)
 
         bar = tqdm(total=self._total_epochs(), disable=not self.show_progress,
                    desc=type(self).__name__, unit="epoch", leave=False)
@@ -251,7 +348,8 @@ class FactorModel(BaseRecommender):
                                                    or epoch + 1 == self._total_epochs()):
                         from ..evaluation import evaluate
                         res = evaluate((P, Q), X, validation, k=vk,
-                                       protocol=validation_protocol, n_threads=n_threads)
+                                       protocol=validation_protocol, n_threads=n_threads,
+                                       negatives=validation_negatives)
                         stats[metric] = res[metric]
                     history.append(stats)
                     for a, b in zip(good, (P, Q, GP, GQ)):

@@ -40,7 +40,7 @@ class APR(BPR):
     paper does; ``init`` is copied, never modified.
     """
 
-    def __init__(self, factors=64, learning_rate=0.05, reg=0.0, epochs=100, optimizer="sgd",
+    def __init__(self, factors=64, learning_rate=0.05, reg=0.0, epochs=100, optimizer="adagrad",
                  init_std=0.01, n_threads=None, random_state=None, dtype=np.float32,
                  show_progress=True, initial_accumulator=0.1, batch_size=1, eps=0.5,
                  reg_adv=1.0, noise="adversarial", bpr_epochs=0, reset_optimizer=True):

@@ -1,8 +1,9 @@
 """ItemPop: rank items by training popularity (the paper's simplest baseline)."""
 import numpy as np
 
-from .._validation import check_interactions
-from ._base import BaseRecommender
+from .._provenance import record
+from .._validation import check_dtype
+from ._base import BaseRecommender, training_data
 
 
 class ItemPop(BaseRecommender):
@@ -18,12 +19,13 @@ class ItemPop(BaseRecommender):
         self.dtype = dtype
 
     def fit(self, train, init=None, callback=None, validation=None):
-        """Count interactions per item. ``init``/``callback``/``validation`` are ignored."""
-        from .._validation import check_dtype
+        """Count interactions per item (``train``: a Dataset or a matrix, as for
+        :meth:`aprnb.BPR.fit`). ``init``/``callback``/``validation`` are ignored."""
         dt = check_dtype(self.dtype)
-        X = check_interactions(train, "train")
+        X, data = training_data(train)
         counts = np.asarray(X.sum(axis=0), dtype=dt).reshape(-1, 1)
         self.user_factors_ = np.ones((X.shape[0], 1), dtype=dt)
         self.item_factors_ = np.ascontiguousarray(counts)
         self.history_ = []
+        self._set_provenance(X, record(X, data))
         return self

@@ -17,7 +17,8 @@ import numpy as np
 
 from ._validation import (check_choice, check_float, check_interactions, check_ks,
                           check_positive_int, check_random_state)
-from .evaluation import evaluate, factors_of
+from ._provenance import check_split as _check_split
+from .evaluation import check_protocol, evaluate, factors_of, unpack_data
 from .kernels.attack import dataset_bpr_gradient, normalize_rows, project_rows
 from .kernels._rng import seed_states
 from .kernels.sampling import sample_negatives
@@ -121,19 +122,47 @@ class RobustnessReport(list):
         return "\n".join(lines)
 
 
-def robustness(model, train, test, eps=(0.5, 1.0, 2.0), kinds=("adversarial", "random"),
-               protocol="loo", k=100, random_state=0, steps=10, n_threads=None):
+def robustness(model, train, test=None, eps=(0.5, 1.0, 2.0), kinds=("adversarial", "random"),
+               protocol=None, k=100, random_state=0, steps=10, n_threads=None,
+               negatives=None, check_split=True):
     """Clean vs perturbed accuracy for each ``eps`` and kind of noise.
 
-    Returns a :class:`RobustnessReport` (a list of dicts; ``print`` it for a
-    table) with the clean row first, then one row per ``(kind, eps)`` holding
-    each metric and its relative change ``(perturbed - clean) / clean``.
+    Parameters
+    ----------
+    model : fitted model or (user_factors, item_factors)
+    train, test : sparse matrices (n_users, n_items), or a Dataset as ``train``
+        The adversary differentiates the BPR loss over ``train``; ``test`` is scored.
+    eps : float or sequence of float
+    kinds : sequence drawn from {"adversarial", "random", "pgd"}
+    protocol : {"loo", "holdout", "sampled"} or None
+        None means "sampled" when ``negatives`` are given, else "loo". Negatives
+        with another protocol raise ``ValueError``.
+    k : int or list of int
+        The metrics are reported at the largest cut-off.
+    random_state, steps, n_threads
+        Seed of the noise and of the adversary's negatives; PGD steps; threads.
+    negatives : int array (n_users, n_neg), optional
+        Sampled-protocol negatives (-1 = padding).
+    check_split : bool
+        As in :func:`aprnb.evaluate`: refuse a ``train`` that is not the model's
+        training matrix, or a test interaction it trained on.
+
+    Returns
+    -------
+    RobustnessReport
+        A list of dicts (``print`` it for a table): the clean row first, then one
+        row per ``(kind, eps)`` holding each metric and its relative change
+        ``(perturbed - clean) / clean``.
     """
     P, Q = factors_of(model)
+    train, test, negatives = unpack_data(train, test, negatives)
     ks = check_ks(k)
-    if protocol not in ("loo", "holdout"):
-        raise ValueError(f"protocol must be one of ['holdout', 'loo'] for robustness, got "
-                         f"{protocol!r}")
+    protocol = check_protocol(protocol, negatives, default="loo")
+    if check_split:
+        shape = (P.shape[0], Q.shape[0])
+        _check_split(model, check_interactions(train, "train", shape=shape),
+                     check_interactions(test, "test", shape=shape, allow_empty=True),
+                     "robustness")
     if isinstance(eps, (str, bytes)) or eps is None:
         raise TypeError(f"eps must be a positive number or a sequence of them, got {eps!r}")
     eps_list = [check_float(e, "eps", 0.0, low_inclusive=False)
@@ -151,13 +180,15 @@ def robustness(model, train, test, eps=(0.5, 1.0, 2.0), kinds=("adversarial", "r
         check_choice(kind, "kinds", KINDS)
     metrics = ([f"hr@{ks[-1]}", f"ndcg@{ks[-1]}"] if protocol != "holdout"
                else [f"recall@{ks[-1]}", f"ndcg@{ks[-1]}"])
-    clean = evaluate((P, Q), train, test, k=ks, protocol=protocol, n_threads=n_threads)
+    clean = evaluate((P, Q), train, test, k=ks, protocol=protocol, n_threads=n_threads,
+                     negatives=negatives)
     rows = [dict(kind="clean", eps=0.0, **{m: clean[m] for m in metrics})]
     for kind in kinds:
         for e in eps_list:
             Pp, Qp = perturb((P, Q), train, e, kind=kind, random_state=random_state,
                              steps=steps)
-            res = evaluate((Pp, Qp), train, test, k=ks, protocol=protocol, n_threads=n_threads)
+            res = evaluate((Pp, Qp), train, test, k=ks, protocol=protocol, n_threads=n_threads,
+                           negatives=negatives)
             row = dict(kind=kind, eps=e)
             for m in metrics:
                 row[m] = res[m]

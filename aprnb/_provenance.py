@@ -1,0 +1,131 @@
+"""Fingerprints of interaction matrices: how a model knows the data it was trained on.
+
+A fingerprint is a SHA-256 digest of the canonical binary CSR form of a matrix
+(shape, row pointers, column indices), so that two matrices with the same set of
+interactions have the same fingerprint, whatever their format or dtype.
+"""
+import hashlib
+import warnings
+
+import numpy as np
+
+
+def fingerprint(M):
+    """``"sha256:<hex>"`` of a canonical binary CSR matrix ``M`` (see
+    :func:`aprnb._validation.check_interactions`)."""
+    h = hashlib.sha256()
+    h.update(np.asarray(M.shape, dtype=np.int64).tobytes())
+    h.update(np.ascontiguousarray(M.indptr, dtype=np.int64).tobytes())
+    h.update(np.ascontiguousarray(M.indices, dtype=np.int64).tobytes())
+    return "sha256:" + h.hexdigest()
+
+
+def factors_fingerprint(P, Q):
+    """``"sha256:<hex>"`` of a pair of factor tables (dtype, shapes and bytes)."""
+    h = hashlib.sha256()
+    for A in (P, Q):
+        A = np.ascontiguousarray(A)
+        h.update(f"{A.dtype.str}{A.shape}".encode())
+        h.update(A.tobytes())
+    return "sha256:" + h.hexdigest()
+
+
+def _version():
+    from . import __version__
+    return __version__
+
+
+def record(X, data=None, init=None, n_threads=None):
+    """Provenance of a fit on the canonical matrix ``X``.
+
+    Parameters
+    ----------
+    X : canonical binary CSR matrix the model is trained on.
+    data : Dataset, optional
+        The data set ``X`` came from: its ``split`` specification and id maps
+        are recorded.
+    init : fitted model or (P, Q) tuple, optional
+        The warm start. When ``data`` is None and ``init`` was trained on the same
+        matrix, its split and id maps carry over. When it was trained on another
+        matrix, a warning says that the leak checks of evaluation only cover ``X``.
+
+    Returns
+    -------
+    (dict, user_ids or None, item_ids or None)
+    """
+    fp = fingerprint(X)
+    split = getattr(data, "split", None)
+    uids = getattr(data, "user_ids", None)
+    iids = getattr(data, "item_ids", None)
+    init_rec = None
+    if init is not None:
+        if isinstance(init, tuple):
+            init_rec = {"class": "factors", "factors": factors_fingerprint(*init)}
+        else:
+            prev = getattr(init, "provenance_", None) or {}
+            init_rec = {"class": type(init).__name__,
+                        "params": _jsonable(init.get_params()),
+                        "factors": factors_fingerprint(init.user_factors_, init.item_factors_),
+                        "train_fingerprint": prev.get("train_fingerprint"),
+                        "split": prev.get("split")}
+            if prev.get("train_fingerprint") == fp:
+                if data is None:
+                    split = prev.get("split")
+                    uids = getattr(init, "user_ids_", None)
+                    iids = getattr(init, "item_ids_", None)
+            elif prev.get("train_fingerprint") is not None:
+                warnings.warn(f"init ({type(init).__name__}) was trained on a different "
+                              f"interaction matrix than this fit's; the model has seen both, "
+                              f"but evaluation checks test interactions only against this "
+                              f"fit's training matrix", UserWarning, stacklevel=4)
+    if uids is not None and len(uids) != X.shape[0]:
+        raise ValueError(f"data.user_ids has {len(uids)} ids for {X.shape[0]} users")
+    if iids is not None and len(iids) != X.shape[1]:
+        raise ValueError(f"data.item_ids has {len(iids)} ids for {X.shape[1]} items")
+    prov = {"train_fingerprint": fp, "train_shape": [int(X.shape[0]), int(X.shape[1])],
+            "train_nnz": int(X.nnz), "split": split, "init": init_rec,
+            "aprnb_version": _version()}
+    return prov, uids, iids
+
+
+def _jsonable(params):
+    out = {}
+    for k, v in params.items():
+        if isinstance(v, type):
+            v = np.dtype(v).name
+        elif isinstance(v, np.generic):
+            v = v.item()
+        elif not (v is None or isinstance(v, (bool, int, float, str))):
+            v = repr(v)
+        out[k] = v
+    return out
+
+
+def check_split(model, train, test, what="evaluate"):
+    """Refuse to score ``model`` on data that contradicts its provenance.
+
+    ``train`` must be the matrix the model was trained on (same fingerprint), and
+    no test interaction may be one the model trained on. Models without
+    provenance (bare factor tuples, files from before provenance) pass.
+    """
+    prov = getattr(model, "provenance_", None)
+    if not prov:
+        return
+    override = ("pass check_split=False (CLI: --no-split-check) only if this is deliberate")
+    fp = fingerprint(train)
+    if fp != prov.get("train_fingerprint"):
+        raise ValueError(
+            f"{what}: train is not the matrix this {type(model).__name__} was trained on "
+            f"({train.nnz} interactions vs {prov.get('train_nnz')}; the fingerprints "
+            f"differ). Scoring on another split mixes training and test interactions: pass "
+            f"the model's own training data (model.train_) and a test set disjoint from it, "
+            f"or {override}")
+    seen = getattr(model, "train_", None)
+    if seen is not None and test is not None:
+        leak = test.multiply(seen).count_nonzero()
+        if leak:
+            raise ValueError(
+                f"{what}: {leak} of the {test.nnz} test interactions are ones this "
+                f"{type(model).__name__} was trained on, so its metrics would be inflated; "
+                f"evaluate on the test set of the split the model was trained on "
+                f"(model.provenance_['split']), or {override}")
