@@ -48,18 +48,18 @@ def _open(a, model=None):
     """
     from .data import open_dataset
     spec = dict(((getattr(model, "provenance_", None) or {}).get("split")) or {})
+    if a.data is not None and a.train is not None:
+        raise ValueError("pass either --data or --train/--test, not both")
+    if a.train is None and (a.test or a.negatives):
+        raise ValueError("--test and --negatives go with --train (a delimited training "
+                         "file); for a folder or NCF prefix use --data alone")
     if a.data is None and a.train is None:
         if not spec:
-            raise ValueError("pass --data PATH (or --train PATH --test PATH); this model does "
-                             "not record the data it was trained on")
+            raise ValueError("pass --data PATH (or --train PATH --test PATH)" + (
+                "; this model does not record the data it was trained on" if model else ""))
         kw = {k: spec[k] for k in ("path", "format", "sep", "header", "test", "negatives",
                                    "one_based") if k in spec}
     else:
-        if a.data is not None and a.train is not None:
-            raise ValueError("pass either --data or --train/--test, not both")
-        if a.train is None and (a.test or a.negatives):
-            raise ValueError("--test and --negatives go with --train (a delimited training "
-                             "file); for a folder or NCF prefix use --data alone")
         kw = dict(path=a.data if a.data is not None else a.train,
                   format=a.format if a.train is None else "delimited", sep=a.sep,
                   header=_header(a.header), test=a.test, negatives=a.negatives)

@@ -1,6 +1,6 @@
 """Download, verify and cache public benchmark data sets.
 
->>> import aprnb
+>>> import aprnb.datasets
 >>> ds = aprnb.datasets.fetch("movielens-100k")      # doctest: +SKIP
 >>> train, test = ds.train, ds.test                   # doctest: +SKIP
 
@@ -63,9 +63,10 @@ REGISTRY = {
     "gowalla": {
         "files": [
             (_LIGHTGCN_RAW + "gowalla/train.txt",
-             # Only the Git blob id is known: the file (4.6 MB) was not obtainable here
-             # to take its SHA-256. It is the blob listed for data/gowalla/train.txt in
-             # LightGCN-PyTorch, kuandeng/LightGCN and the NGCF repository alike.
+             # Only the Git blob id is known (the file itself could not be obtained to
+             # take its SHA-256): the blob listed for data/gowalla/train.txt in
+             # LightGCN-PyTorch, and for Data/gowalla/train.txt in kuandeng/LightGCN
+             # and the NGCF repository alike.
              "git-sha1:a27782bd7a1d4d0744148dc0460ea94da74763f2", "train.txt"),
             (_LIGHTGCN_RAW + "gowalla/test.txt",
              "sha256:099a2a73924e4b754dc6efd730d764f492321b53c38eb93298850c83acf57be3",
@@ -230,14 +231,20 @@ class _GitBlobChecked:
 def _retrieve(pooch, name, folder, url, known_hash, fname, members):
     """Download one registry file into ``folder`` (or find it there), verified."""
     target = os.path.join(folder, fname)
-    downloader = (_download_file_url if urllib.parse.urlsplit(url).scheme == "file"
-                  else pooch.choose_downloader(url))
+    scheme = urllib.parse.urlsplit(url).scheme
+    # file:// is ours; None lets pooch pick its own downloader (http, https, ftp, ...).
+    downloader = _download_file_url if scheme == "file" else None
     pooch_hash = known_hash
     alg, _, digest = known_hash.partition(":")
     if alg == _GIT_SHA1:
         # pooch cannot check a Git blob id: check it here, on the cached copy and
         # inside the downloader (before pooch moves the download into the cache).
         pooch_hash = None
+        if downloader is None:
+            if scheme not in ("http", "https"):
+                raise ValueError(f"data set {name!r}: a {_GIT_SHA1} hash needs an http(s) "
+                                 f"or file URL, got {url}")
+            downloader = pooch.HTTPDownloader()
         if os.path.isfile(target) and _git_blob_sha1(target) != digest.lower():
             os.remove(target)
         downloader = _GitBlobChecked(downloader, digest, fname)
@@ -252,6 +259,8 @@ def _retrieve(pooch, name, folder, url, known_hash, fname, members):
             raise
         # pooch already dropped the bad download; an outdated or damaged copy that
         # pooch tried to replace may still sit in the cache: remove it too.
+        if os.path.isfile(target):
+            os.remove(target)
         raise ValueError(
             f"data set {name!r}: the checksum of {fname} downloaded from {url} does not "
             f"match the registry ({e}). The download was corrupted or truncated, or the "

@@ -1,7 +1,8 @@
 """Command line: ``python -m aprnb ...`` / :func:`aprnb.cli.main`.
 
-Every bad invocation must exit with code 2 and a message on stderr that says what to
-fix, and must leave the files it was pointed at exactly as they were (an existing
+Every bad invocation must exit with a one-line message on stderr that says what to fix
+(code 2 for usage errors, 1 for failures such as a missing file or divergence), and must
+leave the files it was pointed at exactly as they were (an existing
 ``--out`` model included). Most tests call ``main(argv)`` in-process (fast); two run
 the real ``python -m aprnb`` in a subprocess.
 """
@@ -56,13 +57,15 @@ def lightgcn(tmp_path_factory):
     """A 20-user x 15-item LightGCN folder (train.txt, test.txt with one item per user)."""
     folder = tmp_path_factory.mktemp("lg")
     rng = np.random.default_rng(0)
+    test = [(u * 7) % 15 for u in range(20)]
     with open(folder / "train.txt", "w") as fh:
         for u in range(20):
-            items = sorted(rng.choice(15, 4, replace=False).tolist())
+            rest = [i for i in range(15) if i != test[u]]
+            items = sorted(rng.choice(rest, 4, replace=False).tolist())
             fh.write(" ".join(map(str, [u] + items)) + "\n")
     with open(folder / "test.txt", "w") as fh:
         for u in range(20):
-            fh.write(f"{u} {(u * 7) % 15}\n")
+            fh.write(f"{u} {test[u]}\n")
     return folder
 
 
@@ -160,9 +163,12 @@ def test_train_unparsable_option_exits_2(extra, lightgcn, work, capsys):
     assert state(work) == before
 
 
-def test_train_missing_required_arguments(capsys):
+def test_train_missing_required_arguments(tmp_path, capsys):
     code, _, err = run(["train"], capsys)
-    assert code == 2 and "required: --data, --out" in err
+    assert code == 2 and "required: --out" in err
+    code, _, err = run(["train", "--out", tmp_path / "m.npz"], capsys)
+    assert code == 2 and "pass --data PATH" in err, err
+    assert os.listdir(tmp_path) == []
 
 
 def test_unknown_command(capsys):
@@ -175,14 +181,14 @@ def test_train_bad_init(lightgcn, work, capsys):
     other = work / "other.npz"
     aprnb.BPR(factors=3, epochs=1, n_threads=1, random_state=0, show_progress=False).fit(
         np.eye(5)).save(other)
-    cases = [(work / "missing.npz", "no such file"),
-             (work, "no such file|director|folder"),
-             (work / "garbage.npz", "not a readable aprnb model file"),
-             (other, "init factors have shapes")]
-    for init, fragment in cases:
+    cases = [(work / "missing.npz", 1, "missing.npz does not exist"),
+             (work, 2, "director|folder"),
+             (work / "garbage.npz", 2, "not a readable aprnb model file"),
+             (other, 2, "init factors have shapes")]
+    for init, expected, fragment in cases:
         before = state(work)
         code, _, err = run(train_args(lightgcn, work / "model.npz", "--init", init), capsys)
-        assert code == 2, (init, code, err)
+        assert code == expected, (init, code, err)
         assert re.search(fragment, err), err
         assert state(work) == before
 
@@ -195,20 +201,24 @@ def test_train_bad_data_paths(lightgcn, work, tmp_path, capsys):
     (broken / "train.txt").write_text("0 1 2\n1 x\n")
     (broken / "test.txt").write_text("0 3\n")
     cases = [
-        (["--data", tmp_path / "nodata"], "cannot tell the format"),
-        (["--data", tmp_path / "nodata", "--format", "lightgcn"], "not a directory"),
-        (["--data", csv, "--format", "lightgcn"], "not a directory"),
-        (["--data", lightgcn, "--format", "ncf"], "train.rating: no such file"),
-        (["--data", lightgcn, "--format", "lastfm"], "train.tsv: no such file"),
-        (["--data", csv], "has no test file; use --split loo or --split holdout"),
-        (["--data", broken], "train.txt, line 2: item id 'x' is not an integer"),
+        (["--data", tmp_path / "nodata"], 1, "nodata does not exist"),
+        (["--data", tmp_path / "nodata", "--format", "lightgcn"], 1, "nodata does not exist"),
+        (["--data", csv, "--format", "lightgcn"], 2, "not a directory"),
+        (["--data", lightgcn, "--format", "ncf"], 1, "train.rating does not exist"),
+        (["--data", lightgcn, "--format", "lastfm"], 1, "train.tsv does not exist"),
+        (["--data", csv], 2, "has no test set; pass split='loo'"),
+        (["--data", broken], 2, "train.txt, line 2: item id 'x' is not an integer"),
+        (["--train", csv], 2, "--train needs --test PATH"),
+        (["--test", csv], 2, "--test and --negatives go with --train"),
+        (["--data", lightgcn, "--train", csv], 2, "either --data or --train"),
     ]
-    for data, fragment in cases:
+    for data, expected, fragment in cases:
         before = state(work)
         argv = ["train", *data, "--epochs", "1", "--factors", "2", "--quiet",
                 "--out", work / "model.npz", *QUIET]
         code, out, err = run(argv, capsys)
-        assert code == 2 and fragment in err, (data, code, err)
+        assert code == expected and fragment in err, (data, code, err)
+        assert err.count("\n") == 1, err
         assert "trained" not in out
         assert state(work) == before
 
@@ -216,7 +226,7 @@ def test_train_bad_data_paths(lightgcn, work, tmp_path, capsys):
 def test_train_bad_out_path_keeps_folder_clean(lightgcn, work, capsys):
     before = state(work)
     for out, fragment in [(work / "nofolder" / "m.npz", "does not exist; create it"),
-                          ("", "path is empty")]:
+                          ("", "--out is empty")]:
         code, _, err = run(train_args(lightgcn, out), capsys)
         assert code == 2 and fragment in err, err
         assert state(work) == before
@@ -240,11 +250,11 @@ def test_train_bad_k_does_not_overwrite_existing_model(lightgcn, work, capsys):
     assert state(work) == before
 
 
-def test_train_divergence_exits_2_and_keeps_existing_model(lightgcn, work, capsys):
+def test_train_divergence_exits_1_and_keeps_existing_model(lightgcn, work, capsys):
     before = state(work)
     argv = train_args(lightgcn, work / "model.npz", "--lr", "1e30", "--epochs", "5")
     code, _, err = run(argv, capsys)
-    assert code == 2, code
+    assert code == 1, code
     assert "diverged" in err and "learning_rate" in err, err
     assert state(work) == before
 
@@ -254,7 +264,7 @@ def test_train_warm_start_divergence_keeps_its_own_init_file(lightgcn, work, cap
     model = work / "model.npz"
     argv = train_args(lightgcn, model, "--init", model, "--lr", "1e30", "--epochs", "5")
     code, _, err = run(argv, capsys)
-    assert code == 2 and "diverged" in err, (code, err)
+    assert code == 1 and "diverged" in err, (code, err)
     assert state(work) == before
 
 
@@ -279,15 +289,15 @@ def test_evaluate_bad_model_files(lightgcn, work, capsys):
     small = work / "small.npz"
     aprnb.BPR(factors=2, epochs=1, n_threads=1, random_state=0, show_progress=False).fit(
         np.eye(4)).save(small)
-    cases = [(work / "missing.npz", "no such file"),
-             (work / "garbage.npz", "not a readable aprnb model file"),
-             (work / "log.csv", "not a readable aprnb model file"),
-             (small, "shape (20, 15) does not match")]
-    for model, fragment in cases:
+    cases = [(work / "missing.npz", 1, "does not exist"),
+             (work / "garbage.npz", 2, "not a readable aprnb model file"),
+             (work / "log.csv", 2, "not a readable aprnb model file"),
+             (small, 2, "shape (20, 15) does not match")]
+    for model, expected, fragment in cases:
         before = state(work)
-        code, out, err = run(["evaluate", "--model", model, "--data", lightgcn, *QUIET],
-                             capsys)
-        assert code == 2 and err.startswith("aprnb evaluate: error:"), (model, code, err)
+        code, out, err = run(["evaluate", "--model", model, "--data", lightgcn,
+                              "--threads", "1"], capsys)
+        assert code == expected and err.startswith("aprnb evaluate: error:"), (model, code, err)
         assert fragment in err, err
         assert out == ""
         assert state(work) == before
@@ -296,7 +306,7 @@ def test_evaluate_bad_model_files(lightgcn, work, capsys):
 @pytest.mark.parametrize("extra,fragment", [
     (["--k", "0"], "k must be an integer >= 1"),
     (["--threads", "0"], "n_threads must be >= 1"),
-    (["--split", "loo", "--seed", "-1"], "random_state must be a non-negative int"),
+    (["--split", "loo", "--split-seed", "-1"], "random_state must be a non-negative int"),
 ], ids=["k=0", "threads=0", "seed=-1"])
 def test_evaluate_bad_option(extra, fragment, lightgcn, work, capsys):
     before = state(work)
@@ -311,7 +321,11 @@ def test_evaluate_loo_protocol_needs_one_test_item_per_user(lightgcn, work, caps
     multi = work / "multi"
     multi.mkdir()
     (multi / "train.txt").write_text((lightgcn / "train.txt").read_text())
-    (multi / "test.txt").write_text("".join(f"{u} {u % 15} 14\n" for u in range(20)))
+    train = [set(map(int, line.split()[1:]))
+             for line in (lightgcn / "train.txt").read_text().splitlines()]
+    (multi / "test.txt").write_text("".join(
+        f"{u} " + " ".join(map(str, sorted(set(range(15)) - train[u])[:2])) + "\n"
+        for u in range(20)))
     before = state(work)
     argv = ["evaluate", "--model", work / "model.npz", "--data", multi, "--protocol", "loo",
             *QUIET]
@@ -341,7 +355,7 @@ def test_robustness_bad_option(extra, fragment, lightgcn, work, capsys):
 def test_robustness_missing_model(lightgcn, tmp_path, capsys):
     code, _, err = run(["robustness", "--model", tmp_path / "none.npz", "--data", lightgcn],
                        capsys)
-    assert code == 2 and "no such file" in err
+    assert code == 1 and "does not exist" in err
 
 
 def test_demo_bad_threads(capsys):
@@ -352,7 +366,7 @@ def test_demo_bad_threads(capsys):
 def test_reproduce_missing_data(tmp_path, capsys):
     code, _, err = run(["reproduce", "--data", tmp_path / "nodata", "--out", tmp_path / "res",
                         "--quick", "--threads", "1"], capsys)
-    assert code == 2 and "cannot tell the format" in err
+    assert code == 1 and "nodata does not exist" in err
 
 
 # ---------------------------------------------------------------------------------------
@@ -364,13 +378,18 @@ def _python_m(args, cwd):
                           capture_output=True, text=True, timeout=120, env=env)
 
 
-def test_python_m_aprnb_reports_errors_with_exit_code_2(tmp_path):
+def test_python_m_aprnb_reports_errors_with_exit_codes(tmp_path):
     proc = _python_m(["train", "--data", tmp_path / "nodata", "--out", tmp_path / "m.npz",
                       "--quiet"], tmp_path)
-    assert proc.returncode == 2
-    assert "aprnb train: error:" in proc.stderr and "cannot tell the format" in proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert os.listdir(tmp_path) == []
+    assert proc.returncode == 1
+    assert "aprnb train: error:" in proc.stderr and "nodata does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+    (tmp_path / "log.csv").write_text("a,b\n")
+    proc = _python_m(["train", "--data", tmp_path / "log.csv", "--out", tmp_path / "m.npz",
+                      "--quiet"], tmp_path)
+    assert proc.returncode == 2 and "has no test set" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+    assert sorted(os.listdir(tmp_path)) == ["log.csv"]
 
 
 def test_python_m_aprnb_version(tmp_path):

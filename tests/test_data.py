@@ -75,10 +75,12 @@ def test_lightgcn_malformed_test_file(tmp_path):
 
 
 def test_lightgcn_missing_folder_or_file(tmp_path):
-    with pytest.raises(ValueError):
+    with pytest.raises(FileNotFoundError, match="nope does not exist"):
         load_lightgcn(tmp_path / "nope")
     write(tmp_path / "train.txt", "0 1\n")
-    with pytest.raises(ValueError, match="test.txt"):
+    with pytest.raises(ValueError, match="not a directory"):
+        load_lightgcn(tmp_path / "train.txt")
+    with pytest.raises(FileNotFoundError, match="test.txt does not exist"):
         load_lightgcn(tmp_path)
 
 
@@ -138,7 +140,7 @@ def test_ncf_malformed_names_file_and_line(tmp_path, fname, content, line):
 
 
 def test_ncf_missing_file(tmp_path):
-    with pytest.raises(ValueError, match="train.rating"):
+    with pytest.raises(FileNotFoundError, match="train.rating does not exist"):
         load_ncf(tmp_path / "nothing")
 
 
@@ -229,7 +231,7 @@ def test_delimited_empty_or_missing_file(tmp_path):
     p = write(tmp_path / "empty.csv", "# only a comment\n\n")
     with pytest.raises(ValueError, match=re.escape(str(p))):
         load_delimited(p)
-    with pytest.raises(ValueError):
+    with pytest.raises(FileNotFoundError, match="missing.csv does not exist"):
         load_delimited(tmp_path / "missing.csv")
 
 

@@ -212,6 +212,15 @@ def test_missing_source_is_an_oserror_naming_the_set(tiny, tmp_path):
     assert not (tmp_path / "cache" / "tiny" / "test.txt").exists()
 
 
+@pytest.mark.parametrize("known_hash", ["sha256:" + "0" * 64, "git-sha1:" + "0" * 40])
+def test_http_failure_is_an_oserror_naming_the_set(tiny, tmp_path, known_hash):
+    # Nothing listens on the loopback discard port: the connection is refused at once.
+    tiny["files"][0] = ("http://127.0.0.1:9/train.txt", known_hash, "train.txt")
+    with pytest.raises(OSError, match="'tiny'.*train.txt.*connection"):
+        datasets.download("tiny", data_home=tmp_path / "cache")
+    assert not (tmp_path / "cache" / "tiny" / "train.txt").exists()
+
+
 def test_file_downloader_writes_paths_and_file_objects(tmp_path):
     src = write(tmp_path / "a b" / "x.txt", "hello\n")      # a space: %20 in the URL
     url = src.as_uri()

@@ -362,7 +362,7 @@ def test_huge_learning_rate_raises_divergence_error(name, dtype, small_synthetic
 @pytest.mark.parametrize("cls", [BPR, APR])
 def test_divergence_after_good_epochs_keeps_last_good_epoch(cls, synthetic):
     model = cls(factors=8, epochs=6, learning_rate=10.0, init_std=1.0, n_threads=1,
-                random_state=0, dtype=np.float64, show_progress=False)
+                random_state=0, dtype=np.float64, show_progress=False, optimizer="sgd")
     assert check_divergence(model, synthetic) >= 2
 
 
@@ -383,8 +383,11 @@ def test_recommend_excludes_training_items(name, small_synthetic):
     for u in users[:10]:
         one, _ = model.recommend(int(u), k=10, exclude=small_synthetic)
         np.testing.assert_array_equal(one[0], items[u])
-    # without exclude, training items may come back
-    again, _ = model.recommend(users, k=10)
+    # by default the model's own training items are excluded
+    default, _ = model.recommend(users, k=10)
+    np.testing.assert_array_equal(default, items)
+    # with exclude=None, training items may come back
+    again, _ = model.recommend(users, k=10, exclude=None)
     assert {(int(u), int(i)) for u, row in zip(users, again) for i in row} & \
         pairs(small_synthetic)
 

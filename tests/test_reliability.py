@@ -313,7 +313,12 @@ def test_fit_validation_checks(split, X):
         (dict(validation=test, validation_k=0), ValueError, "validation_k"),
         (dict(validation=test, validation_k=[]), ValueError, "validation_k"),
         (dict(validation=test, validation_protocol="sampled"), ValueError,
-         "validation_protocol"),
+         "needs validation_negatives"),
+        (dict(validation=test, validation_protocol="holdout",
+              validation_negatives=np.zeros((train.shape[0], 2), dtype=int)), ValueError,
+         "validation_negatives were given with validation_protocol='holdout'"),
+        (dict(validation_negatives=np.zeros((train.shape[0], 2), dtype=int)), ValueError,
+         "without validation="),
         (dict(validation=test, validation_every=0), ValueError, "validation_every"),
         (dict(validation=test, validation_every=True), TypeError, "validation_every"),
         (dict(validation=X, validation_protocol="loo"), ValueError, "at most one test item"),
@@ -400,7 +405,8 @@ def _bad_evaluate_cases(model, train, test):
         (dict(k="10"), TypeError, "k must be"),
         (dict(k=[5, "a"]), TypeError, "k must be"),
         (dict(protocol="LOO"), ValueError, "protocol must be one of"),
-        (dict(protocol=None), ValueError, "protocol must be one of"),
+        (dict(protocol="holdout", negatives=neg), ValueError, "would ignore them"),
+        (dict(protocol="loo", negatives=neg), ValueError, "would ignore them"),
         (dict(train=train[:20]), ValueError, "train: shape"),
         (dict(test=test[:, :10]), ValueError, "test: shape"),
         (dict(test=test.T), ValueError, "test: shape"),
@@ -445,7 +451,7 @@ def test_evaluate_bad_inputs_raise_and_change_nothing(split):
 def test_evaluate_loo_rejects_several_test_items(split, X):
     model = _fit(BPR, split[0])
     with pytest.raises(ValueError, match="at most one test item per user.*holdout"):
-        aprnb.evaluate(model, split[0], X, protocol="loo")
+        aprnb.evaluate(model, split[0], X, protocol="loo", check_split=False)
 
 
 @pytest.mark.parametrize("value", ["no", "False", None])
@@ -476,7 +482,7 @@ RECOMMEND_BAD = [
     (dict(users=0, k=True), TypeError, "k must be"),
     (dict(users=0, k="5"), TypeError, "k must be"),
     (dict(users=0, k=None), TypeError, "k must be"),
-    (dict(users=0, exclude="train"), TypeError, "exclude"),
+    (dict(users=0, exclude="everything"), ValueError, "exclude must be 'train'"),
     (dict(users=0, exclude=[[1]]), TypeError, "exclude"),
     (dict(users=0, n_threads=0), ValueError, "n_threads"),
     (dict(users=0, n_threads=1.5), TypeError, "n_threads"),
@@ -758,8 +764,8 @@ def _write(path, text, mode="w"):
     ("# only a comment\n", "no interactions found"),
     ("u1\n", "line 1: expected 'user, item"),
     ("u1,i1\nu1,i1,2,3,4\n", "line 2: expected 'user, item"),
-    ("u1,i1,abc\n", "line 1: value/timestamp"),
-    ("u1,i1,1,abc\n", "line 1: value/timestamp"),
+    ("u1,i1,1\nu1,i1,abc\n", "line 2: value/timestamp"),
+    ("u1,i1,1,2\nu1,i1,1,abc\n", "line 2: value/timestamp"),
     ("u1,i1,nan\n", "line 1: value 'nan' is not finite"),
     ("u1,i1,inf\n", "line 1: value 'inf' is not finite"),
     (",i1\n", "line 1: expected"),
@@ -781,7 +787,7 @@ def test_load_delimited_one_based_errors(tmp_path):
         D.load_delimited(path, one_based=True)
     path = _write(tmp_path / "b.csv", "a,2\n3,4\n")
     with pytest.raises(ValueError, match="not an integer; pass one_based=None"):
-        D.load_delimited(path, one_based=False)
+        D.load_delimited(path, one_based=False, header=False)
     path = _write(tmp_path / "c.csv", "1,2\n-3,4\n")
     with pytest.raises(ValueError, match="line 2: user id -3 is below"):
         D.load_delimited(path, one_based=False)
@@ -791,9 +797,9 @@ def test_load_delimited_one_based_errors(tmp_path):
 
 def test_loader_path_errors(tmp_path):
     missing = str(tmp_path / "nope.csv")
-    with pytest.raises(ValueError, match="nope.csv: no such file; check the path"):
+    with pytest.raises(FileNotFoundError, match="nope.csv does not exist; check the path"):
         D.load_delimited(missing)
-    with pytest.raises(ValueError, match="no such file"):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
         D.load_delimited(_write(tmp_path / "a.csv", "u,i\n"), missing)
     for bad in (None, 5, 1.5):
         with pytest.raises(TypeError, match="path"):
@@ -804,13 +810,16 @@ def test_loader_path_errors(tmp_path):
             D.load_lightgcn(bad)
     with pytest.raises(ValueError, match="paths is empty"):
         D.load_interactions([])
-    with pytest.raises(ValueError, match="not a directory; pass the folder holding train.txt"):
+    with pytest.raises(FileNotFoundError, match="nofolder does not exist; pass the folder "
+                                                "holding train.txt"):
         D.load_lightgcn(tmp_path / "nofolder")
-    with pytest.raises(ValueError, match="train.txt: no such file"):
+    with pytest.raises(ValueError, match="not a directory; pass the folder holding train.txt"):
+        D.load_lightgcn(_write(tmp_path / "file.txt", "0 1\n"))
+    with pytest.raises(FileNotFoundError, match="train.txt does not exist"):
         D.load_lightgcn(tmp_path)
-    with pytest.raises(ValueError, match="train.rating: no such file"):
+    with pytest.raises(FileNotFoundError, match="train.rating does not exist"):
         D.load_ncf(tmp_path / "ml")
-    with pytest.raises(ValueError, match="train.tsv: no such file"):
+    with pytest.raises(FileNotFoundError, match="nolastfm does not exist"):
         D.load_lastfm(tmp_path / "nolastfm")
 
 
@@ -880,7 +889,7 @@ def test_load_lightgcn_malformed(tmp_path, train, test, fragment):
     ("(0,2)\t1\tx\n", "negative item id 'x' is not an integer"),
     ("0,2\t1\n", "expected '\\(user,item\\)'"),
     ("(0,2)\t-1\n", "negative item id -1 is negative"),
-    ("(a,b)\t1\n", "user id 'a' is not an integer"),
+    ("(a,b)\t1\n", "user 'a' is not in the train or test file"),
 ])
 def test_load_ncf_malformed(tmp_path, negative, fragment):
     prefix = tmp_path / "ml"
@@ -1028,7 +1037,7 @@ def test_load_path_errors(tmp_path):
         aprnb.load(None)
     with pytest.raises(ValueError, match="path is empty"):
         aprnb.load("")
-    with pytest.raises(ValueError, match="no such file"):
+    with pytest.raises(FileNotFoundError, match="missing.npz does not exist"):
         aprnb.load(tmp_path / "missing.npz")
 
 
@@ -1269,7 +1278,9 @@ def test_degenerate_shapes_terminate(cls, dense, full_users):
     assert any("every item" in str(w.message) for w in caught) == (full_users > 0)
     assert len(model.history_) == 3
     assert np.all(np.isfinite(model.user_factors_)) and np.all(np.isfinite(model.item_factors_))
-    res = aprnb.evaluate(model, dense, dense, k=1, exclude_train=False)
+    with pytest.raises(ValueError, match="are ones this .* was trained on"):
+        aprnb.evaluate(model, dense, dense, k=1, exclude_train=False)
+    res = aprnb.evaluate(model, dense, dense, k=1, exclude_train=False, check_split=False)
     assert all(0.0 <= v <= 1.0 for key, v in res.items() if key != "n_users")
     items, _ = model.recommend(0, k=2, exclude=dense)
     assert items.shape == (1, 2)

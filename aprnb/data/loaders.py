@@ -106,6 +106,15 @@ def _check_file(path):
     return path
 
 
+def _check_folder(folder, holding):
+    folder = os.fspath(folder)
+    if not os.path.exists(folder):
+        raise FileNotFoundError(f"{folder} does not exist; pass the folder holding {holding}")
+    if not os.path.isdir(folder):
+        raise ValueError(f"{folder}: not a directory; pass the folder holding {holding}")
+    return folder
+
+
 def _lines(path):
     """Yield ``(lineno, line)`` of a UTF-8 text file (a BOM is dropped).
 
@@ -157,10 +166,7 @@ def load_lightgcn(folder, name=None):
     """
     if not isinstance(folder, (str, os.PathLike)):
         raise TypeError(f"folder must be a path, got {type(folder).__name__}")
-    folder = os.fspath(folder)
-    if not os.path.isdir(folder):
-        raise ValueError(f"{folder}: not a directory; pass the folder holding train.txt "
-                         f"and test.txt")
+    folder = _check_folder(folder, "train.txt and test.txt")
     tr = _read_lightgcn_file(_check_file(os.path.join(folder, "train.txt")))
     te = _read_lightgcn_file(_check_file(os.path.join(folder, "test.txt")))
     n_users = 1 + max(tr[2], te[2])
@@ -216,7 +222,7 @@ def load_ncf(prefix, name=None):
     tu, ti = _read_rating_file(_check_file(prefix + ".train.rating"))
     su, si = _read_rating_file(_check_file(prefix + ".test.rating"))
     neg_path = prefix + ".test.negative"
-    neg_rows = _read_negatives(neg_path) if os.path.isfile(neg_path) else None
+    neg_rows = _read_negatives(neg_path, form="ncf") if os.path.isfile(neg_path) else None
     n_users = 1 + max(tu.max(initial=-1), su.max(initial=-1))
     n_items = 1 + max(ti.max(initial=-1), si.max(initial=-1))
     if n_users <= 0:
@@ -343,7 +349,7 @@ def _read_delimited(path, sep, header, comment):
     return rows
 
 
-def _read_negatives(path, sep="auto", header="auto"):
+def _read_negatives(path, sep="auto", header="auto", form="auto"):
     """Rows ``(lineno, user, test item or None, [negative items])`` of a negatives file.
 
     Two forms are read, as raw id tokens:
@@ -351,12 +357,14 @@ def _read_negatives(path, sep="auto", header="auto"):
     * NCF: ``(user,item)<TAB>j1<TAB>j2 ...`` -- the head names the held-out pair;
     * CSV: ``user<sep>"[j1, j2, ...]"`` -- a user and a quoted list (a header line
       such as ``userId,negatives`` is detected, or skipped with ``header=True``).
+
+    ``form`` is "ncf", "csv" or "auto" (NCF when the first line starts with "(").
     """
     lines = list(_data_lines(path, None))
     if not lines:
         raise ValueError(f"{path}: no negatives found (empty file)")
     rows = []
-    if lines[0][1].startswith("("):
+    if form == "ncf" or (form == "auto" and lines[0][1].startswith("(")):
         seen = {}
         for lineno, s in lines:
             toks = s.split("\t")
@@ -395,6 +403,8 @@ def _read_negatives(path, sep="auto", header="auto"):
         seen[user] = lineno
         negs = [t for t in _split(rest[1:-1], ",") if t] if rest[1:-1].strip() else []
         rows.append((lineno, user, None, negs))
+    if not rows:
+        raise ValueError(f"{path}: no negatives found (only a header line)")
     return rows
 
 
@@ -489,8 +499,8 @@ def _read_logs(paths, sep, one_based, header, comment, extra_items=(), extra_whe
         raise TypeError(f"sep must be a non-empty string, None (whitespace) or 'auto', "
                         f"got {sep!r}")
     rows, where = [], []
+    paths = [_check_file(p) for p in paths]    # every path exists before any is parsed
     for p in paths:
-        p = _check_file(p)
         r = _read_delimited(p, sep, header, comment)
         if not r:
             raise ValueError(f"{p}: no interactions found (empty file or only comments)")
@@ -597,6 +607,6 @@ def load_lastfm(folder):
     if not isinstance(folder, (str, os.PathLike)):
         raise TypeError(f"folder must be a path (str or os.PathLike), got "
                         f"{type(folder).__name__}")
-    folder = os.fspath(folder)
+    folder = _check_folder(folder, "train.tsv and test.tsv")
     return load_delimited(os.path.join(folder, "train.tsv"), os.path.join(folder, "test.tsv"),
                           sep="\t", one_based=True, name="lastfm")

@@ -126,6 +126,12 @@ def open_dataset(path, format="auto", split="given", seed=0, sep="auto", header=
         if ds.test is None:
             raise ValueError(f"{path} has no test set; pass split='loo' or split='holdout' "
                              f"(CLI: --split loo) to split it, or a test file (CLI: --test)")
+        shared = ds.test.multiply(ds.train).count_nonzero()
+        if shared:
+            raise ValueError(f"{path}: {shared} of the {ds.test.nnz} test interactions are "
+                             f"also training interactions, so the given split cannot be "
+                             f"scored fairly; remove them from the test file, or re-split "
+                             f"with split='loo' or 'holdout' (CLI: --split loo)")
     else:
         if ds.negatives is not None:
             warnings.warn(f"split={split!r} re-splits {path}: its negatives belong to the "

@@ -247,7 +247,7 @@ class FactorModel(BaseRecommender):
 
     # -- fit ----------------------------------------------------------------------------
     def fit(self, train, init=None, callback=None, validation=None, validation_k=20,
-            validation_protocol="holdout", validation_metric=None, validation_every=1,
+            validation_protocol=None, validation_metric=None, validation_every=1,
             validation_negatives=None):
         """Fit the model on a binary interaction matrix.
 
@@ -266,7 +266,8 @@ class FactorModel(BaseRecommender):
         validation : sparse matrix, optional
             Held-out interactions to score every ``validation_every`` epochs under
             ``validation_protocol`` ("holdout", "loo", or "sampled" with
-            ``validation_negatives``); the metric (``validation_metric``, default
+            ``validation_negatives``; None means "sampled" when
+            ``validation_negatives`` are given, else "holdout"); the metric (``validation_metric``, default
             ``ndcg@{validation_k}``) goes to ``history_``.
 
         Returns
@@ -282,8 +283,9 @@ class FactorModel(BaseRecommender):
             validation = check_interactions(validation, "validation", shape=shape,
                                             allow_empty=True)
             vk = check_ks(validation_k, "validation_k")
-            check_protocol(validation_protocol, validation_negatives, shape,
-                           "validation_protocol", "validation_negatives")
+            validation_protocol = check_protocol(validation_protocol, validation_negatives,
+                                                 shape, "validation_protocol",
+                                                 "validation_negatives")
             metric = validation_metric or f"ndcg@{vk[-1]}"
             valid = metric_names(validation_protocol, vk)
             if metric not in valid:
