@@ -387,3 +387,94 @@ def test_gowalla_full_evaluation_peak_memory(gowalla, shared_data):
     assert out["n_users"] == 29858
     grown_kb = out["after_kb"] - out["before_kb"]
     assert grown_kb < 2**20, f"peak RSS grew by {grown_kb / 2**20:.2f} GB"
+
+
+# ---------------------------------------------------------------------------------------
+# protocols chosen from the data; splits checked against the model's provenance
+# ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def fitted_split(synthetic):
+    train, test = leave_one_out(synthetic, random_state=0)
+    model = aprnb.BPR(factors=8, epochs=3, n_threads=1, random_state=0,
+                      show_progress=False).fit(train)
+    rng = np.random.default_rng(0)
+    neg = np.full((train.shape[0], 10), -1, dtype=np.int64)
+    for u in range(train.shape[0]):
+        seen = set(train[u].indices) | set(test[u].indices)
+        neg[u] = rng.choice([j for j in range(train.shape[1]) if j not in seen], 10, False)
+    return model, train, test, neg
+
+
+def test_negatives_select_the_sampled_protocol(fitted_split):
+    """Problem 3: negatives without protocol="sampled" silently gave holdout metrics."""
+    model, train, test, neg = fitted_split
+    got = evaluate(model, train, test, k=[5], negatives=neg)
+    P, Q = model.user_factors_, model.item_factors_
+    assert_same_metrics(got, naive_sampled(P, Q, test, neg, [5]))
+    assert "recall@5" not in got
+    for protocol in ("holdout", "loo"):
+        with pytest.raises(ValueError, match=f"protocol='{protocol}', which ranks against all"):
+            evaluate(model, train, test, k=[5], negatives=neg, protocol=protocol)
+    assert "recall@5" in evaluate(model, train, test, k=[5])        # no negatives: holdout
+
+
+def test_dataset_argument_brings_test_and_negatives(fitted_split):
+    model, train, test, neg = fitted_split
+    ds = aprnb.data.Dataset(train=train, test=test, negatives=neg)
+    assert evaluate(model, ds, k=[5]) == evaluate(model, train, test, k=[5], negatives=neg)
+    with pytest.raises(TypeError, match="either a Dataset or"):
+        evaluate(model, ds, test, k=[5])
+    with pytest.raises(TypeError, match="test is missing"):
+        evaluate(model, train, k=[5])
+
+
+def test_evaluate_refuses_another_split_or_leaked_test(fitted_split, synthetic):
+    """Problem 1 in Python: a model scored on a re-split, or on test items it trained on."""
+    model, train, test, _ = fitted_split
+    other_train, other_test = leave_one_out(synthetic, random_state=1)
+    with pytest.raises(ValueError, match="train is not the matrix this BPR was trained on"):
+        evaluate(model, other_train, other_test, protocol="loo")
+    with pytest.raises(ValueError, match=r"\d+ of the \d+ test interactions are ones this BPR "
+                                         r"was trained on"):
+        evaluate(model, train, other_test, protocol="loo")
+    # deliberate use: the override, or bare factors (which carry no provenance)
+    res = evaluate(model, other_train, other_test, protocol="loo", check_split=False)
+    assert res == evaluate((model.user_factors_, model.item_factors_), other_train,
+                           other_test, protocol="loo")
+    with pytest.raises(ValueError, match="not the matrix"):
+        aprnb.robustness(model, other_train, other_test, eps=0.5, kinds=("random",))
+    with pytest.raises(ValueError, match="test interactions are ones"):
+        aprnb.robustness(model, train, other_test, eps=0.5, kinds=("random",))
+
+
+def test_robustness_under_the_sampled_protocol(fitted_split):
+    model, train, test, neg = fitted_split
+    rep = aprnb.robustness(model, train, test, eps=(0.5,), kinds=("adversarial",), k=5,
+                           negatives=neg)
+    clean = evaluate(model, train, test, k=[5], negatives=neg)
+    assert rep[0]["hr@5"] == clean["hr@5"] and rep[0]["ndcg@5"] == clean["ndcg@5"]
+    Pp, Qp = aprnb.perturb(model, train, 0.5, random_state=0)
+    pert = evaluate((Pp, Qp), train, test, k=[5], negatives=neg)
+    assert rep[1]["ndcg@5"] == pert["ndcg@5"]
+    with pytest.raises(ValueError, match="would ignore them"):
+        aprnb.robustness(model, train, test, eps=0.5, protocol="loo", negatives=neg)
+
+
+def test_fit_validation_under_the_sampled_protocol(fitted_split):
+    model, train, test, neg = fitted_split
+    m = aprnb.BPR(factors=8, epochs=2, n_threads=1, random_state=0, show_progress=False)
+    m.fit(train, validation=test, validation_negatives=neg, validation_k=5)
+    want = evaluate(m, train, test, k=[5], negatives=neg)
+    assert m.history_[-1]["ndcg@5"] == want["ndcg@5"]
+
+
+def test_evaluate_users_as_raw_ids(tmp_path):
+    (tmp_path / "tr.csv").write_text("u,i\nann,x\nann,y\nbob,y\nbob,z\ncid,x\ncid,z\n")
+    (tmp_path / "te.csv").write_text("u,i\nann,z\nbob,x\ncid,y\n")
+    ds = aprnb.data.open_dataset(tmp_path / "tr.csv", test=tmp_path / "te.csv")
+    model = aprnb.BPR(factors=2, epochs=2, n_threads=1, random_state=0,
+                      show_progress=False).fit(ds)
+    got = evaluate(model, ds, k=[1], users=["cid", "ann"], raw_ids=True)
+    assert got == evaluate(model, ds, k=[1], users=[2, 0])
+    with pytest.raises(ValueError, match=r"unknown user id\(s\) \['dan'\]"):
+        evaluate(model, ds, k=[1], users=["dan"], raw_ids=True)

@@ -452,3 +452,86 @@ def test_unknown_validation_metric_raises_value_error_before_training(metric, pr
 def test_validation_shape_mismatch_raises(small_synthetic):
     with pytest.raises(ValueError):
         make("bpr-sgd").fit(small_synthetic, validation=sp.csr_matrix((3, 3)))
+
+
+# -- defaults, provenance, raw ids ----------------------------------------------------------------
+def test_defaults_are_the_papers_optimizer():
+    """Problem 5: BPR() and APR() trained with constant-rate SGD, under which AMF does not
+    beat continued MF-BPR; the paper's optimizer is Adagrad."""
+    assert BPR().optimizer == "adagrad" and APR().optimizer == "adagrad"
+
+
+def _csv_dataset(tmp_path):
+    (tmp_path / "tr.csv").write_text("user,item\n" + "".join(
+        f"u{u},i{i}\n" for u in range(12) for i in range(10) if (u + i) % 3 == 0))
+    (tmp_path / "te.csv").write_text("user,item\n" + "".join(
+        f"u{u},i{(1 - u) % 3}\n" for u in range(12)))            # (u + i) % 3 == 1
+    return aprnb.data.open_dataset(tmp_path / "tr.csv", test=tmp_path / "te.csv")
+
+
+@pytest.mark.parametrize("cls", [BPR, APR, ItemPop])
+def test_model_keeps_training_data_provenance_and_ids(cls, tmp_path):
+    """Problem 6: recommend returned training items by default, and models forgot ids."""
+    ds = _csv_dataset(tmp_path)
+    kw = {} if cls is ItemPop else dict(factors=4, epochs=2, n_threads=1, random_state=0,
+                                        show_progress=False)
+    model = cls(**kw).fit(ds)
+    assert pairs(model.train_) == pairs(ds.train)
+    assert model.user_ids_.tolist() == sorted(
+        f"u{u}" for u in range(12))
+    assert model.provenance_["split"] == ds.split
+    assert model.provenance_["aprnb_version"] == aprnb.__version__
+    model.save(tmp_path / "m.npz")
+    loaded = aprnb.load(tmp_path / "m.npz")
+    assert loaded.provenance_ == model.provenance_
+    assert pairs(loaded.train_) == pairs(model.train_)
+    np.testing.assert_array_equal(loaded.item_ids_, model.item_ids_)
+    for m in (model, loaded):
+        items, _ = m.recommend(np.arange(12), k=3)          # default: training items out
+        got = {(u, int(i)) for u, row in enumerate(items) for i in row if i >= 0}
+        assert not got & pairs(ds.train)
+        raw, _ = m.recommend(["u4", "u0"], k=3, raw_ids=True)
+        rows = m.user_index(["u4", "u0"])
+        assert rows.tolist() == [m.user_ids_.tolist().index("u4"), 0]   # sorted as strings
+        np.testing.assert_array_equal(raw, m.item_ids_[items[rows]])
+        assert m.item_index("i9").tolist() == [9]
+
+
+def test_recommend_refuses_without_known_training_data(tmp_path):
+    model = BPR(factors=2, epochs=1, n_threads=1, random_state=0, show_progress=False)
+    model.fit(np.eye(4))
+    model.train_ = None            # as a model loaded from a format-1 file
+    with pytest.raises(ValueError, match="does not know its training interactions"):
+        model.recommend(0, k=2)
+    assert model.recommend(0, k=2, exclude=None)[0].shape == (1, 2)
+    with pytest.raises(ValueError, match="does not know the raw user ids"):
+        model.recommend("a", k=2, raw_ids=True)
+
+
+def test_warm_start_is_recorded_and_inherits_the_split(tmp_path):
+    ds = _csv_dataset(tmp_path)
+    kw = dict(factors=4, epochs=2, n_threads=1, random_state=0, show_progress=False)
+    bpr = BPR(**kw).fit(ds)
+    amf = APR(**kw).fit(ds.train, init=bpr)              # a bare matrix: the split carries over
+    assert amf.provenance_["split"] == ds.split and amf.user_ids_ is bpr.user_ids_
+    assert amf.provenance_["init"]["class"] == "BPR"
+    assert amf.provenance_["init"]["train_fingerprint"] == bpr.provenance_["train_fingerprint"]
+    other = sp.csr_matrix(np.ones((12, 10)) - ds.train.toarray())
+    with pytest.warns(UserWarning, match="trained on a different interaction matrix"):
+        APR(**kw).fit(other, init=bpr)
+
+
+def test_tampered_training_data_in_a_model_file_is_refused(tmp_path):
+    ds = _csv_dataset(tmp_path)
+    BPR(factors=2, epochs=1, n_threads=1, random_state=0, show_progress=False).fit(ds).save(
+        tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["train_indices"] = (arrays["train_indices"] + 1) % 10
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match="do not match their recorded fingerprint"):
+        aprnb.load(tmp_path / "bad.npz")
+    del arrays["provenance"]
+    np.savez(tmp_path / "bad2.npz", **arrays)
+    with pytest.raises(ValueError, match="corrupted file"):
+        aprnb.load(tmp_path / "bad2.npz")

@@ -355,8 +355,9 @@ def _read_negatives(path, sep="auto", header="auto", form="auto"):
     Two forms are read, as raw id tokens:
 
     * NCF: ``(user,item)<TAB>j1<TAB>j2 ...`` -- the head names the held-out pair;
-    * CSV: ``user<sep>"[j1, j2, ...]"`` -- a user and a quoted list (a header line
-      such as ``userId,negatives`` is detected, or skipped with ``header=True``).
+    * CSV: ``user<sep>"[j1, j2, ...]"`` -- a user and a quoted list (a first line
+      without "[" above lines with one, such as ``userId,negatives``, is taken for a
+      header; ``header=True`` always skips the first line).
 
     ``form`` is "ncf", "csv" or "auto" (NCF when the first line starts with "(").
     """
@@ -384,7 +385,8 @@ def _read_negatives(path, sep="auto", header="auto", form="auto"):
     if sep == "auto":
         sep = "\t" if "\t" in lines[0][1] else ","
     body = lines
-    if header is True or (header == "auto" and "[" not in lines[0][1]):
+    if header is True or (header == "auto" and "[" not in lines[0][1]
+                          and any("[" in s for _, s in lines[1:])):
         body = lines[1:]
     seen = {}
     for lineno, s in body:
@@ -395,8 +397,7 @@ def _read_negatives(path, sep="auto", header="auto", form="auto"):
         if not user or not (rest.startswith("[") and rest.endswith("]")):
             raise ValueError(f"{path}, line {lineno}: expected 'user{sep}\"[j1, j2, ...]\"' "
                              f"(a user id and a bracketed list of negative item ids), got "
-                             f"{s!r}; a header line is detected when it has no '[' (or pass "
-                             f"header=True)")
+                             f"{s!r}")
         if user in seen:
             raise ValueError(f"{path}, line {lineno}: user {user} already has a negative list "
                              f"(line {seen[user]}); keep one line per user")
