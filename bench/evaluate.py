@@ -34,7 +34,8 @@ from common import Section, ratio  # noqa: E402
 
 def trained_factors(X, seed, epochs):
     import aprnb
-    m = aprnb.BPR(factors=64, epochs=epochs, random_state=seed, show_progress=False).fit(X)
+    m = aprnb.BPR(factors=64, epochs=epochs, random_state=seed, optimizer="sgd",
+                  show_progress=False).fit(X)
     return m.user_factors_, m.item_factors_
 
 

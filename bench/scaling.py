@@ -65,7 +65,7 @@ def synthetic(n_users, n_items, nnz, seed, test_share=0.05):
 def fit_epochs(X, n_threads, epochs, seed, model="BPR"):
     import aprnb
     stamps = []
-    m = getattr(aprnb, model)(factors=64, learning_rate=0.05, epochs=epochs,
+    m = getattr(aprnb, model)(factors=64, learning_rate=0.05, epochs=epochs, optimizer="sgd",
                               n_threads=n_threads, random_state=seed, show_progress=False)
     t0 = time.perf_counter()
     m.fit(X, callback=lambda e, s: stamps.append(time.perf_counter()))
@@ -84,8 +84,9 @@ def run(args):
     n_eval = 500 if args.quick else args.eval_users
     # JIT warm-up on a small set so that no row pays compilation.
     Xw, Tw = synthetic(2000, 1000, 20_000, args.seed)
-    aprnb.BPR(epochs=1, n_threads=n_threads, show_progress=False).fit(Xw)
-    aprnb.evaluate(aprnb.BPR(epochs=1, show_progress=False).fit(Xw), Xw, Tw, k=[20],
+    aprnb.BPR(epochs=1, n_threads=n_threads, optimizer="sgd", show_progress=False).fit(Xw)
+    aprnb.evaluate(aprnb.BPR(epochs=1, optimizer="sgd", show_progress=False).fit(Xw), Xw, Tw,
+                   k=[20],
                    n_threads=n_threads)
 
     rows_fit, rows_eval = [], []

@@ -29,11 +29,12 @@ import aprnb
 t1 = time.perf_counter()
 X = aprnb.data.make_synthetic(300, 200, 5, 10, random_state=0)
 t2 = time.perf_counter()
-m = aprnb.BPR(factors=16, epochs=2, random_state=0, show_progress=False).fit(X)
+train, test = aprnb.data.leave_one_out(X, random_state=0)
+m = aprnb.BPR(factors=16, epochs=2, random_state=0, show_progress=False).fit(train)
 t3 = time.perf_counter()
-r = aprnb.evaluate(m, X, X, k=[20])
+r = aprnb.evaluate(m, train, test, k=[20])
 t4 = time.perf_counter()
-a = aprnb.APR(factors=16, epochs=2, random_state=0, show_progress=False).fit(X)
+a = aprnb.APR(factors=16, epochs=2, random_state=0, show_progress=False).fit(train)
 t5 = time.perf_counter()
 print(json.dumps({"import_numpy": t_np - t0, "import_aprnb": t1 - t_np,
                   "first_bpr_fit": t3 - t2, "first_evaluate": t4 - t3,

@@ -166,7 +166,7 @@ def test_ncf_train_evaluate_robustness_agree_with_the_files(ncf, tmp_path, capsy
     assert rob["clean"]["hr@10"] == pytest.approx(hr, abs=1e-12)
     assert rob["clean"]["ndcg@10"] == pytest.approx(ndcg, rel=1e-6)
     assert [(r["kind"], r["eps"]) for r in rob["rows"]] == [("adversarial", 0.5),
-                                                             ("random", 0.5)]
+                                                            ("random", 0.5)]
     for r in rob["rows"]:
         for m, v in r["metrics"].items():
             assert r["change"][m] == pytest.approx((v - rob["clean"][m]) / rob["clean"][m])

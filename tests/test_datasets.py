@@ -315,7 +315,7 @@ def test_fetch_forwards_format_split_seed_and_name(tiny, tmp_path, monkeypatch):
     assert datasets.fetch("tiny", data_home=home) == "dataset"
     assert datasets.fetch("tiny", data_home=home, split="holdout", seed=7) == "dataset"
     assert seen[0] == (str(home / "tiny"), dict(format="lightgcn", split="given", seed=0,
-                                                 name="tiny"))
+                                                name="tiny"))
     assert seen[1][1]["split"] == "holdout" and seen[1][1]["seed"] == 7
     movielens_like(tmp_path, monkeypatch, "movielens-1m")
     datasets.fetch("movielens-1m", data_home=home)

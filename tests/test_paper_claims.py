@@ -37,7 +37,7 @@ def test_gowalla_bpr_reaches_published_recall():
     _need("gowalla")
     d = load_lightgcn(DATA / "gowalla")
     model = aprnb.BPR(factors=64, learning_rate=0.05, reg=0.001, init_std=0.1, epochs=400,
-                      random_state=0, show_progress=False).fit(d.train)
+                      optimizer="sgd", random_state=0, show_progress=False).fit(d.train)
     res = aprnb.evaluate(model, d.train, d.test, k=[20])
     assert res["n_users"] == 29858
     assert res["recall@20"] >= 0.1291, res     # NGCF paper's MF-BPR on this split

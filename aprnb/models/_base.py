@@ -267,7 +267,8 @@ class FactorModel(BaseRecommender):
             Held-out interactions to score every ``validation_every`` epochs under
             ``validation_protocol`` ("holdout", "loo", or "sampled" with
             ``validation_negatives``; None means "sampled" when
-            ``validation_negatives`` are given, else "holdout"); the metric (``validation_metric``, default
+            ``validation_negatives`` are given, else "holdout"); the metric
+            (``validation_metric``, default
             ``ndcg@{validation_k}``) goes to ``history_``.
 
         Returns
