@@ -55,9 +55,10 @@ def record(X, data=None, init=None, n_threads=None):
     """
     fp = fingerprint(X)
     split = getattr(data, "split", None)
-    uids = getattr(data, "user_ids", None)
-    iids = getattr(data, "item_ids", None)
+    uids = _ids(getattr(data, "user_ids", None))
+    iids = _ids(getattr(data, "item_ids", None))
     init_rec = None
+    seen = {fp}
     if init is not None:
         if isinstance(init, tuple):
             init_rec = {"class": "factors", "factors": factors_fingerprint(*init)}
@@ -68,6 +69,8 @@ def record(X, data=None, init=None, n_threads=None):
                         "factors": factors_fingerprint(init.user_factors_, init.item_factors_),
                         "train_fingerprint": prev.get("train_fingerprint"),
                         "split": prev.get("split")}
+            seen.update(prev.get("seen") or [prev.get("train_fingerprint")])
+            seen.discard(None)
             if prev.get("train_fingerprint") == fp:
                 if data is None:
                     split = prev.get("split")
@@ -76,16 +79,27 @@ def record(X, data=None, init=None, n_threads=None):
             elif prev.get("train_fingerprint") is not None:
                 warnings.warn(f"init ({type(init).__name__}) was trained on a different "
                               f"interaction matrix than this fit's; the model has seen both, "
-                              f"but evaluation checks test interactions only against this "
-                              f"fit's training matrix", UserWarning, stacklevel=4)
+                              f"so evaluate and robustness will refuse it (check_split=False "
+                              f"to score it anyway)", UserWarning, stacklevel=4)
     if uids is not None and len(uids) != X.shape[0]:
         raise ValueError(f"data.user_ids has {len(uids)} ids for {X.shape[0]} users")
     if iids is not None and len(iids) != X.shape[1]:
         raise ValueError(f"data.item_ids has {len(iids)} ids for {X.shape[1]} items")
     prov = {"train_fingerprint": fp, "train_shape": [int(X.shape[0]), int(X.shape[1])],
             "train_nnz": int(X.nnz), "split": split, "init": init_rec,
-            "aprnb_version": _version()}
+            "seen": sorted(seen), "aprnb_version": _version()}
     return prov, uids, iids
+
+
+def _ids(ids):
+    """An id map as an array that saves without pickle: integers stay integers, anything
+    else (objects, mixed) becomes strings."""
+    if ids is None:
+        return None
+    ids = np.asarray(ids)
+    if ids.ndim != 1:
+        raise ValueError(f"id maps must be 1-D, got shape {ids.shape}")
+    return ids if ids.dtype.kind in "iuU" else ids.astype(str)
 
 
 def _jsonable(params):
@@ -120,6 +134,12 @@ def check_split(model, train, test, what="evaluate"):
             f"differ). Scoring on another split mixes training and test interactions: pass "
             f"the model's own training data (model.train_) and a test set disjoint from it, "
             f"or {override}")
+    others = [f for f in prov.get("seen", []) if f != fp]
+    if others:
+        raise ValueError(
+            f"{what}: this {type(model).__name__} was warm-started (directly or further back) "
+            f"from a model trained on a different interaction matrix, which may hold these "
+            f"test interactions; train the whole chain on one split, or {override}")
     seen = getattr(model, "train_", None)
     if seen is not None and test is not None:
         leak = test.multiply(seen).count_nonzero()

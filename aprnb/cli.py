@@ -66,6 +66,9 @@ def _open(a, model=None):
         if a.train is not None and a.test is None and a.split is None and not spec:
             raise ValueError("--train needs --test PATH, or --split loo/holdout to split it")
     kw["split"] = a.split or spec.get("split", "given")
+    if a.split_seed is not None and kw["split"] == "given":
+        raise ValueError("--split-seed seeds a loo or holdout split, but the split is 'given'; "
+                         "pass --split loo or --split holdout too")
     kw["seed"] = a.split_seed if a.split_seed is not None else spec.get("seed", 0)
     if "test_fraction" in spec:
         kw["test_fraction"] = spec["test_fraction"]
@@ -241,6 +244,10 @@ def cmd_robustness(a):
 
 def cmd_recommend(a):
     model = _load_model(a.model)
+    if model.train_ is None and not a.include_seen:
+        raise ValueError(f"{a.model} does not record its training interactions (it was "
+                         f"written before aprnb's model format 2), so seen items cannot be "
+                         f"left out; pass --include-seen, or retrain the model")
     raw = model.user_ids_ is not None and not a.index
     users = a.users
     if not raw:

@@ -157,8 +157,12 @@ def check_protocol(protocol, negatives, shape=None, name="protocol", neg_name="n
     return protocol
 
 
-def unpack_data(train, test, negatives):
-    """``(train, test, negatives)`` from a Dataset in place of ``train``, or as given."""
+def unpack_data(train, test, negatives, protocol=None):
+    """``(train, test, negatives)`` from a Dataset in place of ``train``, or as given.
+
+    A Dataset's own negatives are used unless ``protocol`` asks for a full-ranking
+    protocol ("holdout" or "loo") explicitly.
+    """
     from .data.loaders import Dataset
     if isinstance(train, Dataset):
         if test is not None:
@@ -166,7 +170,9 @@ def unpack_data(train, test, negatives):
         if train.test is None:
             raise ValueError(f"{train!r} has no test set; open it with split='loo' or "
                              f"'holdout'")
-        return train.train, train.test, negatives if negatives is not None else train.negatives
+        if negatives is None and protocol in (None, "sampled"):
+            negatives = train.negatives
+        return train.train, train.test, negatives
     if test is None:
         raise TypeError("test is missing: pass (train, test) matrices, or a Dataset")
     return train, test, negatives
@@ -225,7 +231,7 @@ def evaluate(model, train, test=None, k=(20,), protocol=None, users=None, negati
         ``"auc"``, ...) to means over the evaluated users, plus ``"n_users"``.
     """
     P, Q = _no_overflow(*factors_of(model))
-    train, test, negatives = unpack_data(train, test, negatives)
+    train, test, negatives = unpack_data(train, test, negatives, protocol)
     protocol = check_protocol(protocol, negatives)
     ks = np.asarray(check_ks(k), dtype=np.int64)
     exclude_train = check_bool(exclude_train, "exclude_train")

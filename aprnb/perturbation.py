@@ -155,7 +155,7 @@ def robustness(model, train, test=None, eps=(0.5, 1.0, 2.0), kinds=("adversarial
         ``(perturbed - clean) / clean``.
     """
     P, Q = factors_of(model)
-    train, test, negatives = unpack_data(train, test, negatives)
+    train, test, negatives = unpack_data(train, test, negatives, protocol)
     ks = check_ks(k)
     protocol = check_protocol(protocol, negatives, default="loo")
     if check_split:

@@ -199,6 +199,27 @@ def test_robustness_defaults_reuse_the_models_split(ncf, tmp_path, capsys):
     assert code == 0 and "protocol loo" in out
 
 
+def test_split_seed_needs_a_seeded_split(ncf, tmp_path, capsys):
+    code, _, err = run(["train", "--data", ncf, "--split-seed", "3", "--out",
+                        tmp_path / "m.npz", *TRAIN], capsys)
+    assert code == 2 and "--split-seed seeds a loo or holdout split" in err
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_recommend_on_a_model_that_does_not_know_its_training_data(ncf, tmp_path, capsys):
+    model = tmp_path / "m.npz"
+    run_json(["train", "--data", ncf, "--out", model, "--json", *TRAIN], capsys)
+    with np.load(model) as z:       # as written by aprnb before format 2
+        old = {k: z[k] for k in z.files if not k.startswith("train_") and k != "provenance"}
+    old["format_version"] = np.array(1)
+    np.savez(tmp_path / "old.npz", **old)
+    code, _, err = run(["recommend", "--model", tmp_path / "old.npz", "--users", "0"], capsys)
+    assert code == 2 and "pass --include-seen, or retrain" in err
+    code, out, _ = run(["recommend", "--model", tmp_path / "old.npz", "--users", "0",
+                        "--include-seen"], capsys)
+    assert code == 0 and out.startswith("0: ")
+
+
 def test_train_init_reuses_the_recorded_split(ncf, tmp_path, capsys):
     bpr, amf = tmp_path / "bpr.npz", tmp_path / "amf.npz"
     run_json(["train", "--data", ncf, "--split", "holdout", "--split-seed", "4", "--out", bpr,

@@ -1,6 +1,7 @@
 """Data layer: file loaders, splitters and the synthetic generator."""
 import os
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -490,13 +491,18 @@ def test_make_synthetic_rejects_bad_parameters(kwargs):
     ("userId,itemId\n1,10\n2,10\n2,11\n", [1, 2]),                   # 2 columns, known names
     ("userId,itemId,rating\n1,10,4\n2,10,5\n", [1, 2]),               # 3 columns
     ("a,b,rating,when\n1,10,4,100\n2,10,5,101\n", [1, 2]),            # non-numeric value field
-    ("visitor,place\n1,10\n2,10\n", [1, 2]),                          # unknown names above ints
+    ("visitor,place\n1,10\n2,10\n", [1, 2]),                          # letters above ints
+    ("7;034545104X;0\n8;0155061224;5\n", [7, 8]),                    # ISBN: an id, not a name
     ("u7,i1\nu8,i1\n", ["u7", "u8"]),                                  # string ids: no header
     ("1,10\n2,10\n", [1, 2]),                                          # no header
 ])
 def test_header_is_detected(tmp_path, text, users):
     """Problem 4: a header line silently became a user "userId" and an item "itemId"."""
-    ds = load_delimited(write(tmp_path / "log.csv", text))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = load_delimited(write(tmp_path / "log.csv", text))
+    # only the weak rule (letters above integers) warns that it skipped a line
+    assert bool(caught) == text.startswith("visitor"), [str(w.message) for w in caught]
     assert ds.user_ids.tolist() == users
     assert "userId" not in ds.item_ids.tolist() and "itemId" not in ds.item_ids.tolist()
 
@@ -522,7 +528,7 @@ def test_sep_is_configurable(tmp_path, sep, text):
 
 def _csv_split(tmp_path, negatives):
     tr = write(tmp_path / "train.csv", "userId,movieId,rating\nu1,m1,4\nu1,m2,5\nu2,m2,3\n"
-                                       "u2,m3,1\nu3,m1,2\n")
+                                       "u2,m3,1\nu3,m1,2\nu3,m4,1\nu2,m5,3\n")
     te = write(tmp_path / "test.csv", "userId,movieId,rating\nu1,m3,4\nu2,m1,5\nu3,m2,2\n")
     neg = write(tmp_path / "neg.csv", negatives)
     return tr, te, neg
@@ -531,10 +537,16 @@ def _csv_split(tmp_path, negatives):
 def test_negatives_csv_form_maps_raw_ids(tmp_path):
     tr, te, neg = _csv_split(tmp_path, 'userId,negatives\nu1,"[m4, m5]"\nu3,"[\'m3\']"\n')
     ds = open_dataset(tr, test=te, negatives=neg)
-    items = ds.item_ids.tolist()
-    assert items == ["m1", "m2", "m3", "m4", "m5"]          # m4, m5 occur only as negatives
+    assert ds.item_ids.tolist() == ["m1", "m2", "m3", "m4", "m5"]
     assert ds.negatives.tolist() == [[3, 4], [-1, -1], [2, -1]]
     assert ds.split["negatives"] == str(neg) and ds.split["format"] == "delimited"
+    # numpy's spelling of a list (blanks, no commas), and no header line
+    write(neg, 'u1,"[m4 m5]"\nu3,[m3]\n')
+    assert open_dataset(tr, test=te, negatives=neg).negatives.tolist() == \
+        [[3, 4], [-1, -1], [2, -1]]
+    # header=True is for the train and test files: the negatives' first line stays data
+    assert open_dataset(tr, test=te, negatives=neg, header=True).negatives.tolist() == \
+        [[3, 4], [-1, -1], [2, -1]]
 
 
 def test_negatives_ncf_form_with_raw_ids(tmp_path):
@@ -549,6 +561,8 @@ def test_negatives_ncf_form_with_raw_ids(tmp_path):
     ('u9,"[m4]"\n', "user 'u9' is not in the train or test file"),
     ('u1,"[m4]"\nu1,"[m5]"\n', "already has a negative list"),
     ("u1,m4\n", "a bracketed list"),
+    ('u1,"[m4, 7]"\n', "negative item '7' is in neither the train nor the test file"),
+    ('u1,"[m4 m6]"\n', "negative item 'm6' is in neither"),
 ])
 def test_negatives_are_cross_checked_against_the_test_file(tmp_path, negatives, fragment):
     tr, te, neg = _csv_split(tmp_path, negatives)

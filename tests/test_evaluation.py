@@ -424,6 +424,11 @@ def test_dataset_argument_brings_test_and_negatives(fitted_split):
     assert evaluate(model, ds, k=[5]) == evaluate(model, train, test, k=[5], negatives=neg)
     with pytest.raises(TypeError, match="either a Dataset or"):
         evaluate(model, ds, test, k=[5])
+    # an explicit full-ranking protocol sets the Dataset's own negatives aside
+    assert evaluate(model, ds, k=[5], protocol="loo") == evaluate(model, train, test, k=[5],
+                                                                  protocol="loo")
+    with pytest.raises(ValueError, match="would ignore them"):
+        evaluate(model, ds, k=[5], protocol="loo", negatives=neg)
     with pytest.raises(TypeError, match="test is missing"):
         evaluate(model, train, k=[5])
 

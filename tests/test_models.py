@@ -518,7 +518,14 @@ def test_warm_start_is_recorded_and_inherits_the_split(tmp_path):
     assert amf.provenance_["init"]["train_fingerprint"] == bpr.provenance_["train_fingerprint"]
     other = sp.csr_matrix(np.ones((12, 10)) - ds.train.toarray())
     with pytest.warns(UserWarning, match="trained on a different interaction matrix"):
-        APR(**kw).fit(other, init=bpr)
+        mixed = APR(**kw).fit(other, init=bpr)
+    # the warm start saw ds.train, which holds what `mixed` is now "tested" on
+    test = sp.csr_matrix(np.logical_and(np.eye(12, 10), other.toarray() == 0))
+    with pytest.raises(ValueError, match="warm-started .* from a model trained on a different"):
+        aprnb.evaluate(mixed, other, test)
+    assert sorted(mixed.provenance_["seen"]) == sorted(
+        {bpr.provenance_["train_fingerprint"], mixed.provenance_["train_fingerprint"]})
+    aprnb.evaluate(mixed, other, test, check_split=False)     # the override
 
 
 def test_tampered_training_data_in_a_model_file_is_refused(tmp_path):
@@ -535,3 +542,27 @@ def test_tampered_training_data_in_a_model_file_is_refused(tmp_path):
     np.savez(tmp_path / "bad2.npz", **arrays)
     with pytest.raises(ValueError, match="corrupted file"):
         aprnb.load(tmp_path / "bad2.npz")
+
+
+def test_id_maps_of_any_dtype_survive_save_and_load(tmp_path):
+    """Object or list id maps (e.g. from pandas) are stored as strings, never pickled."""
+    X = np.eye(3)
+    for uids in (np.array(["a", 5, "c"], dtype=object), ["x", "y", "z"], [10, 11, 12]):
+        ds = aprnb.data.Dataset(train=sp.csr_matrix(X), test=sp.csr_matrix(np.roll(X, 1, 1)),
+                                user_ids=uids, item_ids=np.array([7, 8, 9]))
+        m = ItemPop().fit(ds)
+        m.save(tmp_path / "m.npz")
+        got = aprnb.load(tmp_path / "m.npz")
+        assert got.user_ids_.tolist() == [str(u) if not isinstance(uids[0], int) else u
+                                          for u in uids]
+        assert got.recommend(got.user_ids_[0], k=1, raw_ids=True)[0].shape == (1, 1)
+
+
+def test_raw_padding_that_is_a_real_id_is_refused():
+    ds = aprnb.data.Dataset(train=sp.csr_matrix(np.array([[1, 1, 0], [0, 1, 1]])),
+                            test=sp.csr_matrix(np.array([[0, 0, 1], [1, 0, 0]])),
+                            user_ids=np.array([0, 1]), item_ids=np.array([-1, 4, 6]))
+    m = ItemPop().fit(ds)
+    assert m.recommend([0], k=1, raw_ids=True)[0].tolist() == [[6]]
+    with pytest.raises(ValueError, match="padding -1 is also a real item id"):
+        m.recommend([0], k=3, raw_ids=True)

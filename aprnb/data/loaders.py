@@ -10,6 +10,8 @@ Every reader raises ``ValueError`` naming the file and the 1-based line number
 of the first malformed line.
 """
 import os
+import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -285,20 +287,23 @@ def _is_int(tok):
 
 def _looks_like_header(first, second):
     """Whether the fields ``first`` of a file's first line name columns (``second``: the
-    fields of the next line, or None).
+    fields of the next line, or None). Returns ``(bool, weak)``.
 
-    A first line is a header when a value or timestamp field is not a number, when
-    a field is a well-known column name (``userId``, ``item_id``, ``rating``, ...),
-    or when its user or item field is not an integer while the next line's is.
+    A first line is a header when a value or timestamp field is not a number, or
+    when a field is a well-known column name (``userId``, ``item_id``, ``rating``,
+    ...). Weaker evidence (``weak=True``): a user or item field made of letters
+    only (no digit, so not an id such as ``034545104X``) above an integer one.
     """
     if any(not _is_number(t) for t in first[2:4]):
-        return True
+        return True, False
     if any(t.lower().replace("_", "").replace("-", "").replace(" ", "") in HEADER_NAMES
            for t in first):
-        return True
+        return True, False
     if second is not None and len(second) >= 2:
-        return any(not _is_int(a) and _is_int(b) for a, b in zip(first[:2], second[:2]))
-    return False
+        weak = any(not any(c.isdigit() for c in a) and not _is_int(a) and _is_int(b)
+                   for a, b in zip(first[:2], second[:2]))
+        return weak, weak
+    return False, False
 
 
 def _data_lines(path, comment):
@@ -322,8 +327,12 @@ def _read_delimited(path, sep, header, comment):
     if sep == "auto":
         sep = _detect_sep(lines[0][1])
     if header == "auto":
-        header = _looks_like_header(_split(lines[0][1], sep),
-                                    _split(lines[1][1], sep) if len(lines) > 1 else None)
+        header, weak = _looks_like_header(_split(lines[0][1], sep),
+                                          _split(lines[1][1], sep) if len(lines) > 1 else None)
+        if weak:
+            warnings.warn(f"{path}: line {lines[0][0]} ({lines[0][1][:60]!r}) was taken for a "
+                          f"header and skipped; pass header=False (CLI: --header no) if it is "
+                          f"data", UserWarning, stacklevel=5)
     rows = []
     for n, (lineno, s) in enumerate(lines[1:] if header else lines):
         toks = _split(s, sep)
@@ -349,15 +358,15 @@ def _read_delimited(path, sep, header, comment):
     return rows
 
 
-def _read_negatives(path, sep="auto", header="auto", form="auto"):
+def _read_negatives(path, sep="auto", form="auto"):
     """Rows ``(lineno, user, test item or None, [negative items])`` of a negatives file.
 
     Two forms are read, as raw id tokens:
 
     * NCF: ``(user,item)<TAB>j1<TAB>j2 ...`` -- the head names the held-out pair;
-    * CSV: ``user<sep>"[j1, j2, ...]"`` -- a user and a quoted list (a first line
-      without "[" above lines with one, such as ``userId,negatives``, is taken for a
-      header; ``header=True`` always skips the first line).
+    * CSV: ``user<sep>"[j1, j2, ...]"`` -- a user and a quoted list, items separated
+      by commas and/or blanks (a first line without "[" above lines with one, such
+      as ``userId,negatives``, is taken for a header).
 
     ``form`` is "ncf", "csv" or "auto" (NCF when the first line starts with "(").
     """
@@ -385,8 +394,7 @@ def _read_negatives(path, sep="auto", header="auto", form="auto"):
     if sep == "auto":
         sep = "\t" if "\t" in lines[0][1] else ","
     body = lines
-    if header is True or (header == "auto" and "[" not in lines[0][1]
-                          and any("[" in s for _, s in lines[1:])):
+    if "[" not in lines[0][1] and any("[" in s for _, s in lines[1:]):
         body = lines[1:]
     seen = {}
     for lineno, s in body:
@@ -402,7 +410,8 @@ def _read_negatives(path, sep="auto", header="auto", form="auto"):
             raise ValueError(f"{path}, line {lineno}: user {user} already has a negative list "
                              f"(line {seen[user]}); keep one line per user")
         seen[user] = lineno
-        negs = [t for t in _split(rest[1:-1], ",") if t] if rest[1:-1].strip() else []
+        # j1, j2 or j1 j2 (numpy's spelling of an array): commas and/or blanks
+        negs = [t.strip("'\"") for t in re.split(r"[,\s]+", rest[1:-1].strip()) if t]
         rows.append((lineno, user, None, negs))
     if not rows:
         raise ValueError(f"{path}: no negatives found (only a header line)")
@@ -437,8 +446,10 @@ def _negative_matrix(rows, path, user_index, item_index, test):
         idx = [item_index(t) for t in negs]
         if any(j is None for j in idx):
             bad = negs[idx.index(None)]
-            raise ValueError(f"{path}, line {lineno}: negative item {bad!r} is not a known "
-                             f"item")
+            raise ValueError(f"{path}, line {lineno}: negative item {bad!r} is in neither the "
+                             f"train nor the test file; write negatives with the ids exactly "
+                             f"as those files spell them (e.g. '007' is not '7', '7.0' is not "
+                             f"'7')")
         clash = np.intersect1d(np.asarray(idx, dtype=np.int64), pos)
         if clash.size:
             raise ValueError(f"{path}, line {lineno}: a negative of user {u_tok!r} is its own "
@@ -487,12 +498,8 @@ def _check_header(header):
     return header
 
 
-def _read_logs(paths, sep, one_based, header, comment, extra_items=(), extra_where=()):
-    """Parse delimited files and map their ids to one shared index.
-
-    ``extra_items`` are item tokens from elsewhere (a negatives file) that join
-    the item index; ``extra_where`` gives their ``(path, lineno)``.
-    """
+def _read_logs(paths, sep, one_based, header, comment):
+    """Parse delimited files and map their ids to one shared index."""
     if not (one_based is None or isinstance(one_based, bool)):
         raise TypeError(f"one_based must be None, True or False, got {one_based!r}")
     header = _check_header(header)
@@ -509,9 +516,7 @@ def _read_logs(paths, sep, one_based, header, comment, extra_items=(), extra_whe
         where.extend((p, x[4]) for x in r)
     flat = [x for r in rows for x in r]
     uidx, uids = _map_ids([x[0] for x in flat], one_based, lambda k: where[k], "user id")
-    where_i = where + list(extra_where)
-    iidx, iids = _map_ids([x[1] for x in flat] + list(extra_items), one_based,
-                          lambda k: where_i[k], "item id")
+    iidx, iids = _map_ids([x[1] for x in flat], one_based, lambda k: where[k], "item id")
     out, start = [], 0
     for r in rows:
         sl = slice(start, start + len(r))
@@ -577,19 +582,20 @@ def load_delimited(train_path, test_path=None, sep="auto", one_based=None, heade
     is None and ``interactions`` keeps the raw log (with timestamps when present)
     for :func:`aprnb.data.leave_one_out`. ``negatives_path`` (needs a test file)
     holds sampled-protocol negatives, in the NCF form ``(user,item)<TAB>j1<TAB>...``
-    or the CSV form ``user,"[j1, j2, ...]"``, written with the files' raw ids.
+    or the CSV form ``user,"[j1, j2, ...]"``, written with the files' raw ids. Every
+    negative must be an item of the train or test file, spelled as there: an
+    unknown one (``7`` for ``007``, ``7.0`` for ``7``) is refused rather than
+    added as an item no model has seen. Its header line, if any, is detected on
+    its own (``header`` applies to the train and test files).
     """
     paths = [train_path] if test_path is None else [train_path, test_path]
-    neg_rows, extra, extra_where = None, [], []
+    neg_rows = None
     if negatives_path is not None:
         if test_path is None:
             raise ValueError("negatives need a test file: pass test_path (CLI: --test) too")
         negatives_path = _check_file(negatives_path)
-        neg_rows = _read_negatives(negatives_path, header=_check_header(header))
-        for lineno, _, i_tok, negs in neg_rows:
-            extra.extend(negs)
-            extra_where.extend([(negatives_path, lineno)] * len(negs))
-    logs = _read_logs(paths, sep, one_based, header, "#", extra, extra_where)
+        neg_rows = _read_negatives(negatives_path)
+    logs = _read_logs(paths, sep, one_based, header, "#")
     shape = (logs[0].n_users, logs[0].n_items)
     train = _binary_csr(logs[0].users, logs[0].items, shape)
     test = _binary_csr(logs[1].users, logs[1].items, shape) if test_path is not None else None

@@ -186,7 +186,12 @@ class BaseRecommender:
             if self.item_ids_ is None:
                 _lookup(None, [], "item")
             raw = self.item_ids_[np.maximum(items, 0)]
-            raw[items < 0] = -1 if raw.dtype.kind in "iu" else ""
+            pad = -1 if raw.dtype.kind in "iu" else ""
+            if np.any(items < 0) and np.any(self.item_ids_ == pad):
+                raise ValueError(f"some users have fewer than k={k} candidates, and the "
+                                 f"padding {pad!r} is also a real item id; pass a smaller k "
+                                 f"or raw_ids=False")
+            raw[items < 0] = pad
             items = raw
         return items, scores
 
