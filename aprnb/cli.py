@@ -58,11 +58,12 @@ def _open(a, model=None):
             raise ValueError("pass --data PATH (or --train PATH --test PATH)" + (
                 "; this model does not record the data it was trained on" if model else ""))
         kw = {k: spec[k] for k in ("path", "format", "sep", "header", "test", "negatives",
-                                   "one_based") if k in spec}
+                                   "one_based", "min_value") if k in spec}
     else:
         kw = dict(path=a.data if a.data is not None else a.train,
                   format=a.format if a.train is None else "delimited", sep=a.sep,
-                  header=_header(a.header), test=a.test, negatives=a.negatives)
+                  header=_header(a.header), test=a.test, negatives=a.negatives,
+                  min_value=a.min_value)
         if a.train is not None and a.test is None and a.split is None and not spec:
             raise ValueError("--train needs --test PATH, or --split loo/holdout to split it")
     kw["split"] = a.split or spec.get("split", "given")
@@ -161,7 +162,8 @@ def _check_out(path):
                          f"{os.path.join(path, 'model.npz')}")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise ValueError(f"--out {path}: folder {folder} does not exist; create it first")
+        raise FileNotFoundError(f"--out {path}: folder {folder} does not exist; create it "
+                                f"first")
     return path
 
 
@@ -306,6 +308,9 @@ def _add_data(p):
                    "(auto: tab, comma, semicolon or whitespace)")
     g.add_argument("--header", default="auto", choices=["auto", "yes", "no"],
                    help="whether delimited files start with a header line (auto: detected)")
+    g.add_argument("--min-value", type=float, help="delimited files: keep rows whose value "
+                   "is at least this (default: a value of 0 is no interaction, a negative "
+                   "value an error)")
     g.add_argument("--split", choices=["given", "loo", "holdout"], help="given: the data's "
                    "own test set; loo/holdout: merge and re-split (seeded). Default: the "
                    "split recorded in the model, else given")

@@ -13,14 +13,18 @@ raw id of each index). Version 1 files still load, without those.
 """
 import json
 import os
-import tempfile
-import zipfile
 
 import numpy as np
 import scipy.sparse as sp
 
+from ._npz import read_json, read_npz, write_npz
+
 FORMAT = "aprnb-model"
 FORMAT_VERSION = 2
+#: The members a model file may have; nothing else in the archive is read.
+MEMBERS = ("format", "format_version", "aprnb_version", "class", "params", "history",
+           "user_factors", "item_factors", "opt_users", "opt_items", "train_indptr",
+           "train_indices", "provenance", "user_ids", "item_ids")
 
 
 def _registry():
@@ -58,11 +62,12 @@ def _check_path(path, must_exist=False):
 
 
 def save_model(model, path):
-    """Write ``model`` to ``path`` atomically (temporary file in the same folder, then rename)."""
+    """Write ``model`` to ``path`` atomically (temporary file in the same folder, then
+    rename), with the permissions ``open(path, "w")`` would give it.
+
+    Raises ``FileNotFoundError`` when the folder does not exist.
+    """
     path = _check_path(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ValueError(f"{path}: folder {folder} does not exist; create it first")
     arrays = {
         "format": np.array(FORMAT),
         "format_version": np.array(FORMAT_VERSION),
@@ -84,17 +89,7 @@ def save_model(model, path):
         ids = getattr(model, name + "_", None)
         if ids is not None:
             arrays[name] = np.asarray(ids)
-    fd, tmp = tempfile.mkstemp(prefix=".aprnb-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_npz(path, arrays)
 
 
 def _version():
@@ -110,17 +105,7 @@ def load(path):
     Nothing is unpickled.
     """
     path = _check_path(path, must_exist=True)
-    bad = (f"{path}: not a readable aprnb model file; it may be truncated, corrupted or not "
-           f"written by aprnb (save models with model.save(path))")
-    try:
-        z = np.load(path, allow_pickle=False)
-        if not isinstance(z, np.lib.npyio.NpzFile):
-            raise ValueError("not an .npz archive")
-        with z:
-            data = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError, TypeError):
-        # numpy's own message may suggest allow_pickle=True; aprnb never unpickles.
-        raise ValueError(bad) from None
+    data = read_npz(path, MEMBERS)
     need = {"format", "format_version", "class", "params", "user_factors", "item_factors"}
     if not need <= set(data) or data["format"].shape != () or str(data["format"]) != FORMAT:
         raise ValueError(f"{path}: not an aprnb model file (missing {sorted(need - set(data))} "
@@ -132,22 +117,24 @@ def load(path):
     if version > FORMAT_VERSION:
         raise ValueError(f"{path}: format version {version} is newer than this aprnb "
                          f"understands ({FORMAT_VERSION}); upgrade aprnb")
-    cls = _registry().get(str(data["class"]))
+    cls = _registry().get(str(data["class"])) if data["class"].shape == () else None
     if cls is None:
         raise ValueError(f"{path}: unknown model class {str(data['class'])!r}")
-    try:
-        params = json.loads(str(data["params"]))
-        history = json.loads(str(data.get("history", np.array("[]"))))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: corrupted parameter block ({e})") from None
+    params = read_json(path, data["params"], "parameter")
+    history = read_json(path, data.get("history", np.array("[]")), "history")
     P, Q = data["user_factors"], data["item_factors"]
     if not isinstance(params, dict):
         raise ValueError(f"{path}: parameters do not match any model (corrupted parameter "
                          f"block: not a mapping)")
+    if not isinstance(history, list):
+        raise ValueError(f"{path}: corrupted history block (not a list)")
     if (P.ndim != 2 or Q.ndim != 2 or P.shape[1] != Q.shape[1]
             or P.dtype not in (np.float32, np.float64) or Q.dtype != P.dtype):
         raise ValueError(f"{path}: inconsistent factor arrays {P.shape} {P.dtype} and "
                          f"{Q.shape} {Q.dtype}")
+    if min(P.shape + Q.shape) == 0:
+        raise ValueError(f"{path}: corrupted factor tables of shapes {P.shape} and {Q.shape} "
+                         f"(a model has at least one user, one item and one factor)")
     if "factors" in params and params["factors"] != P.shape[1]:
         raise ValueError(f"{path}: factors={params['factors']} but arrays have width "
                          f"{P.shape[1]}")
@@ -194,10 +181,7 @@ def _load_provenance(path, data, model, n_users, n_items):
                 or (len(indices) and (indices.min() < 0 or indices.max() >= n_items))):
             raise ValueError(f"{path}: corrupted training interactions (train_indptr/"
                              f"train_indices do not form a {n_users} x {n_items} matrix)")
-        try:
-            prov = json.loads(str(data["provenance"]))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: corrupted provenance block ({e})") from None
+        prov = read_json(path, data["provenance"], "provenance")
         if not isinstance(prov, dict):
             raise ValueError(f"{path}: corrupted provenance block: not a mapping")
         X = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr),

@@ -133,6 +133,16 @@ def _lines(path):
                                  f"byte {e.start}); save the file as UTF-8") from None
 
 
+#: Largest id a file may use as an index directly (the index is int32).
+MAX_ID = 2**31 - 2
+#: An index may be this much larger than the number of ids in the file that
+#: defines it, and at least MIN_INDEX, before it is refused as absurd: the ids of
+#: a LightGCN, NCF or ``one_based`` file are indices, and an index sized by one
+#: huge id would allocate gigabytes for a few bytes of input.
+INDEX_SLACK = 16
+MIN_INDEX = 2**20
+
+
 def _parse_int(tok, path, lineno, what):
     try:
         v = int(tok)
@@ -140,23 +150,55 @@ def _parse_int(tok, path, lineno, what):
         raise ValueError(f"{path}, line {lineno}: {what} {tok!r} is not an integer") from None
     if v < 0:
         raise ValueError(f"{path}, line {lineno}: {what} {v} is negative; ids must be >= 0")
+    if v > MAX_ID:
+        raise ValueError(f"{path}, line {lineno}: {what} {v} is beyond {MAX_ID}, the largest "
+                         f"index aprnb accepts; ids in this format are indices (0, 1, 2, ...)")
     return v
 
 
-def _read_lightgcn_file(path):
-    """Return (users, items, max user id seen) for a ``user item item ...`` file."""
+class _Largest:
+    """The largest id seen, and where: for :func:`_check_index_size`."""
+
+    def __init__(self):
+        self.value, self.where = -1, None
+
+    def update(self, values, path, lineno):
+        m = max(values, default=-1)
+        if m > self.value:
+            self.value, self.where = m, (path, lineno)
+
+
+def _check_index_size(largest, n_ids, what):
+    """Refuse an index of ``largest.value + 1`` entries that ``n_ids`` ids in the files
+    cannot justify (more than ``max(MIN_INDEX, INDEX_SLACK * n_ids)``), naming the file
+    and line of the id that asks for it, before anything of that size is allocated."""
+    limit = max(MIN_INDEX, INDEX_SLACK * n_ids)
+    if largest.value + 1 > limit:
+        path, lineno = largest.where
+        raise ValueError(f"{path}, line {lineno}: {what} {largest.value} would make an index "
+                         f"of {largest.value + 1} {what}s for {n_ids} ids in the data "
+                         f"(at most {limit} are accepted); ids in this format are indices "
+                         f"0, 1, 2, ...: renumber them, or read the file as delimited data "
+                         f"with mapped ids (format='delimited', one_based=None)")
+
+
+def _read_lightgcn_file(path, top_user, top_item):
+    """Return (users, items, lines) for a ``user item item ...`` file; ``top_user`` and
+    ``top_item`` (:class:`_Largest`) record the largest ids."""
     users, items = [], []
-    max_user = -1
+    n_lines = 0
     for lineno, line in _lines(path):
         toks = line.split()
         if not toks:
             continue
+        n_lines += 1
         u = _parse_int(toks[0], path, lineno, "user id")
         its = [_parse_int(t, path, lineno, "item id") for t in toks[1:]]
+        top_user.update([u], path, lineno)
+        top_item.update(its, path, lineno)
         users.extend([u] * len(its))
         items.extend(its)
-        max_user = max(max_user, u)
-    return np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64), max_user
+    return np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64), n_lines
 
 
 def load_lightgcn(folder, name=None):
@@ -169,10 +211,12 @@ def load_lightgcn(folder, name=None):
     if not isinstance(folder, (str, os.PathLike)):
         raise TypeError(f"folder must be a path, got {type(folder).__name__}")
     folder = _check_folder(folder, "train.txt and test.txt")
-    tr = _read_lightgcn_file(_check_file(os.path.join(folder, "train.txt")))
-    te = _read_lightgcn_file(_check_file(os.path.join(folder, "test.txt")))
-    n_users = 1 + max(tr[2], te[2])
-    n_items = 1 + max(tr[1].max(initial=-1), te[1].max(initial=-1))
+    top_user, top_item = _Largest(), _Largest()
+    tr = _read_lightgcn_file(_check_file(os.path.join(folder, "train.txt")), top_user, top_item)
+    te = _read_lightgcn_file(_check_file(os.path.join(folder, "test.txt")), top_user, top_item)
+    _check_index_size(top_user, tr[2] + te[2], "user")
+    _check_index_size(top_item, len(tr[1]) + len(te[1]), "item")
+    n_users, n_items = 1 + top_user.value, 1 + top_item.value
     if n_users <= 0 or n_items <= 0:
         raise ValueError(f"{folder}: train.txt and test.txt hold no interactions")
     shape = (n_users, n_items)
@@ -181,7 +225,7 @@ def load_lightgcn(folder, name=None):
                    name=name or os.path.basename(os.path.normpath(folder)))
 
 
-def _read_rating_file(path):
+def _read_rating_file(path, top_user, top_item):
     users, items = [], []
     for lineno, line in _lines(path):
         if not line.strip():
@@ -192,6 +236,8 @@ def _read_rating_file(path):
                              f"<TAB>timestamp', got {line.strip()!r}")
         users.append(_parse_int(toks[0].strip(), path, lineno, "user id"))
         items.append(_parse_int(toks[1].strip(), path, lineno, "item id"))
+        top_user.update(users[-1:], path, lineno)
+        top_item.update(items[-1:], path, lineno)
     return np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
 
 
@@ -221,18 +267,22 @@ def load_ncf(prefix, name=None):
     if not isinstance(prefix, (str, os.PathLike)):
         raise TypeError(f"prefix must be a path prefix, got {type(prefix).__name__}")
     prefix = os.fspath(prefix)
-    tu, ti = _read_rating_file(_check_file(prefix + ".train.rating"))
-    su, si = _read_rating_file(_check_file(prefix + ".test.rating"))
+    top_user, top_item = _Largest(), _Largest()
+    tu, ti = _read_rating_file(_check_file(prefix + ".train.rating"), top_user, top_item)
+    su, si = _read_rating_file(_check_file(prefix + ".test.rating"), top_user, top_item)
     neg_path = prefix + ".test.negative"
     neg_rows = _read_negatives(neg_path, form="ncf") if os.path.isfile(neg_path) else None
-    n_users = 1 + max(tu.max(initial=-1), su.max(initial=-1))
-    n_items = 1 + max(ti.max(initial=-1), si.max(initial=-1))
-    if n_users <= 0:
-        raise ValueError(f"{prefix}.train.rating holds no interactions")
+    n_ids = len(tu) + len(su)
     if neg_rows:
         for lineno, _, _, negs in neg_rows:
-            for t in negs:
-                n_items = max(n_items, 1 + _parse_int(t, neg_path, lineno, "negative item id"))
+            top_item.update([_parse_int(t, neg_path, lineno, "negative item id")
+                             for t in negs], neg_path, lineno)
+            n_ids += len(negs)
+    _check_index_size(top_user, len(tu) + len(su), "user")
+    _check_index_size(top_item, n_ids, "item")
+    n_users, n_items = 1 + top_user.value, 1 + top_item.value
+    if n_users <= 0:
+        raise ValueError(f"{prefix}.train.rating holds no interactions")
     shape = (n_users, n_items)
     test = _binary_csr(su, si, shape)
     negatives = (_negative_matrix(neg_rows, neg_path, _int_index(n_users), _int_index(n_items),
@@ -475,7 +525,17 @@ def _map_ids(tokens, one_based, path_of, what):
                 p, ln = path_of(k)
                 raise ValueError(f"{p}, line {ln}: {what} {v} is below the first id "
                                  f"{offset}; check one_based")
+            if v - offset > MAX_ID:
+                p, ln = path_of(k)
+                raise ValueError(f"{p}, line {ln}: {what} {v} is beyond {MAX_ID + offset}, "
+                                 f"the largest id aprnb reads as an index; pass "
+                                 f"one_based=None to map arbitrary ids")
             idx[k] = v - offset
+        if len(idx):
+            top = _Largest()
+            k = int(np.argmax(idx))
+            top.value, top.where = int(idx[k]), path_of(k)
+            _check_index_size(top, len(idx), what.split()[0])
         n = int(idx.max()) + 1 if len(idx) else 0
         return idx, np.arange(offset, n + offset)
     # Integer ids are sorted numerically, but only when every token is the
@@ -498,8 +558,30 @@ def _check_header(header):
     return header
 
 
-def _read_logs(paths, sep, one_based, header, comment):
+def _keep_rows(vals, rows, path, min_value):
+    """Which rows of one file are interactions, by their value field (NaN: no value).
+
+    Without ``min_value`` the rule is that of matrix input: a zero value is no
+    interaction (dropped), a negative value is an error. With ``min_value``, rows
+    whose value is below it are dropped (e.g. ``min_value=4`` keeps ratings >= 4).
+    """
+    has = ~np.isnan(vals)
+    if min_value is not None:
+        return ~has | (vals >= min_value)
+    neg = np.flatnonzero(has & (vals < 0))
+    if neg.size:
+        raise ValueError(f"{path}, line {rows[neg[0]][4]}: value {vals[neg[0]]:g} is negative; "
+                         f"a value is read as present (> 0) or absent (0, dropped), as for "
+                         f"matrix input. For signed or graded feedback pass min_value= (CLI: "
+                         f"--min-value), e.g. min_value=1 keeps values >= 1")
+    return ~has | (vals != 0)
+
+
+def _read_logs(paths, sep, one_based, header, comment, min_value=None):
     """Parse delimited files and map their ids to one shared index."""
+    if min_value is not None and (isinstance(min_value, bool) or not isinstance(
+            min_value, (int, float, np.integer, np.floating)) or not np.isfinite(min_value)):
+        raise TypeError(f"min_value must be None or a finite number, got {min_value!r}")
     if not (one_based is None or isinstance(one_based, bool)):
         raise TypeError(f"one_based must be None, True or False, got {one_based!r}")
     header = _check_header(header)
@@ -518,19 +600,22 @@ def _read_logs(paths, sep, one_based, header, comment):
     uidx, uids = _map_ids([x[0] for x in flat], one_based, lambda k: where[k], "user id")
     iidx, iids = _map_ids([x[1] for x in flat], one_based, lambda k: where[k], "item id")
     out, start = [], 0
-    for r in rows:
+    for p, r in zip(paths, rows):
         sl = slice(start, start + len(r))
         start += len(r)
         vals = np.array([np.nan if x[2] is None else x[2] for x in r], dtype=np.float64)
         tss = np.array([np.nan if x[3] is None else x[3] for x in r], dtype=np.float64)
-        out.append(Interactions(users=uidx[sl], items=iidx[sl],
+        keep = _keep_rows(vals, r, p, min_value)
+        vals, tss = vals[keep], tss[keep]
+        out.append(Interactions(users=uidx[sl][keep], items=iidx[sl][keep],
                                 values=None if np.isnan(vals).all() else vals,
                                 timestamps=None if np.isnan(tss).all() else tss,
                                 user_ids=uids, item_ids=iids))
     return out
 
 
-def load_interactions(paths, sep="auto", one_based=None, header="auto", comment="#"):
+def load_interactions(paths, sep="auto", one_based=None, header="auto", comment="#",
+                      min_value=None):
     """Read one or more delimited files ``user, item[, value][, timestamp]``.
 
     Parameters
@@ -553,6 +638,12 @@ def load_interactions(paths, sep="auto", one_based=None, header="auto", comment=
         string ids whose first line uses none of those names, pass True.
     comment : str
         Lines starting with it are skipped.
+    min_value : float, optional
+        Without it, a value field is read as matrix input is: a row with value 0
+        is no interaction (dropped), a negative value is an error. With it, rows
+        whose value is below ``min_value`` are dropped (``min_value=4`` keeps
+        ratings of 4 and 5). Rows without a value field are always interactions.
+        Dropped rows still name their user and item in the id maps.
 
     Returns
     -------
@@ -563,7 +654,7 @@ def load_interactions(paths, sep="auto", one_based=None, header="auto", comment=
     paths = [paths] if single else list(paths)
     if not paths:
         raise ValueError("paths is empty; pass at least one file")
-    return _read_logs(paths, sep, one_based, header, comment)
+    return _read_logs(paths, sep, one_based, header, comment, min_value)
 
 
 def _token_index(ids, one_based):
@@ -575,7 +666,7 @@ def _token_index(ids, one_based):
 
 
 def load_delimited(train_path, test_path=None, sep="auto", one_based=None, header="auto",
-                   name=None, negatives_path=None):
+                   name=None, negatives_path=None, min_value=None):
     """Load a train (and optional test and negatives) delimited file into a :class:`Dataset`.
 
     See :func:`load_interactions` for the format. With no ``test_path``, ``test``
@@ -595,7 +686,7 @@ def load_delimited(train_path, test_path=None, sep="auto", one_based=None, heade
             raise ValueError("negatives need a test file: pass test_path (CLI: --test) too")
         negatives_path = _check_file(negatives_path)
         neg_rows = _read_negatives(negatives_path)
-    logs = _read_logs(paths, sep, one_based, header, "#")
+    logs = _read_logs(paths, sep, one_based, header, "#", min_value)
     shape = (logs[0].n_users, logs[0].n_items)
     train = _binary_csr(logs[0].users, logs[0].items, shape)
     test = _binary_csr(logs[1].users, logs[1].items, shape) if test_path is not None else None

@@ -48,7 +48,8 @@ def _check_path(p, name):
 
 
 def open_dataset(path, format="auto", split="given", seed=0, sep="auto", header="auto",
-                 test=None, negatives=None, test_fraction=0.2, one_based=None, name=None):
+                 test=None, negatives=None, test_fraction=0.2, one_based=None, name=None,
+                 min_value=None):
     """Open a data set and split it.
 
     Parameters
@@ -70,8 +71,9 @@ def open_dataset(path, format="auto", split="given", seed=0, sep="auto", header=
         belong to the given test items), with a warning.
     seed : int
         Seeds "loo" and "holdout".
-    sep, header, one_based
-        Delimited files only: see :func:`aprnb.data.load_interactions`.
+    sep, header, one_based, min_value
+        Delimited files only: see :func:`aprnb.data.load_interactions` (a zero value
+        is no interaction, a negative one an error, unless ``min_value`` is given).
     test, negatives : path, optional
         Delimited files only: a test file in the same form, and sampled-protocol
         negatives (``(user,item)<TAB>j1<TAB>...`` or ``user,"[j1, j2, ...]"``, raw ids).
@@ -110,6 +112,9 @@ def open_dataset(path, format="auto", split="given", seed=0, sep="auto", header=
             raise ValueError(f"{' and '.join(extra)} files are for delimited data; the "
                              f"{fmt} format brings its own (pass format='delimited' for "
                              f"CSV/TSV files)")
+        if min_value is not None:
+            raise ValueError(f"min_value is for delimited data; the {fmt} format has no "
+                             f"values to threshold")
     if fmt == "lightgcn":
         ds = load_lightgcn(path, name=name)
     elif fmt == "lastfm":
@@ -118,10 +123,10 @@ def open_dataset(path, format="auto", split="given", seed=0, sep="auto", header=
         ds = load_ncf(path, name=name)
     else:
         ds = load_delimited(path, test, sep=sep, one_based=one_based, header=header,
-                            name=name, negatives_path=negatives)
+                            name=name, negatives_path=negatives, min_value=min_value)
     spec = dict(path=path, format=fmt, split=split, seed=seed, sep=sep, header=header,
                 test=test, negatives=negatives, test_fraction=test_fraction,
-                one_based=one_based)
+                one_based=one_based, min_value=min_value)
     if split == "given":
         if ds.test is None:
             raise ValueError(f"{path} has no test set; pass split='loo' or split='holdout' "
