@@ -35,7 +35,7 @@ MAX_JSON_DEPTH = 32
 # What a damaged archive, member or header can raise while being read.
 _CORRUPT = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError,
             ValueError, NotImplementedError, RuntimeError, KeyError, TypeError, OverflowError,
-            struct.error, UnicodeDecodeError, SyntaxError, MemoryError, IndexError)
+            struct.error, UnicodeDecodeError, SyntaxError, IndexError)
 
 
 class CorruptFile(ValueError):

@@ -146,6 +146,15 @@ def check_ks(k, name="k"):
     return tuple(sorted({check_positive_int(v, name) for v in ks}))
 
 
+def check_k_bound(k, n_items, name="k"):
+    """Refuse a cut-off far above the number of items (at most ``max(n_items, 1000)``):
+    results are sized by ``k``, so an absurd ``k`` would only allocate padding."""
+    if k > max(n_items, 1000):
+        raise ValueError(f"{name}={k} is far larger than the number of items ({n_items}); "
+                         f"pass {name} <= {n_items}")
+    return k
+
+
 def check_factors(P, Q, name="model factors"):
     """Check a ``(user_factors, item_factors)`` pair; return C-contiguous float arrays."""
     for label, A in (("user_factors", P), ("item_factors", Q)):

@@ -23,6 +23,13 @@ import warnings
 from . import __version__
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors on one line (exit code 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows each option's default, except where it is None or a flag's False."""
 
@@ -338,7 +345,7 @@ def _add_check(p):
 
 
 def build_parser():
-    ap = argparse.ArgumentParser(prog="aprnb", formatter_class=_Formatter,
+    ap = _Parser(prog="aprnb", formatter_class=_Formatter,
                                  description="Fast CPU BPR and APR (adversarial "
                                  "personalized ranking) for matrix factorization.")
     ap.add_argument("--version", action="version", version=f"aprnb {__version__}",

@@ -14,12 +14,15 @@ its own BLAS calls (BLAS limited to one thread) and GIL-free kernels. Letting
 BLAS and Numba each start their own threads instead made the two pools fight
 over the cores, and two threads were slower than one.
 """
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 
 from ._provenance import check_split as _check_split
 from ._threads import check_n_threads, numba_threads, run_tasks, single_threaded_blas
-from ._validation import check_bool, check_choice, check_factors, check_interactions, check_ks
+from ._validation import (check_bool, check_choice, check_factors, check_interactions,
+                          check_k_bound, check_ks)
 from .kernels.topk import holdout_finish, loo_block, push_tile, sampled_block, topk_finish
 
 DEFAULT_BLOCK_BYTES = 64 * 2**20
@@ -86,8 +89,9 @@ def _tile_buffers(n_items, dtype, block_size, n_rows, n_threads):
                   for _ in range(_n_workers(n_threads, n_rows, rows))]
 
 
-def _check_users(users, n_users, name="users"):
-    """Indices as an int64 array (None = all); ``name`` labels the error messages."""
+def _check_users(users, n_users, name="users", unique=False):
+    """Indices as an int64 array (None = all); ``name`` labels the error messages.
+    With ``unique``, a repeated index is an error (it would be counted twice)."""
     if users is None:
         return np.arange(n_users, dtype=np.int64)
     arr = np.asarray(users)
@@ -100,6 +104,12 @@ def _check_users(users, n_users, name="users"):
     if arr.size and (arr.min() < 0 or arr.max() >= n_users):
         raise ValueError(f"{name} contains indices outside [0, {n_users}); there are "
                          f"{n_users} {name}")
+    if unique and arr.size:
+        vals, counts = np.unique(arr, return_counts=True)
+        if counts.max() > 1:
+            raise ValueError(f"{name} repeats {vals[counts > 1][:5].tolist()}; each would be "
+                             f"counted more than once in the means: pass each once "
+                             f"(np.unique({name}))")
     return arr.astype(np.int64)
 
 
@@ -239,12 +249,16 @@ def evaluate(model, train, test=None, k=(20,), protocol=None, users=None, negati
     shape = (P.shape[0], Q.shape[0])
     train = check_interactions(train, "train", shape=shape, allow_empty=True)
     test = check_interactions(test, "test", shape=shape, allow_empty=True)
+    for kk in ks:
+        check_k_bound(int(kk), shape[1])
     if check_split:
         _check_split(model, train, test, "evaluate")
+    if exclude_train and protocol != "sampled":     # sampled ranks against its negatives
+        _check_overlap(train, test)
     n_threads = check_n_threads(n_threads)
     if check_bool(raw_ids, "raw_ids") and users is not None:
         users = model.user_index(users)
-    sel = _check_users(users, shape[0])
+    sel = _check_users(users, shape[0], unique=True)
     n_test = np.diff(test.indptr)[sel]
     sel = sel[n_test > 0]
     ex = train if exclude_train else sp.csr_matrix(shape, dtype=np.float32)
@@ -293,6 +307,22 @@ def evaluate(model, train, test=None, k=(20,), protocol=None, users=None, negati
     with single_threaded_blas():
         run_tasks(n_threads, -(-len(sel) // rows), block)
     return _summarise(out, ks, protocol, len(sel))
+
+
+def _check_overlap(train, test):
+    """Test interactions that are also training interactions can never be hit once the
+    training items are excluded: an error when that is all of them (every metric
+    would be 0, e.g. test passed as train), a warning when it is some."""
+    shared = test.multiply(train).count_nonzero() if test.nnz else 0
+    if shared and shared == test.nnz:
+        raise ValueError(f"all {test.nnz} test interactions are also training interactions, "
+                         f"and training items are excluded from the ranking, so every metric "
+                         f"would be 0; pass the held-out interactions as test (or "
+                         f"exclude_train=False)")
+    if shared:
+        warnings.warn(f"{shared} of the {test.nnz} test interactions are also training "
+                      f"interactions; with exclude_train=True they can never be hit",
+                      RuntimeWarning, stacklevel=3)
 
 
 def _check_negatives(negatives, shape, name="negatives"):

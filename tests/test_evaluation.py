@@ -59,13 +59,16 @@ def problems(draw, loo=False):
     test_dense = cell == 2
     if draw(st.booleans()):                      # sometimes let test items also be in train
         train_dense |= rng.random((n_users, n_items)) < 0.2
-    train = sp.csr_matrix(train_dense.astype(np.float32))
     if loo:                                      # at most one test item per user
         for u in range(n_users):
             its = np.flatnonzero(test_dense[u])
             test_dense[u] = False
             if len(its):
                 test_dense[u, rng.choice(its)] = True
+    if test_dense.any() and not (test_dense & ~train_dense).any():
+        # not every test item a training item: evaluate refuses that (all metrics 0)
+        train_dense[np.unravel_index(np.argmax(test_dense), test_dense.shape)] = False
+    train = sp.csr_matrix(train_dense.astype(np.float32))
     test = sp.csr_matrix(test_dense.astype(np.float32))
     ks = draw(st.lists(st.integers(1, n_items + 3), min_size=1, max_size=3, unique=True))
     users = draw(st.none() | st.lists(st.integers(0, n_users - 1), unique=True,

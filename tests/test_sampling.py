@@ -194,5 +194,5 @@ def test_fit_with_users_without_interactions():
     items, _ = model.recommend([0, 7, 24], k=5, exclude=X)
     assert np.all(items >= 0)
     # empty users have no test items: skipped (test = train only to count the users)
-    res = evaluate(model, X, X, k=[5], check_split=False)
+    res = evaluate(model, X, X, k=[5], check_split=False, exclude_train=False)
     assert res["n_users"] == 22

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from .._threads import check_n_threads, numba_threads
 from .._validation import (check_choice, check_dtype, check_factors, check_float,
-                           check_interactions, check_ks, check_positive_int,
+                           check_interactions, check_k_bound, check_ks, check_positive_int,
                            check_random_state)
 from ..kernels import all_finite, epoch_parallel, epoch_serial
 from ..kernels._rng import seed_states, shuffle_pairs
@@ -175,11 +175,7 @@ class BaseRecommender:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
             raise TypeError(f"k must be a single positive int, got {k!r}")
         k = check_positive_int(int(k), "k")
-        if k > max(self.n_items_, 1000):
-            # Rows with fewer candidates than k are padded with -1; an absurd k would only
-            # allocate padding, so it is refused before any allocation.
-            raise ValueError(f"k={k} is far larger than the number of items "
-                             f"({self.n_items_}); pass k <= {self.n_items_}")
+        check_k_bound(k, self.n_items_)
         items, scores = top_k(self.user_factors_, self.item_factors_, users, k,
                               exclude=exclude, n_threads=n_threads)
         if raw_ids:
@@ -230,6 +226,11 @@ class FactorModel(BaseRecommender):
     # -- initialisation ---------------------------------------------------------------
     def _initial_factors(self, init, shape, rng, dt):
         if init is None:
+            if self.init_std == 0:
+                raise ValueError("init_std=0 starts every factor at zero, where every BPR "
+                                 "gradient is exactly zero: nothing would train. Use a "
+                                 "positive init_std (the paper's 0.01), or warm-start with "
+                                 "init=")
             P = (rng.standard_normal((shape[0], self.factors)) * self.init_std).astype(dt)
             Q = (rng.standard_normal((shape[1], self.factors)) * self.init_std).astype(dt)
             return P, Q, None
@@ -304,6 +305,10 @@ class FactorModel(BaseRecommender):
                              "matrix as validation=")
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable(epoch, stats), got {type(callback)}")
+        batch = getattr(self, "batch_size", 1)
+        if batch > X.nnz:
+            raise ValueError(f"batch_size={batch} exceeds the {X.nnz} training pairs of an "
+                             f"epoch; pass batch_size <= {X.nnz} (1 for per-triple updates)")
         rng = check_random_state(self.random_state)
         P, Q, state = self._initial_factors(init, shape, rng, dt)
         prov = record(X, data, init)
