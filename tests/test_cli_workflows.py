@@ -339,3 +339,17 @@ def test_demo_quick_explains_itself(capsys):
     assert "too short to show the paper's result" in out
     assert "fair baseline" in out
     assert out.count("training ") >= 4 and "robustness:" in out
+
+
+def test_min_value_from_the_cli(tmp_path, capsys):
+    log = tmp_path / "ratings.csv"
+    log.write_text("userId,movieId,rating\n" + "".join(
+        f"{u},{i},{1 + (u + i) % 5}\n" for u in range(30) for i in range(12)))
+    code, _, err = run(["train", "--train", log, "--split", "loo", "--out", tmp_path / "m.npz",
+                        *TRAIN], capsys)
+    assert code == 0, err
+    full = aprnb.load(tmp_path / "m.npz").train_.nnz
+    out = run_json(["train", "--train", log, "--split", "loo", "--min-value", "4", "--out",
+                    tmp_path / "m4.npz", "--json", *TRAIN], capsys)
+    assert out["data"]["split"]["min_value"] == 4
+    assert out["data"]["train"] + out["data"]["test"] == 30 * 12 * 2 // 5 < full + 30

@@ -620,3 +620,33 @@ def test_open_dataset_errors(tmp_path, lightgcn_folder):
     write(tmp_path / "lap" / "test.txt", "0 2\n")               # test pair also in train
     with pytest.raises(ValueError, match="1 of the 1 test interactions are also training"):
         open_dataset(tmp_path / "lap")
+
+
+# -- values: the same rule as matrix input ---------------------------------------------------------
+def test_values_follow_the_matrix_rule(tmp_path):
+    """Issue 12, group 7: rows with value 0 or -1 silently became positive interactions."""
+    p = write(tmp_path / "log.csv", "a,x,1\na,y,0\nb,y,2.5\nb,z,0.0\n")
+    ds = load_delimited(p)
+    assert pairs(ds.train) == {(0, 0), (1, 1)}               # zeros are no interaction
+    assert ds.item_ids.tolist() == ["x", "y", "z"]            # but still name their item
+    dense = np.array([[1, 0, 0], [0, 2.5, 0]])
+    from aprnb._validation import check_interactions
+    assert pairs(check_interactions(dense)) == pairs(ds.train)
+    neg = write(tmp_path / "neg.csv", "a,x,1\nb,y,-1\n")
+    with pytest.raises(ValueError, match=error_at(neg, 2) + ".*value -1 is negative.*min_value"):
+        load_delimited(neg)
+    with pytest.raises(ValueError, match="negative"):
+        check_interactions(-dense)
+
+
+def test_min_value_thresholds_graded_feedback(tmp_path):
+    p = write(tmp_path / "ratings.csv", "userId,movieId,rating\n1,10,5\n1,11,2\n2,10,-1\n"
+                                        "2,12,4\n3,11,3.5\n")
+    ds = open_dataset(p, split="loo", min_value=4)
+    assert pairs(ds.train) | pairs(ds.test) == {(0, 0), (1, 2)}
+    assert ds.split["min_value"] == 4
+    assert load_delimited(p, min_value=-1).train.nnz == 5
+    with pytest.raises(TypeError, match="min_value must be None or a finite number"):
+        load_delimited(p, min_value="4")
+    with pytest.raises(ValueError, match="min_value is for delimited data"):
+        open_dataset(tmp_path, format="lightgcn", min_value=1)

@@ -230,6 +230,14 @@ print(json.dumps({n: outcome(lambda p=p: aprnb.load(p)) for n, p in paths.items(
     for name in names:
         got = out[name]
         assert got.startswith("ValueError: ") and str(hostile_files[name]) in got, (name, got)
+    # the specific checks, not only a fallback, caught these
+    assert "declares shape (1000000, 1000000)" in out["forged shape"]
+    assert "claims to inflate" in out["bomb in a known member"]
+    assert "object array" in out["object header"]
+    for name in ("deeply nested params", "deeply nested provenance"):
+        assert "nested deeper than 32" in out[name], out[name]
+    assert "do not match their recorded fingerprint" in out["provenance tampered"]
+    assert "corrupted factor tables" in out["zero user rows"]
 
 
 def test_foreign_and_bomb_members_are_never_read(good_model, tmp_path):
