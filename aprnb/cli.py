@@ -346,8 +346,8 @@ def _add_check(p):
 
 def build_parser():
     ap = _Parser(prog="aprnb", formatter_class=_Formatter,
-                                 description="Fast CPU BPR and APR (adversarial "
-                                 "personalized ranking) for matrix factorization.")
+                 description="Fast CPU BPR and APR (adversarial personalized ranking) for "
+                             "matrix factorization.")
     ap.add_argument("--version", action="version", version=f"aprnb {__version__}",
                     help="print the version and exit")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
