@@ -35,7 +35,7 @@ MAX_JSON_DEPTH = 32
 # What a damaged archive, member or header can raise while being read.
 _CORRUPT = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError,
             ValueError, NotImplementedError, RuntimeError, KeyError, TypeError, OverflowError,
-            struct.error, UnicodeDecodeError, SyntaxError, IndexError)
+            struct.error, UnicodeDecodeError, SyntaxError, IndexError, MemoryError)
 
 
 class CorruptFile(ValueError):
@@ -56,11 +56,18 @@ def _umask():
 
 
 def _mode_for(path):
-    """The permission bits ``open(path, "w")`` would leave ``path`` with."""
+    """The permission bits ``open(path, "w")`` would leave ``path`` with; refuses what
+    ``open`` would refuse, and targets that are not regular files (a device, a FIFO),
+    which a rename would replace instead of writing to."""
     try:
-        return stat.S_IMODE(os.stat(path).st_mode)
+        st = os.stat(path)
     except FileNotFoundError:
         return 0o666 & ~_umask()
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"{path}: not a regular file; save models to a file path")
+    if not os.access(path, os.W_OK):
+        raise PermissionError(f"{path}: permission denied (the file is not writable)")
+    return stat.S_IMODE(st.st_mode) & 0o777
 
 
 def write_npz(path, arrays):
@@ -68,18 +75,23 @@ def write_npz(path, arrays):
 
     Raises ``FileNotFoundError`` when the folder does not exist.
     """
-    folder = os.path.dirname(os.path.abspath(path))
+    target = os.path.realpath(path)     # a symlink is followed, as open() follows it
+    folder = os.path.dirname(target)
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{path}: folder {folder} does not exist; create it first")
-    mode = _mode_for(path)
-    fd, tmp = tempfile.mkstemp(prefix=".aprnb-", suffix=".tmp", dir=folder)
+    mode = _mode_for(target)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".aprnb-", suffix=".tmp", dir=folder)
+    except PermissionError:
+        raise PermissionError(f"{path}: permission denied (cannot create files in "
+                              f"{folder})") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **arrays)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -90,6 +102,9 @@ def _read_member(zf, info, file_size):
     """One ``.npy`` member as an array, after checking that it is what it declares."""
     if info.flag_bits & 0x1:
         raise CorruptFile("encrypted member")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        # bzip2 and lzma inflate whole blocks whatever size the directory declares
+        raise CorruptFile(f"unsupported compression method {info.compress_type}")
     if info.compress_size > file_size:
         raise CorruptFile("member larger than the file")
     if info.compress_type == zipfile.ZIP_STORED:
@@ -132,6 +147,7 @@ def read_npz(path, names):
     try:
         file_size = os.path.getsize(path)
         with zipfile.ZipFile(path) as zf:
+            _check_no_overlap(zf.infolist())
             infos = {i.filename: i for i in zf.infolist()}
             return {n: _read_member(zf, infos[n + ".npy"], file_size)
                     for n in names if n + ".npy" in infos}
@@ -141,6 +157,16 @@ def read_npz(path, names):
         raise ValueError(f"{bad} ({e})") from None
     except _CORRUPT:
         raise ValueError(bad) from None
+
+
+def _check_no_overlap(infos):
+    """Members must not share bytes: overlapping entries would let one compressed block
+    be inflated once per member that points at it."""
+    spans = sorted((i.header_offset, i.header_offset + 30 + len(i.filename.encode())
+                    + i.compress_size) for i in infos)
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        if start < end:
+            raise CorruptFile("overlapping members")
 
 
 def _depth(text):

@@ -176,12 +176,14 @@ def _check_out(path):
 
 def cmd_train(a):
     from . import evaluate
-    from ._validation import check_ks
+    from ._validation import check_k_bound, check_ks
     _check_out(a.out)
     if a.k is not None:
         check_ks(a.k, "--k")
     init = _load_model(a.init) if a.init else None
     ds = _open(a, init)
+    for k in a.k or ():
+        check_k_bound(k, ds.n_items, "--k")
     model = _model_from_args(a)
     if hasattr(model, "_validate_params"):
         model._validate_params()

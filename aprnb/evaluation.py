@@ -243,14 +243,12 @@ def evaluate(model, train, test=None, k=(20,), protocol=None, users=None, negati
     P, Q = _no_overflow(*factors_of(model))
     train, test, negatives = unpack_data(train, test, negatives, protocol)
     protocol = check_protocol(protocol, negatives)
-    ks = np.asarray(check_ks(k), dtype=np.int64)
+    shape = (P.shape[0], Q.shape[0])
+    ks = np.asarray([check_k_bound(kk, shape[1]) for kk in check_ks(k)], dtype=np.int64)
     exclude_train = check_bool(exclude_train, "exclude_train")
     check_bool(check_split, "check_split")
-    shape = (P.shape[0], Q.shape[0])
     train = check_interactions(train, "train", shape=shape, allow_empty=True)
     test = check_interactions(test, "test", shape=shape, allow_empty=True)
-    for kk in ks:
-        check_k_bound(int(kk), shape[1])
     if check_split:
         _check_split(model, train, test, "evaluate")
     if exclude_train and protocol != "sampled":     # sampled ranks against its negatives

@@ -122,7 +122,7 @@ def load(path):
         raise ValueError(f"{path}: unknown model class {str(data['class'])!r}")
     params = read_json(path, data["params"], "parameter")
     history = read_json(path, data.get("history", np.array("[]")), "history")
-    P, Q = data["user_factors"], data["item_factors"]
+    P, Q = (_native(data["user_factors"]), _native(data["item_factors"]))
     if not isinstance(params, dict):
         raise ValueError(f"{path}: parameters do not match any model (corrupted parameter "
                          f"block: not a mapping)")
@@ -174,22 +174,12 @@ def _load_provenance(path, data, model, n_users, n_items):
         raise ValueError(f"{path}: corrupted file: it has {have} but not all of "
                          f"train_indptr, train_indices and provenance")
     if have:
-        indptr, indices = data["train_indptr"], data["train_indices"]
-        if (indptr.ndim != 1 or indices.ndim != 1 or indptr.dtype.kind not in "iu"
-                or indices.dtype.kind not in "iu" or len(indptr) != n_users + 1
-                or indptr[0] != 0 or indptr[-1] != len(indices) or np.any(np.diff(indptr) < 0)
-                or (len(indices) and (indices.min() < 0 or indices.max() >= n_items))):
-            raise ValueError(f"{path}: corrupted training interactions (train_indptr/"
-                             f"train_indices do not form a {n_users} x {n_items} matrix)")
-        prov = read_json(path, data["provenance"], "provenance")
-        if not isinstance(prov, dict):
-            raise ValueError(f"{path}: corrupted provenance block: not a mapping")
-        X = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr),
-                          shape=(n_users, n_items))
-        if fingerprint(X) != prov.get("train_fingerprint"):
+        X = _training_matrix(path, data["train_indptr"], data["train_indices"], n_users,
+                             n_items)
+        prov = _check_provenance(path, read_json(path, data["provenance"], "provenance"))
+        if fingerprint(X) != prov["train_fingerprint"]:
             raise ValueError(f"{path}: corrupted file: the training interactions do not match "
                              f"their recorded fingerprint")
-        X.has_sorted_indices = True
         model.train_, model.provenance_ = X, prov
     for name, n in (("user_ids", n_users), ("item_ids", n_items)):
         if name in data:
@@ -197,4 +187,57 @@ def _load_provenance(path, data, model, n_users, n_items):
             if ids.ndim != 1 or len(ids) != n or ids.dtype.kind not in "iuU":
                 raise ValueError(f"{path}: corrupted {name}: expected {n} integer or string "
                                  f"ids, got {ids.dtype} {ids.shape}")
-            setattr(model, name + "_", ids)
+            if len(np.unique(ids)) != n:
+                raise ValueError(f"{path}: corrupted {name}: the ids are not distinct")
+            setattr(model, name + "_", _native(ids))
+
+
+def _native(a):
+    """``a`` in native byte order (a file may hold big-endian arrays)."""
+    return a.astype(a.dtype.newbyteorder("=")) if a.dtype.byteorder == ">" else a
+
+
+def _training_matrix(path, indptr, indices, n_users, n_items):
+    """The stored training interactions as a canonical CSR matrix, or ValueError."""
+    ok = (indptr.ndim == 1 and indices.ndim == 1 and indptr.dtype.kind in "iu"
+          and indices.dtype.kind in "iu" and len(indptr) == n_users + 1)
+    if ok:
+        indptr = indptr.astype(np.int64)          # no unsigned wrap-around in the checks
+        indices = indices.astype(np.int64)
+        ok = (indptr[0] == 0 and indptr[-1] == len(indices)
+              and bool(np.all(np.diff(indptr) >= 0))
+              and (len(indices) == 0 or (indices.min() >= 0 and indices.max() < n_items)))
+    if ok:
+        X = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices.astype(np.int32),
+                           indptr.astype(np.int32)), shape=(n_users, n_items))
+        # canonical: indices sorted and distinct within each row
+        rows = np.repeat(np.arange(n_users), np.diff(indptr))
+        step = np.diff(indices)
+        ok = bool(np.all((step > 0) | (rows[1:] != rows[:-1])))
+    if not ok:
+        raise ValueError(f"{path}: corrupted training interactions (train_indptr/"
+                         f"train_indices do not form a {n_users} x {n_items} matrix)")
+    X.has_sorted_indices = True
+    return X
+
+
+#: The keys a split specification may hold, as :func:`aprnb.data.open_dataset` takes them.
+_SPLIT_KEYS = {"path", "format", "split", "seed", "sep", "header", "test", "negatives",
+               "test_fraction", "one_based", "min_value"}
+
+
+def _check_provenance(path, prov):
+    """A provenance block of the expected shape, or ValueError naming the file."""
+    def simple(v):
+        return v is None or isinstance(v, (str, int, float, bool))
+
+    split = prov.get("split") if isinstance(prov, dict) else None
+    ok = (isinstance(prov, dict) and isinstance(prov.get("train_fingerprint"), str)
+          and isinstance(prov.get("seen", []), list)
+          and all(isinstance(f, str) for f in prov.get("seen", []))
+          and (split is None or (isinstance(split, dict) and set(split) <= _SPLIT_KEYS
+                                 and all(simple(v) for v in split.values())))
+          and (prov.get("init") is None or isinstance(prov.get("init"), dict)))
+    if not ok:
+        raise ValueError(f"{path}: corrupted provenance block (not the mapping aprnb writes)")
+    return prov

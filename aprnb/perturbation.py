@@ -15,7 +15,7 @@ Kinds of noise (each row of ``Delta`` has L2 norm ``eps``):
 """
 import numpy as np
 
-from ._validation import (check_choice, check_float, check_interactions, check_ks,
+from ._validation import (check_choice, check_float, check_interactions, check_k_bound, check_ks,
                           check_positive_int, check_random_state)
 from ._provenance import check_split as _check_split
 from .evaluation import check_protocol, evaluate, factors_of, unpack_data
@@ -156,7 +156,7 @@ def robustness(model, train, test=None, eps=(0.5, 1.0, 2.0), kinds=("adversarial
     """
     P, Q = factors_of(model)
     train, test, negatives = unpack_data(train, test, negatives, protocol)
-    ks = check_ks(k)
+    ks = [check_k_bound(kk, Q.shape[0]) for kk in check_ks(k)]
     protocol = check_protocol(protocol, negatives, default="loo")
     if check_split:
         shape = (P.shape[0], Q.shape[0])

@@ -82,6 +82,13 @@ def test_forged_ids_in_data_files(tmp_path):
     write("n2.train.rating", "0\t1\t5\t1\n1\t2\t5\t1\n")
     write("n2.test.rating", "0\t2\t5\t1\n")
     write("n2.test.negative", "(0,2)\t3\t2147483000\n")
+    write("n3.train.rating", "65535\t0\t1\t0\n0\t0\t1\t0\n")
+    write("n3.test.rating", "0\t1\t1\t0\n")
+    write("n3.test.negative", "(0,1)\t" + "\t".join(["0"] * 5000) + "\n")
+    write("lg4/train.txt", "0 \u0663 1\n")           # int() reads Arabic-Indic digits
+    write("lg4/test.txt", "0 2\n")
+    write("long.csv", "".join(f"u{k},i{k % 7}\n" for k in range(20000)) + "x" * 20000
+          + ",i1\n")                                     # 1.5 GB as a fixed-width array
     write("one.csv", "1,5\n3000000000,7\n")
     write("one2.csv", "1,5\n2,1500000000\n")
     out = run_capped("""
@@ -95,6 +102,9 @@ def test_forged_ids_in_data_files(tmp_path):
             "one_based item 1.5e9": outcome(
                 lambda: D.load_delimited("one2.csv", one_based=False)),
             "open_dataset": outcome(lambda: D.open_dataset("lg3")),
+            "ncf one long negative list": outcome(lambda: D.load_ncf("n3")),
+            "non-ASCII digits": outcome(lambda: D.load_lightgcn("lg4")),
+            "one very long string id": outcome(lambda: D.load_delimited("long.csv")),
         }))
     """, tmp_path)
     assert_outcomes(out, {
@@ -108,16 +118,22 @@ def test_forged_ids_in_data_files(tmp_path):
         "one_based user 3e9": ("ValueError", "one.csv, line 2: user id 3000000000 is beyond"),
         "one_based item 1.5e9": ("ValueError", "one2.csv, line 2: item 1500000000 would make"),
         "open_dataset": ("ValueError", "would make an index"),
+        "ncf one long negative list": ("ValueError", "n3.test.negative: negative lists of up "
+                                                     "to 5000 items"),
+        "non-ASCII digits": ("ValueError", "lg4/train.txt, line 1: item id '\u0663' is not an "
+                                           "integer"),
+        "one very long string id": ("ValueError", "long.csv, line 20001: user id of 20000 "
+                                                  "characters"),
     })
 
 
 def test_a_real_sized_index_is_accepted(tmp_path):
     """The cap is about ids the file cannot justify, not about large data: ids up to
-    INDEX_SLACK times the number of ids (or MIN_INDEX) are fine."""
-    (tmp_path / "train.txt").write_text("0 1 2\n1000000 3\n")
+    INDEX_SLACK times the number of ids (or MIN_INDEX = 65536) are fine."""
+    (tmp_path / "train.txt").write_text("0 1 2\n60000 3\n")
     (tmp_path / "test.txt").write_text("0 3\n")
     ds = aprnb.data.load_lightgcn(tmp_path)
-    assert ds.n_users == 1000001
+    assert ds.n_users == 60001
 
 
 # ---------------------------------------------------------------------------------------
@@ -205,6 +221,11 @@ def hostile_files(good_model, tmp_path_factory):
     files["forged shape"] = _zip(d / "forged.npz", big)
     files["bomb in a known member"] = _bomb(_zip(d / "bomb.npz", {
         n: v for n, v in stored.items() if n != "user_factors.npy"}), "user_factors.npy")
+    bz = d / "bz2.npz"                  # bzip2 inflates whole blocks, whatever is declared
+    with zipfile.ZipFile(bz, "w", compression=zipfile.ZIP_BZIP2) as zf:
+        for n, v in stored.items():
+            zf.writestr(n, v)
+    files["bzip2 member"] = bz
     obj = dict(stored)
     obj["params.npy"] = _npy({"descr": "|O", "fortran_order": False, "shape": (1,)}, b"\0" * 8)
     files["object header"] = _zip(d / "object.npz", obj)
@@ -215,7 +236,19 @@ def hostile_files(good_model, tmp_path_factory):
     variant("zero user rows", user_factors=members["user_factors"][:0])
     variant("zero item rows", item_factors=members["item_factors"][:0],
             opt_items=members["opt_items"][:0])
-    variant("provenance tampered", train_indices=(members["train_indices"] + 1) % 9)
+    shifted = sp.csr_matrix((np.ones(len(members["train_indices"])),
+                             (members["train_indices"] + 1) % 9, members["train_indptr"]),
+                            shape=(12, 9))
+    shifted.sort_indices()              # sound, but not the matrix the fingerprint names
+    variant("provenance tampered", train_indices=shifted.indices)
+    variant("unsorted training rows", train_indices=(members["train_indices"] + 1) % 9)
+    variant("unsigned row pointers that go back", train_indptr=np.array(
+        [0, 1000000] + [2] * 10 + [len(members["train_indices"])], dtype=np.uint64))
+    variant("provenance: seen not a list", provenance=np.array(json.dumps(
+        {"train_fingerprint": "x", "seen": 5})))
+    variant("provenance: split not a mapping", provenance=np.array(json.dumps(
+        {"train_fingerprint": "x", "split": "abc"})))
+    variant("ids not distinct", item_ids=np.full(9, -1))
     variant("ids of another length", user_ids=members["user_ids"][:3])
     variant("class not a string", **{"class": np.arange(3)})
     return files
@@ -234,6 +267,7 @@ print(json.dumps({n: outcome(lambda p=p: aprnb.load(p)) for n, p in paths.items(
     assert "declares shape (1000000, 1000000)" in out["forged shape"]
     assert "claims to inflate" in out["bomb in a known member"]
     assert "object array" in out["object header"]
+    assert "unsupported compression method 12" in out["bzip2 member"]
     for name in ("deeply nested params", "deeply nested provenance"):
         assert "nested deeper than 32" in out[name], out[name]
     assert "do not match their recorded fingerprint" in out["provenance tampered"]
@@ -311,6 +345,20 @@ def test_overwrite_keeps_the_existing_mode(good_model, tmp_path):
     assert aprnb.load(target).n_users_ == 12
 
 
+def test_save_follows_a_symlink_and_refuses_special_files(good_model, tmp_path):
+    model = aprnb.load(good_model)
+    (tmp_path / "store").mkdir()
+    real = tmp_path / "store" / "real.npz"
+    real.write_bytes(b"old")
+    os.symlink(real, tmp_path / "link.npz")
+    model.save(tmp_path / "link.npz")
+    assert os.path.islink(tmp_path / "link.npz") and aprnb.load(real).n_users_ == 12
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(ValueError, match="fifo: not a regular file"):
+        model.save(tmp_path / "fifo")
+    assert sorted(os.listdir(tmp_path)) == ["fifo", "link.npz", "store"]
+
+
 def test_save_into_a_missing_folder_is_an_oserror(good_model, tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist; create it first"):
         aprnb.load(good_model).save(tmp_path / "no" / "m.npz")
@@ -329,6 +377,11 @@ def test_absurd_sizes_and_misuse(tmp_path):
         m = aprnb.BPR(factors=4, epochs=1, n_threads=1, show_progress=False).fit(train)
         print(json.dumps({
             "evaluate k=1e7": outcome(lambda: aprnb.evaluate((P, Q), train, test, k=[10**7])),
+            "evaluate k=2**70": outcome(lambda: aprnb.evaluate((P, Q), train, test, k=2**70)),
+            "robustness k=2**70": outcome(lambda: aprnb.robustness((P, Q), train, test,
+                                                                   k=2**70)),
+            "validation_k=5000": outcome(lambda: aprnb.BPR(epochs=1, show_progress=False).fit(
+                train, validation=test, validation_k=5000)),
             "recommend k=1e7": outcome(lambda: m.recommend([0], k=10**7)),
             "users repeated": outcome(
                 lambda: aprnb.evaluate((P, Q), train, test, users=[0, 0, 0, 1])),
@@ -343,6 +396,9 @@ def test_absurd_sizes_and_misuse(tmp_path):
     assert_outcomes(out, {
         "evaluate k=1e7": ("ValueError", "k=10000000 is far larger than the number of items"),
         "recommend k=1e7": ("ValueError", "k=10000000 is far larger"),
+        "evaluate k=2**70": ("ValueError", "is far larger than the number of items"),
+        "robustness k=2**70": ("ValueError", "is far larger than the number of items"),
+        "validation_k=5000": ("ValueError", "validation_k=5000 is far larger"),
         "users repeated": ("ValueError", "users repeats [0]"),
         "test is train": ("ValueError", "test interactions are also training interactions"),
         "test is train, model": ("ValueError", "are ones this BPR was trained on"),
@@ -390,6 +446,10 @@ def test_cli_errors_are_one_line_with_the_right_exit_code(tmp_path, good_model):
          "k=100000000 is far larger"),
         (["train", "--data", tmp_path / "lg", "--out", tmp_path / "no" / "m.npz"], 1,
          "does not exist; create it first"),
+        (["evaluate", "--model", good_model, "--k", "99999999999999999999999"], 2,
+         "is far larger than the number of items"),
+        (["train", "--data", good_model.parent / "tr.csv", "--split", "loo", "--k", "5000",
+          "--out", tmp_path / "m.npz"], 2, "--k=5000 is far larger"),
     ]
     for args, code, fragment in cases:
         proc = _cli(args, tmp_path)

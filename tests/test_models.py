@@ -534,7 +534,10 @@ def test_tampered_training_data_in_a_model_file_is_refused(tmp_path):
         tmp_path / "m.npz")
     with np.load(tmp_path / "m.npz") as z:
         arrays = {k: z[k] for k in z.files}
-    arrays["train_indices"] = (arrays["train_indices"] + 1) % 10
+    X = sp.csr_matrix((np.ones(len(arrays["train_indices"])), (arrays["train_indices"] + 1) % 10,
+                       arrays["train_indptr"]), shape=(12, 10))
+    X.sort_indices()                        # another sound matrix, not the recorded one
+    arrays["train_indices"] = X.indices
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(ValueError, match="do not match their recorded fingerprint"):
         aprnb.load(tmp_path / "bad.npz")

@@ -140,14 +140,23 @@ MAX_ID = 2**31 - 2
 #: a LightGCN, NCF or ``one_based`` file are indices, and an index sized by one
 #: huge id would allocate gigabytes for a few bytes of input.
 INDEX_SLACK = 16
-MIN_INDEX = 2**20
+MIN_INDEX = 2**16
+
+
+_PLAIN_INT = re.compile(r"-?[0-9]+")
+
+
+def _plain_int(tok):
+    """``int(tok)`` for plain ASCII digits only (``int`` also takes "+5", "1_0", " 5" and
+    non-ASCII digits such as "٣"); None for anything else."""
+    return int(tok) if _PLAIN_INT.fullmatch(tok) else None
 
 
 def _parse_int(tok, path, lineno, what):
-    try:
-        v = int(tok)
-    except ValueError:
-        raise ValueError(f"{path}, line {lineno}: {what} {tok!r} is not an integer") from None
+    v = _plain_int(tok)
+    if v is None:
+        raise ValueError(f"{path}, line {lineno}: {what} {tok!r} is not an integer (write "
+                         f"ids as plain digits 0-9)")
     if v < 0:
         raise ValueError(f"{path}, line {lineno}: {what} {v} is negative; ids must be >= 0")
     if v > MAX_ID:
@@ -245,10 +254,10 @@ def _int_index(n, offset=0):
     """Raw-token -> index lookup for integer ids ``offset .. offset + n - 1`` (None if
     unknown)."""
     def index(tok):
-        try:
-            v = int(tok) - offset
-        except ValueError:
+        v = _plain_int(tok)
+        if v is None:
             return None
+        v -= offset
         return v if 0 <= v < n else None
     return index
 
@@ -469,6 +478,18 @@ def _read_negatives(path, sep="auto", form="auto"):
 
 
 def _negative_matrix(rows, path, user_index, item_index, test):
+    # The matrix has a row per user, as wide as the longest list: refuse a shape that
+    # the lists cannot justify (one long list among many users) before allocating it.
+    width = max((len(r[3]) for r in rows), default=0)
+    n_tokens = sum(len(r[3]) for r in rows)
+    if test.shape[0] * width > max(2**22, INDEX_SLACK * n_tokens):
+        raise ValueError(f"{path}: negative lists of up to {width} items for {len(rows)} of "
+                         f"{test.shape[0]} users would need a {test.shape[0]} x {width} "
+                         f"table; give every user a list of about the same length")
+    return _negative_table(rows, path, user_index, item_index, test, width)
+
+
+def _negative_table(rows, path, user_index, item_index, test, width):
     """The ``(n_users, n_neg)`` negatives array (-1 padding) of parsed negative rows.
 
     ``user_index``/``item_index`` map raw id tokens to indices (None for unknown
@@ -476,7 +497,6 @@ def _negative_matrix(rows, path, user_index, item_index, test):
     item, an NCF head must name that held-out pair, and no negative may be one of
     the user's test items (that would score a perfect model as a miss).
     """
-    width = max((len(r[3]) for r in rows), default=0)
     neg = np.full((test.shape[0], max(width, 1)), -1, dtype=np.int64)
     for lineno, u_tok, i_tok, negs in rows:
         u = user_index(u_tok)
@@ -515,12 +535,11 @@ def _map_ids(tokens, one_based, path_of, what):
         offset = 1 if one_based else 0
         idx = np.empty(len(tokens), dtype=np.int64)
         for k, tok in enumerate(tokens):
-            try:
-                v = int(tok)
-            except ValueError:
+            v = _plain_int(tok)
+            if v is None:
                 p, ln = path_of(k)
                 raise ValueError(f"{p}, line {ln}: {what} {tok!r} is not an integer; pass "
-                                 f"one_based=None to map arbitrary ids") from None
+                                 f"one_based=None to map arbitrary ids")
             if v - offset < 0:
                 p, ln = path_of(k)
                 raise ValueError(f"{p}, line {ln}: {what} {v} is below the first id "
@@ -547,9 +566,28 @@ def _map_ids(tokens, one_based, path_of, what):
             raise ValueError
         keys = np.asarray(ints, dtype=np.int64)
     except (ValueError, OverflowError):
-        keys = np.asarray(tokens, dtype=str)
+        return _map_strings(tokens, path_of, what)
     ids, idx = np.unique(keys, return_inverse=True)
     return idx.astype(np.int64), ids
+
+
+def _map_strings(tokens, path_of, what):
+    """Sorted unique string ids and the index of each token, through a dict.
+
+    A fixed-width array of the ids costs ``n_ids * longest``; it is refused when
+    that is far more than the ids' own length (one very long id among many short
+    ones), since a few bytes of input must not cost gigabytes.
+    """
+    uniq = sorted(set(tokens))
+    longest = max(uniq, key=len)
+    if len(uniq) * len(longest) > max(2**22, INDEX_SLACK * sum(map(len, uniq))):
+        p, ln = path_of(tokens.index(longest))
+        raise ValueError(f"{p}, line {ln}: {what} of {len(longest)} characters among "
+                         f"{len(uniq)} ids of {sum(map(len, uniq)) // len(uniq)} on average; "
+                         f"ids this uneven are refused (check the separator and the quoting)")
+    where = {t: k for k, t in enumerate(uniq)}
+    idx = np.fromiter((where[t] for t in tokens), dtype=np.int64, count=len(tokens))
+    return idx, np.asarray(uniq, dtype=str)
 
 
 def _check_header(header):

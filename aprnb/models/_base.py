@@ -289,7 +289,8 @@ class FactorModel(BaseRecommender):
         if validation is not None:
             validation = check_interactions(validation, "validation", shape=shape,
                                             allow_empty=True)
-            vk = check_ks(validation_k, "validation_k")
+            vk = tuple(check_k_bound(kk, shape[1], "validation_k")
+                       for kk in check_ks(validation_k, "validation_k"))
             validation_protocol = check_protocol(validation_protocol, validation_negatives,
                                                  shape, "validation_protocol",
                                                  "validation_negatives")
