@@ -173,7 +173,7 @@ def unpack_data(train, test, negatives, protocol=None):
     A Dataset's own negatives are used unless ``protocol`` asks for a full-ranking
     protocol ("holdout" or "loo") explicitly.
     """
-    from .data.loaders import Dataset
+    from .data.dataset import Dataset
     if isinstance(train, Dataset):
         if test is not None:
             raise TypeError("pass either a Dataset or (train, test) matrices, not both")

@@ -9,7 +9,8 @@ import os
 import warnings
 
 from .._validation import check_float
-from .loaders import load_delimited, load_lastfm, load_lightgcn, load_ncf
+from .delimited import load_delimited
+from .loaders import load_lastfm, load_lightgcn, load_ncf
 from .split import holdout_split, leave_one_out, merge
 
 FORMATS = ("auto", "lightgcn", "lastfm", "ncf", "delimited")

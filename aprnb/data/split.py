@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._validation import check_float, check_interactions, check_random_state
-from .loaders import Interactions, _binary_csr
+from .dataset import Interactions, _binary_csr
 
 
 def _split_by_mask(M, test_mask):

@@ -8,7 +8,7 @@ useful default for the demo and for tests.
 import numpy as np
 
 from .._validation import check_float, check_positive_int, check_random_state
-from .loaders import _binary_csr
+from .dataset import _binary_csr
 
 
 def make_synthetic(n_users=2000, n_items=1000, n_groups=10, mean_degree=25,

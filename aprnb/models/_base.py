@@ -19,7 +19,7 @@ from ..kernels._rng import seed_states, shuffle_pairs
 from ..kernels.sampling import build_filter
 from .._memory import huge_page_aligned
 from .._provenance import record
-from ..data.loaders import Dataset
+from ..data.dataset import Dataset
 
 
 def training_data(train):
