@@ -35,7 +35,7 @@ def _version():
     return __version__
 
 
-def record(X, data=None, init=None, n_threads=None):
+def record(X, data=None, init=None):
     """Provenance of a fit on the canonical matrix ``X``.
 
     Parameters
@@ -46,8 +46,9 @@ def record(X, data=None, init=None, n_threads=None):
         are recorded.
     init : fitted model or (P, Q) tuple, optional
         The warm start. When ``data`` is None and ``init`` was trained on the same
-        matrix, its split and id maps carry over. When it was trained on another
-        matrix, a warning says that the leak checks of evaluation only cover ``X``.
+        matrix, its split and id maps carry over. Every matrix of the warm-start
+        chain goes into ``seen``; when ``init`` was trained on another matrix, a
+        warning says that :func:`check_split` will refuse the model.
 
     Returns
     -------
@@ -65,7 +66,7 @@ def record(X, data=None, init=None, n_threads=None):
         else:
             prev = getattr(init, "provenance_", None) or {}
             init_rec = {"class": type(init).__name__,
-                        "params": _jsonable(init.get_params()),
+                        "params": jsonable_params(init.get_params()),
                         "factors": factors_fingerprint(init.user_factors_, init.item_factors_),
                         "train_fingerprint": prev.get("train_fingerprint"),
                         "split": prev.get("split")}
@@ -102,20 +103,30 @@ def _ids(ids):
     return ids if ids.dtype.kind in "iuU" else ids.astype(str)
 
 
-def _jsonable(params):
+def jsonable_params(params):
+    """A model's ``get_params()`` as plain JSON values: dtypes by name, numpy scalars as
+    Python scalars, a ``random_state`` Generator as None (it cannot be stored; the
+    factors are what matters), anything else by its ``repr``."""
     out = {}
     for k, v in params.items():
-        if isinstance(v, type):
+        if k == "dtype" or isinstance(v, type):
             v = np.dtype(v).name
         elif isinstance(v, np.generic):
             v = v.item()
+        if k == "random_state" and not (v is None or isinstance(v, int)):
+            v = None
         elif not (v is None or isinstance(v, (bool, int, float, str))):
             v = repr(v)
         out[k] = v
     return out
 
 
-def check_split(model, train, test, what="evaluate"):
+def overlap(train, test):
+    """How many test interactions are also training interactions."""
+    return test.multiply(train).count_nonzero() if test.nnz and train.nnz else 0
+
+
+def check_split(model, train, test, what="evaluate", shared=None):
     """Refuse to score ``model`` on data that contradicts its provenance.
 
     ``train`` must be the matrix the model was trained on (same fingerprint), and
@@ -140,9 +151,9 @@ def check_split(model, train, test, what="evaluate"):
             f"{what}: this {type(model).__name__} was warm-started (directly or further back) "
             f"from a model trained on a different interaction matrix, which may hold these "
             f"test interactions; train the whole chain on one split, or {override}")
-    seen = getattr(model, "train_", None)
-    if seen is not None and test is not None:
-        leak = test.multiply(seen).count_nonzero()
+    if test is not None:
+        # train is the model's training matrix here (same fingerprint)
+        leak = overlap(train, test) if shared is None else shared
         if leak:
             raise ValueError(
                 f"{what}: {leak} of the {test.nnz} test interactions are ones this "

@@ -162,11 +162,8 @@ def _describe(ds):
 # ---------------------------------------------------------------------------------------
 def _check_out(path):
     """Fail before training, not after, on an unusable output path."""
-    if not path:
-        raise ValueError("--out is empty; pass a file name such as model.npz")
-    if os.path.isdir(path):
-        raise ValueError(f"--out {path}: is a directory; pass a file name such as "
-                         f"{os.path.join(path, 'model.npz')}")
+    from .io import _check_path
+    path = _check_path(path, name="--out")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"--out {path}: folder {folder} does not exist; create it "

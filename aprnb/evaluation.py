@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._provenance import check_split as _check_split
+from ._provenance import overlap
 from ._threads import check_n_threads, numba_threads, run_tasks, single_threaded_blas
 from ._validation import (check_bool, check_choice, check_factors, check_interactions,
                           check_k_bound, check_ks)
@@ -249,10 +250,11 @@ def evaluate(model, train, test=None, k=(20,), protocol=None, users=None, negati
     check_bool(check_split, "check_split")
     train = check_interactions(train, "train", shape=shape, allow_empty=True)
     test = check_interactions(test, "test", shape=shape, allow_empty=True)
+    shared = overlap(train, test)
     if check_split:
-        _check_split(model, train, test, "evaluate")
+        _check_split(model, train, test, "evaluate", shared)
     if exclude_train and protocol != "sampled":     # sampled ranks against its negatives
-        _check_overlap(train, test)
+        _check_overlap(shared, test.nnz)
     n_threads = check_n_threads(n_threads)
     if check_bool(raw_ids, "raw_ids") and users is not None:
         users = model.user_index(users)
@@ -307,18 +309,18 @@ def evaluate(model, train, test=None, k=(20,), protocol=None, users=None, negati
     return _summarise(out, ks, protocol, len(sel))
 
 
-def _check_overlap(train, test):
-    """Test interactions that are also training interactions can never be hit once the
-    training items are excluded: an error when that is all of them (every metric
-    would be 0, e.g. test passed as train), a warning when it is some."""
-    shared = test.multiply(train).count_nonzero() if test.nnz else 0
-    if shared and shared == test.nnz:
-        raise ValueError(f"all {test.nnz} test interactions are also training interactions, "
+def _check_overlap(shared, n_test):
+    """``shared`` test interactions (of ``n_test``) that are also training interactions
+    can never be hit once the training items are excluded: an error when that is all
+    of them (every metric would be 0, e.g. test passed as train), a warning when it is
+    some."""
+    if shared and shared == n_test:
+        raise ValueError(f"all {n_test} test interactions are also training interactions, "
                          f"and training items are excluded from the ranking, so every metric "
                          f"would be 0; pass the held-out interactions as test (or "
                          f"exclude_train=False)")
     if shared:
-        warnings.warn(f"{shared} of the {test.nnz} test interactions are also training "
+        warnings.warn(f"{shared} of the {n_test} test interactions are also training "
                       f"interactions; with exclude_train=True they can never be hit",
                       RuntimeWarning, stacklevel=3)
 

@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._npz import read_json, read_npz, write_npz
+from ._provenance import jsonable_params
 
 FORMAT = "aprnb-model"
 FORMAT_VERSION = 2
@@ -32,27 +33,15 @@ def _registry():
     return {"BPR": BPR, "APR": APR, "ItemPop": ItemPop}
 
 
-def _params_to_json(params):
-    out = {}
-    for k, v in params.items():
-        if k == "dtype":
-            v = np.dtype(v).name
-        elif isinstance(v, np.generic):
-            v = v.item()                      # numpy scalars -> Python scalars
-        if k == "random_state" and not (v is None or isinstance(v, int)):
-            v = None  # a Generator cannot be stored; the factors are what matters
-        out[k] = v
-    return json.dumps(out)
-
-
-def _check_path(path, must_exist=False):
+def _check_path(path, must_exist=False, name="path"):
+    """``path`` as a str naming a file (``name`` labels the messages)."""
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        raise TypeError(f"{name} must be a str or os.PathLike, got {type(path).__name__}")
     path = os.fspath(path)
     if not path:
-        raise ValueError("path is empty; pass a file name such as 'model.npz'")
+        raise ValueError(f"{name} is empty; pass a file name such as 'model.npz'")
     if os.path.isdir(path):
-        raise ValueError(f"{path}: is a directory; pass a file name such as "
+        raise ValueError(f"{name} {path}: is a directory; pass a file name such as "
                          f"'{os.path.join(path, 'model.npz')}'")
     if must_exist and not os.path.exists(path):
         raise FileNotFoundError(f"{path} does not exist; check the path")
@@ -73,7 +62,7 @@ def save_model(model, path):
         "format_version": np.array(FORMAT_VERSION),
         "aprnb_version": np.array(_version()),
         "class": np.array(type(model).__name__),
-        "params": np.array(_params_to_json(model.get_params())),
+        "params": np.array(json.dumps(jsonable_params(model.get_params()))),
         "history": np.array(json.dumps(getattr(model, "history_", []))),
         "user_factors": np.ascontiguousarray(model.user_factors_),
         "item_factors": np.ascontiguousarray(model.item_factors_),

@@ -650,3 +650,25 @@ def test_min_value_thresholds_graded_feedback(tmp_path):
         load_delimited(p, min_value="4")
     with pytest.raises(ValueError, match="min_value is for delimited data"):
         open_dataset(tmp_path, format="lightgcn", min_value=1)
+
+
+@pytest.mark.parametrize("kwargs,exc,fragment", [
+    (dict(path=None), TypeError, "path must be a path"),
+    (dict(path=""), ValueError, "path is empty"),
+    (dict(format="csv"), ValueError, "format must be one of"),
+    (dict(split="given", seed=1.5), TypeError, "seed must be an int"),
+    (dict(seed=True), TypeError, "seed must be an int"),
+    (dict(test_fraction=1.5), ValueError, "test_fraction"),
+    (dict(test=5), TypeError, "test must be a path"),
+    (dict(negatives=[1]), TypeError, "negatives must be a path"),
+    (dict(header="maybe"), TypeError, "header must be True, False or 'auto'"),
+    (dict(sep=""), TypeError, "sep must be a non-empty string"),
+    (dict(min_value="4"), TypeError, "min_value must be None or a finite number"),
+    (dict(one_based="yes"), TypeError, "one_based must be None, True or False"),
+])
+def test_open_dataset_rejects_bad_arguments(tmp_path, kwargs, exc, fragment):
+    tr = write(tmp_path / "tr.csv", "a,x\nb,y\n")
+    te = write(tmp_path / "te.csv", "a,y\nb,x\n")
+    args = {"path": tr, "test": te, **kwargs}
+    with pytest.raises(exc, match=fragment):
+        open_dataset(**args)

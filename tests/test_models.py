@@ -569,3 +569,20 @@ def test_raw_padding_that_is_a_real_id_is_refused():
     assert m.recommend([0], k=1, raw_ids=True)[0].tolist() == [[6]]
     with pytest.raises(ValueError, match="padding -1 is also a real item id"):
         m.recommend([0], k=3, raw_ids=True)
+
+
+def test_dataset_id_maps_must_fit_the_matrix_and_raw_ids_must_be_bool():
+    X = sp.csr_matrix(np.eye(3))
+    bad = aprnb.data.Dataset(train=X, user_ids=np.array(["a", "b"]))
+    with pytest.raises(ValueError, match="user_ids has 2 ids for 3 users"):
+        ItemPop().fit(bad)
+    bad = aprnb.data.Dataset(train=X, item_ids=np.arange(4))
+    with pytest.raises(ValueError, match="item_ids has 4 ids for 3 items"):
+        BPR(factors=2, epochs=1, show_progress=False).fit(bad)
+    m = ItemPop().fit(X)
+    with pytest.raises(TypeError, match="raw_ids must be True or False"):
+        m.recommend(0, k=1, raw_ids="yes")
+    with pytest.raises(TypeError, match="raw_ids must be True or False"):
+        aprnb.evaluate(m, X, sp.csr_matrix(np.roll(np.eye(3), 1, 1)), raw_ids=1)
+    with pytest.raises(TypeError, match="check_split must be True or False"):
+        aprnb.evaluate(m, X, sp.csr_matrix(np.roll(np.eye(3), 1, 1)), check_split="no")

@@ -67,25 +67,21 @@ def _read_negatives(path, sep="auto", form="auto"):
 
 
 def _negative_matrix(rows, path, user_index, item_index, test):
-    # The matrix has a row per user, as wide as the longest list: refuse a shape that
-    # the lists cannot justify (one long list among many users) before allocating it.
+    """The ``(n_users, n_neg)`` negatives array (-1 padding) of parsed negative rows.
+
+    ``user_index``/``item_index`` map raw id tokens to indices (None for unknown
+    ids). The table is as wide as the longest list, so a shape the lists cannot
+    justify (one long list among many users) is refused before it is allocated.
+    Each row is checked against the test matrix: its user must have a test item,
+    an NCF head must name that held-out pair, and no negative may be one of the
+    user's test items (that would score a perfect model as a miss).
+    """
     width = max((len(r[3]) for r in rows), default=0)
     n_tokens = sum(len(r[3]) for r in rows)
     if test.shape[0] * width > max(2**22, INDEX_SLACK * n_tokens):
         raise ValueError(f"{path}: negative lists of up to {width} items for {len(rows)} of "
                          f"{test.shape[0]} users would need a {test.shape[0]} x {width} "
                          f"table; give every user a list of about the same length")
-    return _negative_table(rows, path, user_index, item_index, test, width)
-
-
-def _negative_table(rows, path, user_index, item_index, test, width):
-    """The ``(n_users, n_neg)`` negatives array (-1 padding) of parsed negative rows.
-
-    ``user_index``/``item_index`` map raw id tokens to indices (None for unknown
-    ids). Each row is checked against the test matrix: its user must have a test
-    item, an NCF head must name that held-out pair, and no negative may be one of
-    the user's test items (that would score a perfect model as a miss).
-    """
     neg = np.full((test.shape[0], max(width, 1)), -1, dtype=np.int64)
     for lineno, u_tok, i_tok, negs in rows:
         u = user_index(u_tok)

@@ -11,7 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .._threads import check_n_threads, numba_threads
-from .._validation import (check_choice, check_dtype, check_factors, check_float,
+from .._validation import (check_bool, check_choice, check_dtype, check_factors, check_float,
                            check_interactions, check_k_bound, check_ks, check_positive_int,
                            check_random_state)
 from ..kernels import all_finite, epoch_parallel, epoch_serial
@@ -156,9 +156,7 @@ class BaseRecommender:
         """
         from ..evaluation import top_k
         self._check_fitted()
-        if not isinstance(raw_ids, (bool, np.bool_)):
-            raise TypeError(f"raw_ids must be True or False, got {raw_ids!r}")
-        if raw_ids:
+        if check_bool(raw_ids, "raw_ids"):
             users = self.user_index(users)
         if isinstance(exclude, str):
             if exclude != "train":
