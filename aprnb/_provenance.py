@@ -9,6 +9,8 @@ import warnings
 
 import numpy as np
 
+from ._version import __version__
+
 
 def fingerprint(M):
     """``"sha256:<hex>"`` of a canonical binary CSR matrix ``M`` (see
@@ -31,7 +33,6 @@ def factors_fingerprint(P, Q):
 
 
 def _version():
-    from . import __version__
     return __version__
 
 

@@ -8,30 +8,47 @@ import numba
 
 
 def max_threads():
+    """The threads Numba was started with (``NUMBA_NUM_THREADS``, by default the cores)."""
     return numba.config.NUMBA_NUM_THREADS
 
 
-def check_n_threads(n_threads):
-    """None -> all Numba threads; otherwise an int in [1, NUMBA_NUM_THREADS]."""
+#: The most threads (or data slices) aprnb accepts: far above any machine's cores,
+#: small enough that the per-thread buffers of a kernel stay small.
+MAX_THREADS = 1024
+
+
+def check_n_threads(n_threads, name="n_threads"):
+    """The thread count asked for: None -> all of Numba's threads, else a positive int.
+
+    A count above :func:`max_threads` is accepted: work that is split into
+    ``n_threads`` parts (the data slices of a training epoch, the blocks of an
+    evaluation) keeps that split and runs on the threads there are
+    (:func:`numba_threads`, :func:`run_tasks`), so results do not depend on the
+    machine.
+    """
     if n_threads is None:
         return max_threads()
     if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral):
-        raise TypeError(f"n_threads must be None or a positive int, got {n_threads!r}")
+        raise TypeError(f"{name} must be None or a positive int, got {n_threads!r}")
     if n_threads < 1:
-        raise ValueError(f"n_threads must be >= 1 (or None for all {max_threads()} cores), "
+        raise ValueError(f"{name} must be >= 1 (or None for all {max_threads()} cores), "
                          f"got {n_threads}")
-    if n_threads > max_threads():
-        raise ValueError(f"n_threads={n_threads} exceeds the {max_threads()} threads Numba "
-                         f"was started with; pass at most {max_threads()} or set "
-                         f"NUMBA_NUM_THREADS before importing aprnb")
+    if n_threads > MAX_THREADS:
+        raise ValueError(f"{name}={n_threads} exceeds the {MAX_THREADS} aprnb supports (this "
+                         f"machine runs {max_threads()} threads); pass at most {MAX_THREADS}")
     return int(n_threads)
+
+
+def running_threads(n_threads):
+    """Threads that actually run ``n_threads`` parts: at most :func:`max_threads`."""
+    return max(1, min(int(n_threads), max_threads()))
 
 
 @contextlib.contextmanager
 def numba_threads(n):
-    """Run the body with ``numba.set_num_threads(n)``, restoring the old value."""
+    """Run the body on ``min(n, max_threads())`` Numba threads, restoring the old value."""
     old = numba.get_num_threads()
-    numba.set_num_threads(n)
+    numba.set_num_threads(running_threads(n))
     try:
         yield
     finally:
@@ -59,7 +76,7 @@ def run_tasks(n_threads, n_tasks, work):
     After the first exception of any worker (or a Ctrl-C here) the workers stop
     before their next task, and an exception is raised here.
     """
-    n_threads = max(1, min(n_threads, n_tasks))
+    n_threads = max(1, min(running_threads(n_threads), n_tasks))
     if n_threads == 1:
         for task in range(n_tasks):
             work(task, 0)

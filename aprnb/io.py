@@ -1,89 +1,19 @@
-"""Model persistence: ``.npz`` files, written atomically, read without pickle.
+"""Loading model files (the format is described in :mod:`aprnb._modelfile`).
 
-Layout of a model file (all plain arrays, ``allow_pickle=False``):
-
-``format`` (str "aprnb-model"), ``format_version`` (int), ``aprnb_version``,
-``class`` (str), ``params`` (JSON str), ``history`` (JSON str),
-``user_factors``, ``item_factors`` and optionally ``opt_users``/``opt_items``
-(Adagrad accumulators). Since format version 2 a fitted model also keeps what it
-was trained on: ``train_indptr``/``train_indices`` (its training interactions, CSR),
-``provenance`` (JSON: the training matrix's fingerprint, the split specification,
-the warm start, the aprnb version) and optionally ``user_ids``/``item_ids`` (the
-raw id of each index). Version 1 files still load, without those.
+:func:`load` reads the archive without pickle, checks every member, and rebuilds
+the model class named in the file.
 """
-import json
-import os
-
 import numpy as np
 import scipy.sparse as sp
 
-from ._npz import read_json, read_npz, write_npz
-from ._provenance import jsonable_params
+from ._modelfile import FORMAT, FORMAT_VERSION, MEMBERS, check_path
+from ._npz import read_json, read_npz
+from ._provenance import fingerprint
+from .models import APR, BPR, ItemPop
 
-FORMAT = "aprnb-model"
-FORMAT_VERSION = 2
-#: The members a model file may have; nothing else in the archive is read.
-MEMBERS = ("format", "format_version", "aprnb_version", "class", "params", "history",
-           "user_factors", "item_factors", "opt_users", "opt_items", "train_indptr",
-           "train_indices", "provenance", "user_ids", "item_ids")
-
-
-def _registry():
-    from .models import APR, BPR, ItemPop
-    return {"BPR": BPR, "APR": APR, "ItemPop": ItemPop}
-
-
-def _check_path(path, must_exist=False, name="path"):
-    """``path`` as a str naming a file (``name`` labels the messages)."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a str or os.PathLike, got {type(path).__name__}")
-    path = os.fspath(path)
-    if not path:
-        raise ValueError(f"{name} is empty; pass a file name such as 'model.npz'")
-    if os.path.isdir(path):
-        raise ValueError(f"{name} {path}: is a directory; pass a file name such as "
-                         f"'{os.path.join(path, 'model.npz')}'")
-    if must_exist and not os.path.exists(path):
-        raise FileNotFoundError(f"{path} does not exist; check the path")
-    if must_exist and not os.path.isfile(path):
-        raise ValueError(f"{path}: not a regular file")
-    return path
-
-
-def save_model(model, path):
-    """Write ``model`` to ``path`` atomically (temporary file in the same folder, then
-    rename), with the permissions ``open(path, "w")`` would give it.
-
-    Raises ``FileNotFoundError`` when the folder does not exist.
-    """
-    path = _check_path(path)
-    arrays = {
-        "format": np.array(FORMAT),
-        "format_version": np.array(FORMAT_VERSION),
-        "aprnb_version": np.array(_version()),
-        "class": np.array(type(model).__name__),
-        "params": np.array(json.dumps(jsonable_params(model.get_params()))),
-        "history": np.array(json.dumps(getattr(model, "history_", []))),
-        "user_factors": np.ascontiguousarray(model.user_factors_),
-        "item_factors": np.ascontiguousarray(model.item_factors_),
-    }
-    state = getattr(model, "optimizer_state_", None)
-    if state is not None:
-        arrays["opt_users"], arrays["opt_items"] = state
-    if getattr(model, "train_", None) is not None:
-        arrays["train_indptr"] = model.train_.indptr
-        arrays["train_indices"] = model.train_.indices
-        arrays["provenance"] = np.array(json.dumps(model.provenance_))
-    for name in ("user_ids", "item_ids"):
-        ids = getattr(model, name + "_", None)
-        if ids is not None:
-            arrays[name] = np.asarray(ids)
-    write_npz(path, arrays)
-
-
-def _version():
-    from . import __version__
-    return __version__
+#: The classes a model file may name.
+REGISTRY = {"BPR": BPR, "APR": APR, "ItemPop": ItemPop}
+_check_path = check_path     # the CLI checks --out paths with it
 
 
 def load(path):
@@ -93,7 +23,7 @@ def load(path):
     corrupted, come from a newer format version, or hold inconsistent shapes.
     Nothing is unpickled.
     """
-    path = _check_path(path, must_exist=True)
+    path = check_path(path, must_exist=True)
     data = read_npz(path, MEMBERS)
     need = {"format", "format_version", "class", "params", "user_factors", "item_factors"}
     if not need <= set(data) or data["format"].shape != () or str(data["format"]) != FORMAT:
@@ -106,7 +36,7 @@ def load(path):
     if version > FORMAT_VERSION:
         raise ValueError(f"{path}: format version {version} is newer than this aprnb "
                          f"understands ({FORMAT_VERSION}); upgrade aprnb")
-    cls = _registry().get(str(data["class"])) if data["class"].shape == () else None
+    cls = REGISTRY.get(str(data["class"])) if data["class"].shape == () else None
     if cls is None:
         raise ValueError(f"{path}: unknown model class {str(data['class'])!r}")
     params = read_json(path, data["params"], "parameter")
@@ -157,7 +87,6 @@ def load(path):
 
 def _load_provenance(path, data, model, n_users, n_items):
     """Set ``train_``, ``provenance_`` and the id maps from a version-2 file's members."""
-    from ._provenance import fingerprint
     have = [k for k in ("train_indptr", "train_indices", "provenance") if k in data]
     if have and len(have) < 3:
         raise ValueError(f"{path}: corrupted file: it has {have} but not all of "

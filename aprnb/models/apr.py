@@ -2,7 +2,8 @@
 import numpy as np
 
 from .._validation import check_choice, check_float, check_positive_int
-from ..kernels import MODE_APR, MODE_APR_RANDOM, MODE_BPR
+from ..kernels import MODE_APR, MODE_APR_RANDOM
+from ._training import Phase
 from .bpr import BPR
 
 
@@ -32,7 +33,7 @@ class APR(BPR):
         With False the accumulators of ``init`` (or of the BPR phase) carry over.
     **BPR parameters
         factors, learning_rate, reg, epochs, optimizer, init_std, n_threads,
-        random_state, dtype, show_progress, initial_accumulator, batch_size.
+        random_state, dtype, show_progress, initial_accumulator, batch_size, n_slices.
 
     Notes
     -----
@@ -43,12 +44,13 @@ class APR(BPR):
     def __init__(self, factors=64, learning_rate=0.05, reg=0.0, epochs=100, optimizer="adagrad",
                  init_std=0.01, n_threads=None, random_state=None, dtype=np.float32,
                  show_progress=True, initial_accumulator=0.1, batch_size=1, eps=0.5,
-                 reg_adv=1.0, noise="adversarial", bpr_epochs=0, reset_optimizer=True):
+                 reg_adv=1.0, noise="adversarial", bpr_epochs=0, reset_optimizer=True,
+                 n_slices=None):
         super().__init__(factors=factors, learning_rate=learning_rate, reg=reg, epochs=epochs,
                          optimizer=optimizer, init_std=init_std, n_threads=n_threads,
                          random_state=random_state, dtype=dtype, show_progress=show_progress,
                          initial_accumulator=initial_accumulator, batch_size=batch_size,
-                         reset_optimizer=reset_optimizer)
+                         reset_optimizer=reset_optimizer, n_slices=n_slices)
         self.eps = eps
         self.reg_adv = reg_adv
         self.noise = noise
@@ -61,14 +63,9 @@ class APR(BPR):
         check_choice(self.noise, "noise", ("adversarial", "random"))
         check_positive_int(self.bpr_epochs, "bpr_epochs", 0)
 
-    def _total_epochs(self):
-        return self.bpr_epochs + self.epochs
-
-    def _kernel_args_at(self, epoch, dt):
-        if epoch < self.bpr_epochs:
-            return dt(0.0), dt(0.0), MODE_BPR
+    def _phases(self):
+        """``bpr_epochs`` of BPR, then ``epochs`` of APR (Adagrad restarted between)."""
         mode = MODE_APR if self.noise == "adversarial" else MODE_APR_RANDOM
-        return dt(self.eps), dt(self.reg_adv), mode
-
-    def _phase_start(self, epoch):
-        return self.bpr_epochs > 0 and epoch == self.bpr_epochs
+        apr = Phase(self.epochs, mode, self.eps, self.reg_adv,
+                    reset=self.bpr_epochs > 0 and self.reset_optimizer)
+        return [Phase(self.bpr_epochs), apr]

@@ -1,11 +1,7 @@
 """MF-BPR: matrix factorisation trained with Bayesian Personalized Ranking."""
-import functools
-
 import numpy as np
 
-from .._validation import check_positive_int
-from ..kernels.batch import batch_epoch
-from ._base import FactorModel
+from ._factor import FactorModel
 
 
 class BPR(FactorModel):
@@ -32,10 +28,16 @@ class BPR(FactorModel):
     init_std : float, default 0.01
         Standard deviation of the Gaussian initialisation.
     n_threads : int or None
-        Numba threads; None uses all. ``1`` runs the serial kernel, which with a
-        ``random_state`` is bitwise reproducible. Several threads update the
-        factors without locks (Hogwild): fast, statistically equivalent, but not
-        bitwise reproducible.
+        Threads; None uses all of Numba's threads. More than that run on all of
+        them (the work keeps its ``n_slices`` slices). ``1`` runs the slices one
+        after another, which with a ``random_state`` is bitwise reproducible.
+        Several threads update the factors without locks (Hogwild): fast,
+        statistically equivalent, but not bitwise reproducible.
+    n_slices : int or None
+        Slices of each epoch's training pairs, each with its own RNG streams
+        (None: one per thread, ``n_threads``). With a seed, results depend on
+        ``n_slices``, not on the threads that run them (apart from Hogwild's
+        races): ``n_threads=1, n_slices=4`` replays a 4-thread run without races.
     random_state : None, int or numpy.random.Generator
         Seeds the initialisation, the epoch order and the per-thread RNG streams.
     dtype : numpy.float32 or numpy.float64, default float32
@@ -56,17 +58,15 @@ class BPR(FactorModel):
     user_factors_, item_factors_ : ndarray
     history_ : list of dict
         Per epoch: ``epoch``, mean ``loss`` per triple, ``seconds``, and the
-        validation metric when ``fit(validation=...)`` was given.
+        metric of a :class:`~aprnb.models.callbacks.Validation` callback.
     optimizer_state_ : (ndarray, ndarray) or None
         Adagrad accumulators after fitting.
     """
 
-    _mode = 0
-
     def __init__(self, factors=64, learning_rate=0.05, reg=0.0, epochs=100, optimizer="adagrad",
                  init_std=0.01, n_threads=None, random_state=None, dtype=np.float32,
                  show_progress=True, initial_accumulator=0.1, batch_size=1,
-                 reset_optimizer=False):
+                 reset_optimizer=False, n_slices=None):
         self.factors = factors
         self.learning_rate = learning_rate
         self.reg = reg
@@ -80,15 +80,4 @@ class BPR(FactorModel):
         self.initial_accumulator = initial_accumulator
         self.batch_size = batch_size
         self.reset_optimizer = reset_optimizer
-
-    def _validate_params(self):
-        super()._validate_params()
-        check_positive_int(self.batch_size, "batch_size")
-        if not isinstance(self.reset_optimizer, bool):
-            raise TypeError(f"reset_optimizer must be True or False, got "
-                            f"{self.reset_optimizer!r}")
-
-    def _select_kernel(self, n_threads):
-        if self.batch_size > 1:
-            return functools.partial(batch_epoch, batch_size=self.batch_size)
-        return super()._select_kernel(n_threads)
+        self.n_slices = n_slices

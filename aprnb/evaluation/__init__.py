@@ -1,0 +1,133 @@
+"""Full-ranking top-K evaluation: one engine for every protocol and for ``recommend``.
+
+:func:`evaluate` checks its arguments once and hands canonical matrices to the
+private engine (:mod:`aprnb.evaluation._engine`), which scores users in blocks
+with one BLAS call per tile and Numba kernels for the top-K and the metrics.
+"""
+import numpy as np
+import scipy.sparse as sp
+
+from .._provenance import check_split as _check_split
+from .._provenance import overlap
+from .._threads import check_n_threads, running_threads
+from .._validation import check_bool, check_interactions, check_k_bound, check_ks
+from ..data.dataset import Dataset
+from . import _engine
+from ._checks import (PROTOCOLS, check_block_size, check_negatives, check_overlap,
+                      check_protocol, check_users, factors_of, metric_names)
+
+__all__ = ["evaluate", "top_k", "metric_names", "check_protocol", "factors_of",
+           "unpack_data", "PROTOCOLS"]
+
+
+def unpack_data(train, test, negatives, protocol=None):
+    """``(train, test, negatives)`` from a Dataset in place of ``train``, or as given.
+
+    A Dataset's own negatives are used unless ``protocol`` asks for a full-ranking
+    protocol ("holdout" or "loo") explicitly.
+    """
+    if isinstance(train, Dataset):
+        if test is not None:
+            raise TypeError("pass either a Dataset or (train, test) matrices, not both")
+        if train.test is None:
+            raise ValueError(f"{train!r} has no test set; open it with split='loo' or "
+                             f"'holdout'")
+        if negatives is None and protocol in (None, "sampled"):
+            negatives = train.negatives
+        return train.train, train.test, negatives
+    if test is None:
+        raise TypeError("test is missing: pass (train, test) matrices, or a Dataset")
+    return train, test, negatives
+
+
+def evaluate(model, train, test=None, k=(20,), protocol=None, users=None, negatives=None,
+             n_threads=None, block_size=None, exclude_train=True, check_split=True,
+             raw_ids=False):
+    """Evaluate a model under full ranking (or the sampled protocol).
+
+    Parameters
+    ----------
+    model : fitted aprnb model or (user_factors, item_factors)
+    train : sparse matrix (n_users, n_items), or a Dataset
+        Training interactions; excluded from the candidates when ``exclude_train``.
+        A :class:`~aprnb.data.Dataset` brings ``train``, ``test`` and ``negatives``.
+    test : sparse matrix (n_users, n_items)
+        Held-out interactions. Users without test items are skipped.
+    k : int or list of int
+        Cut-offs; all are computed in one pass.
+    protocol : {"holdout", "loo", "sampled"}
+        * ``"holdout"`` (LightGCN/NGCF): ``recall@K = hits/|test_u|``,
+          ``precision@K = hits/K``, ``ndcg@K`` with the ideal DCG over
+          ``min(|test_u|, K)`` items, ``hr@K = [hits > 0]``.
+        * ``"loo"`` (APR paper): each user's single test item is ranked against
+          every item the user has not trained on, ``rank = #{candidates with score
+          >= its score}``; ``hr@K = [rank < K]``, ``ndcg@K = 1/log2(rank+2)``,
+          ``auc = 1 - rank/#candidates``.
+        * ``"sampled"``: as ``"loo"`` but against the listed ``negatives`` only.
+
+        None (default) means "sampled" when ``negatives`` are given, else
+        "holdout". Negatives with "holdout" or "loo" raise ``ValueError``.
+    users : array of int, optional
+        Evaluate only these users (raw user ids with ``raw_ids=True``).
+    negatives : int array (n_users, n_neg), required for ``"sampled"`` (-1 = padding).
+    n_threads : int, optional
+        Worker threads (default: all of Numba's threads; more than that are run
+        on all of them). Each worker scores whole blocks of users with a
+        one-thread BLAS call and a serial kernel. Results do not depend on it.
+    block_size : int, optional
+        Users per block (default: 1024 users scored in cache-sized tiles of items
+        for ``"holdout"``; about 64 MB of scores per block for ``"loo"``).
+    exclude_train : bool
+        Exclude training items from the candidates (the standard full-ranking setup).
+    check_split : bool
+        For a fitted model that knows its training data (``provenance_``): refuse
+        with ``ValueError`` when ``train`` is not the matrix it was trained on, or
+        when a test interaction is one it trained on. False skips the check, for
+        deliberate use only.
+    raw_ids : bool
+        ``users`` are raw user ids, mapped through the model's ``user_ids_``.
+
+    Returns
+    -------
+    dict
+        Lower-case metric names (``"recall@20"``, ``"ndcg@20"``, ``"hr@100"``,
+        ``"auc"``, ...) to means over the evaluated users, plus ``"n_users"``.
+    """
+    P, Q = factors_of(model)
+    train, test, negatives = unpack_data(train, test, negatives, protocol)
+    protocol = check_protocol(protocol, negatives)
+    shape = (P.shape[0], Q.shape[0])
+    ks = np.asarray([check_k_bound(kk, shape[1]) for kk in check_ks(k)], dtype=np.int64)
+    exclude_train = check_bool(exclude_train, "exclude_train")
+    check_bool(check_split, "check_split")
+    train = check_interactions(train, "train", shape=shape, allow_empty=True)
+    test = check_interactions(test, "test", shape=shape, allow_empty=True)
+    shared = overlap(train, test)
+    if check_split:
+        _check_split(model, train, test, "evaluate", shared)
+    if exclude_train and protocol != "sampled":     # sampled ranks against its negatives
+        check_overlap(shared, test.nnz)
+    n_threads = running_threads(check_n_threads(n_threads))   # results do not depend on it
+    if check_bool(raw_ids, "raw_ids") and users is not None:
+        users = model.user_index(users)
+    users = check_users(users, shape[0], unique=True)
+    if protocol == "sampled":
+        negatives = check_negatives(negatives, shape)
+    task = _engine.Ranking(train, test, protocol, ks, users, negatives, exclude_train,
+                           check_block_size(block_size))
+    return task.run(P, Q, n_threads)
+
+
+def top_k(P, Q, users, k, exclude=None, n_threads=None, block_size=None):
+    """Top ``k`` items per user (best first) with the items of ``exclude`` left out.
+
+    Returns ``(items, scores)`` arrays of shape ``(len(users), k)``; rows with
+    fewer than ``k`` candidates are padded with item -1 and score -inf.
+    """
+    shape = (P.shape[0], Q.shape[0])
+    users = check_users(users, shape[0])
+    ex = (check_interactions(exclude, "exclude", shape=shape, allow_empty=True)
+          if exclude is not None else sp.csr_matrix(shape, dtype=np.float32))
+    return _engine.top_k(P, Q, users, k, ex.indptr.astype(np.int64),
+                         ex.indices.astype(np.int64), running_threads(check_n_threads(n_threads)),
+                         check_block_size(block_size))

@@ -1,0 +1,224 @@
+"""The ranking engine: scores users in blocks and runs the top-K and metric kernels.
+
+Everything here takes *checked* inputs: canonical CSR matrices
+(:func:`aprnb._validation.check_interactions`), int64 user indices, a protocol
+from :data:`PROTOCOLS` and a resolved thread count. :func:`aprnb.evaluate` checks
+its arguments once and then calls :class:`Ranking`; so does the validation of
+``fit`` (:class:`aprnb.models.callbacks.Validation`), which prepares one
+``Ranking`` before the first epoch and reuses it every epoch.
+
+Users are processed in blocks. For top-K and the holdout metrics the scores of a
+block are computed one cache-sized tile of items at a time (``P[block] @
+Q[tile].T``, one BLAS call) and a Numba kernel excludes the training items and
+feeds each user's top-K heap while the tile is still in cache; after the last
+tile the heaps are sorted and the metrics computed. Leave-one-out needs every
+score of a user to rank the held-out item, so it scores a block against all
+items (about 64 MB) at once. The full ``n_users x n_items`` score matrix is never
+built.
+
+Threads: blocks are shared out among ``n_threads`` Python threads, each running
+its own BLAS calls (BLAS limited to one thread) and GIL-free kernels. Letting
+BLAS and Numba each start their own threads instead made the two pools fight
+over the cores, and two threads were slower than one.
+"""
+import numpy as np
+import scipy.sparse as sp
+
+from .._threads import numba_threads, run_tasks, single_threaded_blas
+from ..kernels.topk import holdout_finish, loo_block, push_tile, sampled_block, topk_finish
+
+DEFAULT_BLOCK_BYTES = 64 * 2**20
+#: Users per block for the tiled top-K (holdout metrics and ``recommend``).
+TILE_ROWS = 1024
+#: Bytes of one tile of scores in the tiled top-K: small enough to stay in cache.
+TILE_BYTES = 8 * 2**20
+
+
+def no_overflow(P, Q):
+    """Return ``(P, Q)`` in a dtype in which no score ``p_u . q_i`` can overflow.
+
+    By Cauchy-Schwarz ``|p . q| <= max|p| max|q|``. Excluded items are marked
+    with -inf in the score blocks, so a real score must never reach +-inf: when
+    the bound exceeds the float32 range the scores are computed in float64.
+    """
+    bound = float(np.sqrt(np.max(np.einsum("ij,ij->i", P, P, dtype=np.float64)))
+                  * np.sqrt(np.max(np.einsum("ij,ij->i", Q, Q, dtype=np.float64))))
+    if bound < np.finfo(P.dtype).max / 4:
+        return P, Q
+    if bound < np.finfo(np.float64).max / 4:
+        return P.astype(np.float64), Q.astype(np.float64)
+    raise ValueError(f"factors are so large (|p|*|q| up to {bound:.3g}) that scores overflow "
+                     f"float64; the model has diverged, refit it with a smaller learning rate")
+
+
+def block_rows(n_items, itemsize, block_size, n_rows, n_threads=1, default=None):
+    """Users per block: ``block_size``, or the default (``default`` users, else about
+    DEFAULT_BLOCK_BYTES of scores) cut so that every worker gets a block."""
+    if block_size is None:
+        block_size = default or max(16, DEFAULT_BLOCK_BYTES // max(1, n_items * itemsize))
+        block_size = min(block_size, -(-n_rows // n_threads))
+    return int(max(1, min(block_size, n_rows)))
+
+
+def _n_workers(n_threads, n_rows, rows):
+    """Workers that get at least one of the ``ceil(n_rows / rows)`` blocks."""
+    return max(1, min(n_threads, -(-n_rows // rows)))
+
+
+def tile_buffers(n_items, dtype, block_size, n_rows, n_threads):
+    """``(users per block, one score buffer per worker)`` for :func:`tiled_heaps`."""
+    itemsize = np.dtype(dtype).itemsize
+    rows = block_rows(n_items, itemsize, block_size, n_rows, n_threads, default=TILE_ROWS)
+    cols = int(min(n_items, max(1, TILE_BYTES // (rows * itemsize))))
+    return rows, [np.empty(rows * cols, dtype=dtype)
+                  for _ in range(_n_workers(n_threads, n_rows, rows))]
+
+
+def tiled_heaps(P, Q, users, ex_indptr, ex_indices, k, buf):
+    """Top-``k`` heaps of ``users`` (excluded items left out), one item tile at a time.
+
+    Each tile ``P[users] @ Q[lo:hi].T`` is sized (``buf``) to stay in the CPU
+    cache while ``push_tile`` excludes and selects from it, instead of a row of
+    scores for every item going out to memory and back. Returns the unsorted heaps
+    ``(scores, items, sizes)`` for ``topk_finish``/``holdout_finish``.
+    """
+    n = len(users)
+    Pb = P[users]
+    hs = np.full((n, max(k, 1)), -np.inf, dtype=P.dtype)
+    hi = np.full((n, max(k, 1)), -1, dtype=np.int64)
+    sizes = np.zeros(n, dtype=np.int64)
+    ex_pos = ex_indptr[users].copy()
+    cols = max(1, buf.size // max(1, n))
+    for lo in range(0, Q.shape[0], cols):
+        hi_ = min(Q.shape[0], lo + cols)
+        S = buf.reshape(-1)[:n * (hi_ - lo)].reshape(n, hi_ - lo)
+        np.matmul(Pb, Q[lo:hi_].T, out=S)
+        push_tile(S, users, lo, ex_indptr, ex_indices, ex_pos, k, hs, hi, sizes)
+    return hs, hi, sizes
+
+
+def _csr64(M):
+    return M.indptr.astype(np.int64), M.indices.astype(np.int64)
+
+
+class Ranking:
+    """One evaluation task, prepared once: who is ranked, against what, by which rule.
+
+    Parameters
+    ----------
+    train, test : canonical CSR matrices of one shape (checked by the caller)
+    protocol : "holdout", "loo" or "sampled"
+    ks : int64 array of cut-offs, ascending
+    users : int64 array of distinct user indices to consider
+    negatives : int64 array (n_users, n_neg) for "sampled", else None
+    exclude_train : bool
+    block_size : int or None (users per block)
+
+    Users without a test item (and, for "sampled", without a listed negative)
+    are left out; :attr:`users` holds those evaluated.
+    """
+
+    def __init__(self, train, test, protocol, ks, users, negatives=None, exclude_train=True,
+                 block_size=None):
+        self.protocol, self.ks, self.block_size = protocol, ks, block_size
+        self.shape = test.shape
+        sel = users[np.diff(test.indptr)[users] > 0]
+        ex = train if exclude_train else sp.csr_matrix(test.shape, dtype=np.float32)
+        self.ex_indptr, self.ex_indices = _csr64(ex)
+        self.te_indptr, self.te_indices = _csr64(test)
+        self.negatives = negatives
+        if protocol in ("loo", "sampled"):
+            if np.any(np.diff(test.indptr)[sel] > 1):
+                raise ValueError(f"protocol={protocol!r} needs at most one test item per "
+                                 f"user; use protocol='holdout' for several, or "
+                                 f"leave_one_out() to split")
+            self.pos_items = test.indices[test.indptr[sel]].astype(np.int64)
+        if protocol == "sampled":
+            has = np.any(negatives[sel] >= 0, axis=1)
+            sel, self.pos_items = sel[has], self.pos_items[has]
+        self.users = sel
+        self.width = 4 * len(ks) if protocol == "holdout" else 2 * len(ks) + 1
+
+    def per_user(self, P, Q, n_threads):
+        """Metric values per evaluated user, shape ``(len(self.users), width)``."""
+        P, Q = no_overflow(P, Q)
+        out = np.zeros((len(self.users), self.width))
+        if self.protocol == "sampled":
+            with numba_threads(n_threads):
+                sampled_block(P, Q, self.users, self.pos_items, self.negatives, self.ks, out)
+            return out
+        n = max(1, len(self.users))
+        if self.protocol == "holdout":
+            rows, bufs = tile_buffers(self.shape[1], P.dtype, self.block_size, n, n_threads)
+        else:
+            rows = block_rows(self.shape[1], P.dtype.itemsize, self.block_size, n, n_threads)
+            bufs = [np.empty((rows, self.shape[1]), dtype=P.dtype)
+                    for _ in range(_n_workers(n_threads, n, rows))]
+        work = self._holdout if self.protocol == "holdout" else self._loo
+
+        def block(t, w):
+            lo = t * rows
+            work(P, Q, lo, self.users[lo:lo + rows], bufs[w], out)
+
+        with single_threaded_blas():
+            run_tasks(n_threads, -(-len(self.users) // rows), block)
+        return out
+
+    def _holdout(self, P, Q, lo, b, buf, out):
+        hs, hi, sizes = tiled_heaps(P, Q, b, self.ex_indptr, self.ex_indices,
+                                    int(self.ks[-1]), buf)
+        o = np.zeros((len(b), len(self.ks), 4))
+        holdout_finish(b, hs, hi, sizes, self.te_indptr, self.te_indices, self.ks, o)
+        out[lo:lo + len(b)] = o.reshape(len(b), -1)
+
+    def _loo(self, P, Q, lo, b, buf, out):
+        S = buf[:len(b)]
+        np.matmul(P[b], Q.T, out=S)
+        loo_block(S, b, self.ex_indptr, self.ex_indices, self.pos_items[lo:lo + len(b)],
+                  self.ks, out[lo:lo + len(b)])
+
+    def run(self, P, Q, n_threads):
+        """Mean metrics over the evaluated users (a dict, see :func:`aprnb.evaluate`)."""
+        return summarise(self.per_user(P, Q, n_threads), self.ks, self.protocol)
+
+
+def summarise(out, ks, protocol):
+    """Per-user metric rows ``out`` to the dict of means that :func:`aprnb.evaluate` returns."""
+    n = len(out)
+    res = {}
+    mean = out.mean(axis=0) if n else np.full(out.shape[1], np.nan)
+    if protocol == "holdout":
+        for m, kk in enumerate(ks):
+            for c, name in enumerate(("recall", "precision", "ndcg", "hr")):
+                res[f"{name}@{kk}"] = float(mean[4 * m + c])
+    else:
+        for m, kk in enumerate(ks):
+            res[f"hr@{kk}"] = float(mean[2 * m])
+            res[f"ndcg@{kk}"] = float(mean[2 * m + 1])
+        res["auc"] = float(mean[-1])
+    res["n_users"] = int(n)
+    return res
+
+
+def top_k(P, Q, users, k, ex_indptr, ex_indices, n_threads, block_size=None):
+    """Top ``k`` items per user, best first, leaving out the CSR rows ``ex_*``.
+
+    Checked inputs (see the module docstring). Returns ``(items, scores)`` of
+    shape ``(len(users), k)``; rows with fewer than ``k`` candidates are padded
+    with item -1 and score -inf.
+    """
+    out_dtype = P.dtype
+    P, Q = no_overflow(P, Q)
+    items = np.empty((len(users), k), dtype=np.int64)
+    scores = np.empty((len(users), k), dtype=P.dtype)   # after the overflow guard
+    rows, bufs = tile_buffers(Q.shape[0], P.dtype, block_size, max(1, len(users)), n_threads)
+
+    def block(t, w):
+        lo = t * rows
+        b = users[lo:lo + rows]
+        hs, hi, sizes = tiled_heaps(P, Q, b, ex_indptr, ex_indices, k, bufs[w])
+        topk_finish(hs, hi, sizes, items[lo:lo + rows], scores[lo:lo + rows])
+
+    with single_threaded_blas():
+        run_tasks(n_threads, -(-len(users) // rows), block)
+    return items, scores.astype(out_dtype, copy=False)

@@ -1,0 +1,181 @@
+"""Matrix factorisation trained by the epoch kernels: parameters, start, fit loop.
+
+``fit`` reads as: check the parameters and the data, prepare the training state
+(:class:`aprnb.models._training.Training`), run the model's schedule of epochs
+(:meth:`FactorModel._phases`) with the callbacks after each, and commit the
+result; a failure or Ctrl-C commits the last good epoch instead.
+"""
+import warnings
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .._provenance import record
+from .._threads import check_n_threads
+from .._validation import (check_choice, check_dtype, check_factors, check_float,
+                           check_positive_int, check_random_state)
+from ._base import BaseRecommender, training_data
+from ._training import DivergenceError, Phase, Training
+from .callbacks import as_callbacks
+
+
+class FactorModel(BaseRecommender):
+    """Matrix factorisation trained with per-triple (or mini-batch) SGD or Adagrad."""
+
+    # -- parameters ---------------------------------------------------------------------
+    def _validate_params(self):
+        check_positive_int(self.factors, "factors")
+        check_float(self.learning_rate, "learning_rate", 0.0, low_inclusive=False)
+        check_float(self.reg, "reg", 0.0)
+        check_positive_int(self.epochs, "epochs", 0)
+        check_choice(self.optimizer, "optimizer", ("sgd", "adagrad"))
+        check_float(self.init_std, "init_std", 0.0)
+        check_n_threads(self.n_threads)
+        if self.n_slices is not None:
+            check_n_threads(self.n_slices, "n_slices")
+        check_random_state(self.random_state)
+        check_dtype(self.dtype)
+        if not isinstance(self.show_progress, bool):
+            raise TypeError(f"show_progress must be True or False, got {self.show_progress!r}")
+        check_float(self.initial_accumulator, "initial_accumulator", 0.0, low_inclusive=False)
+        check_positive_int(self.batch_size, "batch_size")
+        if not isinstance(self.reset_optimizer, bool):
+            raise TypeError(f"reset_optimizer must be True or False, got "
+                            f"{self.reset_optimizer!r}")
+
+    def _phases(self):
+        """The schedule: a list of :class:`~aprnb.models._training.Phase` (BPR: one)."""
+        return [Phase(self.epochs)]
+
+    # -- the starting point -----------------------------------------------------------------
+    def _initial_factors(self, init, shape, rng, dt):
+        """``(P, Q, optimizer state or None)`` to start from."""
+        if init is None:
+            if self.init_std == 0:
+                raise ValueError("init_std=0 starts every factor at zero, where every BPR "
+                                 "gradient is exactly zero: nothing would train. Use a "
+                                 "positive init_std (the paper's 0.01), or warm-start with "
+                                 "init=")
+            P = (rng.standard_normal((shape[0], self.factors)) * self.init_std).astype(dt)
+            Q = (rng.standard_normal((shape[1], self.factors)) * self.init_std).astype(dt)
+            return P, Q, None
+        if isinstance(init, BaseRecommender):
+            init._check_fitted()
+            P0, Q0 = init.user_factors_, init.item_factors_
+            state = getattr(init, "optimizer_state_", None)
+        elif isinstance(init, tuple) and len(init) == 2:
+            P0, Q0 = init
+            state = None
+        else:
+            raise TypeError(f"init must be None, a fitted aprnb model or a (user_factors, "
+                            f"item_factors) tuple, got {type(init).__name__}")
+        P0, Q0 = check_factors(P0, Q0, "init")
+        if P0.shape != (shape[0], self.factors) or Q0.shape != (shape[1], self.factors):
+            raise ValueError(f"init factors have shapes {P0.shape} and {Q0.shape}, but train "
+                             f"{shape} with factors={self.factors} needs "
+                             f"{(shape[0], self.factors)} and {(shape[1], self.factors)}")
+        return np.array(P0, dtype=dt, order="C"), np.array(Q0, dtype=dt, order="C"), state
+
+    def _optimizer_state(self, state, P, Q, dt):
+        """Adagrad accumulators: carried over from ``init`` or fresh (empty for SGD)."""
+        if self.optimizer != "adagrad":   # unused by the SGD kernels; not views of P/Q,
+            return (np.empty((0, P.shape[1]), dtype=dt),   # which would keep them alive
+                    np.empty((0, Q.shape[1]), dtype=dt))
+        if state is not None and not self.reset_optimizer:
+            GP, GQ = state
+            if GP.shape == P.shape and GQ.shape == Q.shape:
+                return np.array(GP, dtype=dt), np.array(GQ, dtype=dt)
+        return (np.full(P.shape, self.initial_accumulator, dtype=dt),
+                np.full(Q.shape, self.initial_accumulator, dtype=dt))
+
+    def _training(self, X, init):
+        """The prepared :class:`~aprnb.models._training.Training` for ``fit``."""
+        dt = check_dtype(self.dtype)
+        if self.batch_size > X.nnz:
+            raise ValueError(f"batch_size={self.batch_size} exceeds the {X.nnz} training "
+                             f"pairs of an epoch; pass batch_size <= {X.nnz} (1 for "
+                             f"per-triple updates)")
+        rng = check_random_state(self.random_state)
+        P, Q, state = self._initial_factors(init, X.shape, rng, dt)
+        GP, GQ = self._optimizer_state(state, P, Q, dt)
+        n_threads = check_n_threads(self.n_threads)
+        return Training(X, P, Q, GP, GQ, rng, n_threads, self.n_slices or n_threads,
+                        dt(self.learning_rate), dt(self.reg), self.optimizer == "adagrad",
+                        self.initial_accumulator, self.batch_size)
+
+    # -- fit ----------------------------------------------------------------------------------
+    def fit(self, train, init=None, callback=None):
+        """Fit the model on a binary interaction matrix.
+
+        Parameters
+        ----------
+        train : Dataset, sparse matrix or dense array, shape (n_users, n_items)
+            Nonzero entries are interactions. Any scipy.sparse format is accepted.
+            With a :class:`~aprnb.data.Dataset` (from
+            :func:`aprnb.data.open_dataset`) the model trains on ``train.train``
+            and records the split specification and the id maps.
+        init : fitted model or (user_factors, item_factors), optional
+            Warm start. The factors are copied; ``init`` is never modified.
+        callback : callable, Callback or list of them, optional
+            Called after every epoch, in order (:mod:`aprnb.models.callbacks`):
+            a function ``f(epoch, stats)`` gets a copy of the epoch's dict (loss,
+            seconds, validation metric) and stops training by returning
+            ``False``; :class:`~aprnb.models.callbacks.Validation` scores
+            held-out data into ``history_``;
+            :class:`~aprnb.models.callbacks.EarlyStopping` stops and restores the
+            best epoch.
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        X, data = training_data(train)
+        callbacks = as_callbacks(callback)
+        run = self._training(X, init)
+        phases = self._phases()
+        run.total_epochs = sum(p.epochs for p in phases)
+        for cb in callbacks:
+            cb.on_fit_start(self, X, run, callbacks)
+        history = []
+        run.provenance = record(X, data, init)
+        self._commit(run, history, good=True)
+        try:
+            self._run_phases(run, phases, callbacks, history)
+        except DivergenceError as e:
+            raise DivergenceError(f"{type(self).__name__}: {e}; the model keeps epoch "
+                                  f"{len(history)}. Use a smaller learning_rate (now "
+                                  f"{self.learning_rate}) or a larger reg") from None
+        except KeyboardInterrupt:
+            warnings.warn(f"{type(self).__name__}.fit interrupted; the model holds the "
+                          f"{len(history)} completed epoch(s)", RuntimeWarning, stacklevel=2)
+            raise
+        for cb in callbacks:
+            cb.on_fit_end(run)
+        self._commit(run, history)
+        return self
+
+    def _run_phases(self, run, phases, callbacks, history):
+        """The epoch loop; after each epoch the last good state is committed."""
+        epoch = 0
+        with tqdm(total=run.total_epochs, disable=not self.show_progress,
+                  desc=type(self).__name__, unit="epoch", leave=False) as bar:
+            for phase in phases:
+                for e in range(phase.epochs):
+                    stats = run.epoch(epoch, phase, first_of_phase=e == 0)
+                    epoch += 1
+                    history.append(stats)
+                    self._commit(run, history, good=True)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{stats['loss']:.4f}")
+                    stop = [cb.on_epoch_end(epoch, stats, run) for cb in callbacks]
+                    if any(s is False for s in stop):
+                        return
+
+    def _commit(self, run, history, good=False):
+        """Make the current (or last good) parameters the model's fitted state."""
+        P, Q, GP, GQ = run.parameters(good)
+        self.user_factors_, self.item_factors_ = P, Q
+        self.optimizer_state_ = (GP, GQ) if self.optimizer == "adagrad" else None
+        self.history_ = history
+        self._set_provenance(run.X, run.provenance)

@@ -1,0 +1,138 @@
+"""The training state of a factor model, and one epoch of it.
+
+:class:`Training` prepares everything the epoch kernels need (factors,
+optimizer state, the positives, the negative-sampling filter, the RNG streams)
+once per ``fit``; :meth:`Training.epoch` runs one epoch, checks the factors,
+and keeps the last good epoch so that a failure rolls back to it.
+
+Threads and slices. An epoch's pairs are cut into ``n_slices`` slices, each
+with its own RNG streams (:mod:`aprnb.kernels.epoch`). The slices run on
+``min(n_threads, NUMBA_NUM_THREADS)`` threads: one thread runs them one after
+another (bitwise reproducible with a seed); several run them at once, updating
+the shared factors without locks (Hogwild). Results therefore depend on the
+seed and ``n_slices``, and on ``n_threads`` only through Hogwild's races.
+"""
+import functools
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._memory import huge_page_aligned
+from .._threads import numba_threads, running_threads
+from ..kernels import MODE_BPR, all_finite, epoch_parallel, epoch_serial
+from ..kernels._rng import seed_states, shuffle_pairs
+from ..kernels.batch import batch_epoch
+from ..kernels.sampling import build_filter
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced NaN or infinite factors; the model keeps its last good epoch."""
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A run of epochs with one kernel mode (a model's schedule is a list of them).
+
+    ``reset``: restart the Adagrad accumulators when the phase starts.
+    """
+    epochs: int
+    mode: int = MODE_BPR
+    eps: float = 0.0
+    reg_adv: float = 0.0
+    reset: bool = False
+
+
+def positives(X):
+    """``(users, items)`` of every training pair, users with every item left out."""
+    deg = np.diff(X.indptr)
+    full = deg >= X.shape[1]
+    if full.any():
+        warnings.warn(f"{int(full.sum())} user(s) interacted with every item; they have "
+                      f"no negatives and are skipped in training", RuntimeWarning,
+                      stacklevel=4)
+    users = np.repeat(np.arange(X.shape[0], dtype=X.indices.dtype), deg)
+    keep = ~full[users]
+    return users[keep], X.indices[keep]
+
+
+def _kernel(batch_size, threads):
+    if batch_size > 1:
+        return functools.partial(batch_epoch, batch_size=batch_size)
+    return epoch_serial if threads == 1 else epoch_parallel
+
+
+class Training:
+    """Prepared state of one ``fit``: the arrays the kernels update, and how to run them.
+
+    Parameters
+    ----------
+    X : canonical CSR training matrix
+    P, Q, GP, GQ : initial factors and Adagrad accumulators (copied into
+        huge-page-aligned buffers; GP/GQ are empty for SGD)
+    rng : numpy Generator (seeds the RNG streams)
+    n_threads, n_slices : int (see the module docstring)
+    lr, reg : float; adagrad : bool; initial_accumulator : float; batch_size : int
+
+    Attributes ``P, Q, GP, GQ`` are the current parameters; ``threads`` the
+    threads the kernels run on.
+    """
+
+    def __init__(self, X, P, Q, GP, GQ, rng, n_threads, n_slices, lr, reg, adagrad,
+                 initial_accumulator=0.1, batch_size=1):
+        self.X = X
+        self.users, self.items = positives(X)
+        self.filt = huge_page_aligned(build_filter(X.indptr, X.indices, X.shape[1]))
+        self.P, self.Q = huge_page_aligned(P), huge_page_aligned(Q)
+        self.GP, self.GQ = (huge_page_aligned(GP), huge_page_aligned(GQ)) if adagrad \
+            else (GP, GQ)
+        self.threads = running_threads(n_threads)
+        self.slices = n_slices
+        self.states = seed_states(rng, n_slices)
+        self.kernel = _kernel(batch_size, self.threads)
+        self.lr, self.reg, self.adagrad = lr, reg, adagrad
+        self.initial_accumulator = initial_accumulator
+        self._good = self.snapshot()
+
+    def snapshot(self):
+        """A copy of the parameters (factors and optimizer state)."""
+        return tuple(a.copy() for a in (self.P, self.Q, self.GP, self.GQ))
+
+    def restore(self, snap):
+        """Put the parameters of :meth:`snapshot` back, in place."""
+        for a, b in zip((self.P, self.Q, self.GP, self.GQ), snap):
+            np.copyto(a, b)
+
+    def parameters(self, good=False):
+        """``(P, Q, GP, GQ)``: the current arrays, or the last good epoch's copies."""
+        return self._good if good else (self.P, self.Q, self.GP, self.GQ)
+
+    def epoch(self, epoch, phase, first_of_phase):
+        """Run epoch ``epoch`` (0-based) of ``phase``; returns its stats dict.
+
+        Raises :class:`DivergenceError` (after rolling the parameters back to the
+        last good epoch) when the loss or the factors are not finite.
+        """
+        dt = self.P.dtype.type
+        if self.adagrad and first_of_phase and phase.reset:
+            self.GP.fill(self.initial_accumulator)
+            self.GQ.fill(self.initial_accumulator)
+        t0 = time.perf_counter()
+        with numba_threads(self.threads):
+            if epoch == 0 and self.slices > 1:      # after this, each slice reshuffles
+                shuffle_pairs(self.users, self.items, self.states, 0)
+            loss, count = self.kernel(
+                self.P, self.Q, self.GP, self.GQ, self.filt, self.X.indptr, self.X.indices,
+                self.users, self.items, self.states, self.lr, self.reg, dt(phase.eps),
+                dt(phase.reg_adv), phase.mode, self.adagrad, self.slices,
+                shuffle=epoch > 0 or self.slices == 1)
+        seconds = time.perf_counter() - t0
+        if not (np.isfinite(loss) and all_finite(self.P) and all_finite(self.Q)):
+            self.restore(self._good)
+            raise DivergenceError(f"training diverged at epoch {epoch + 1} (NaN or inf in "
+                                  f"the factors)")
+        for a, b in zip(self._good, (self.P, self.Q, self.GP, self.GQ)):
+            np.copyto(a, b)
+        return {"epoch": epoch + 1, "loss": loss / max(1, count), "seconds": seconds,
+                "mode": "bpr" if phase.mode == MODE_BPR else "apr"}
