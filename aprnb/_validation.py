@@ -23,7 +23,9 @@ def check_interactions(X, name="train", shape=None, allow_empty=False):
     if isinstance(X, (list, tuple)) or X is None or isinstance(X, (str, bytes)):
         raise TypeError(f"{name}: got {type(X).__name__}; {_INTERACTIONS_HINT}")
     if sp.issparse(X):
-        M = X.tocsr(copy=True)
+        M = X.tocsr()             # no copy when X is CSR already: copied below if needed
+        if M is X and not _canonical(M):
+            M = M.copy()          # the fixes below work in place; X stays as it was
     elif isinstance(X, np.ndarray) or hasattr(X, "__array__"):
         A = np.asarray(X)
         if A.ndim != 2:
@@ -68,6 +70,12 @@ def check_interactions(X, name="train", shape=None, allow_empty=False):
                          M.indptr.astype(idx_dtype)), shape=M.shape)
     out.has_sorted_indices = True
     return out
+
+
+def _canonical(M):
+    """True when the CSR matrix ``M`` needs none of the in-place fixes (duplicates,
+    explicit zeros, unsorted rows) of :func:`check_interactions`."""
+    return bool(M.has_canonical_format) and not (M.data.size and np.any(M.data == 0))
 
 
 def check_positive_int(value, name, minimum=1):

@@ -10,6 +10,7 @@ from ._modelfile import FORMAT, FORMAT_VERSION, MEMBERS, check_path
 from ._npz import read_json, read_npz
 from ._provenance import fingerprint
 from .models import APR, BPR, ItemPop
+from .models._factor import FactorModel
 
 #: The classes a model file may name.
 REGISTRY = {"BPR": BPR, "APR": APR, "ItemPop": ItemPop}
@@ -25,6 +26,33 @@ def load(path):
     """
     path = check_path(path, must_exist=True)
     data = read_npz(path, MEMBERS)
+    cls = _model_class(path, data)
+    params = read_json(path, data["params"], "parameter")
+    history = read_json(path, data.get("history", np.array("[]")), "history")
+    if not isinstance(params, dict):
+        raise ValueError(f"{path}: parameters do not match any model (corrupted parameter "
+                         f"block: not a mapping)")
+    if not isinstance(history, list):
+        raise ValueError(f"{path}: corrupted history block (not a list)")
+    P, Q = _factors(path, data, params)
+    try:
+        if "dtype" in params:
+            params["dtype"] = np.dtype(params["dtype"]).type
+        model = cls(**params)
+        if hasattr(model, "_validate_params"):
+            model._validate_params()
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: parameters do not match {cls.__name__} ({e})") from None
+    model.user_factors_, model.item_factors_ = P, Q
+    model.history_ = history
+    if issubclass(cls, FactorModel):
+        model.optimizer_state_ = _optimizer_state(path, data, P, Q)
+    _load_provenance(path, data, model, P.shape[0], Q.shape[0])
+    return model
+
+
+def _model_class(path, data):
+    """The model class a file names, after checking its format marker and version."""
     need = {"format", "format_version", "class", "params", "user_factors", "item_factors"}
     if not need <= set(data) or data["format"].shape != () or str(data["format"]) != FORMAT:
         raise ValueError(f"{path}: not an aprnb model file (missing {sorted(need - set(data))} "
@@ -39,14 +67,12 @@ def load(path):
     cls = REGISTRY.get(str(data["class"])) if data["class"].shape == () else None
     if cls is None:
         raise ValueError(f"{path}: unknown model class {str(data['class'])!r}")
-    params = read_json(path, data["params"], "parameter")
-    history = read_json(path, data.get("history", np.array("[]")), "history")
+    return cls
+
+
+def _factors(path, data, params):
+    """The checked factor tables ``(P, Q)`` of a model file."""
     P, Q = (_native(data["user_factors"]), _native(data["item_factors"]))
-    if not isinstance(params, dict):
-        raise ValueError(f"{path}: parameters do not match any model (corrupted parameter "
-                         f"block: not a mapping)")
-    if not isinstance(history, list):
-        raise ValueError(f"{path}: corrupted history block (not a list)")
     if (P.ndim != 2 or Q.ndim != 2 or P.shape[1] != Q.shape[1]
             or P.dtype not in (np.float32, np.float64) or Q.dtype != P.dtype):
         raise ValueError(f"{path}: inconsistent factor arrays {P.shape} {P.dtype} and "
@@ -59,30 +85,21 @@ def load(path):
                          f"{P.shape[1]}")
     if not (np.all(np.isfinite(P)) and np.all(np.isfinite(Q))):
         raise ValueError(f"{path}: factors contain NaN or inf")
-    try:
-        if "dtype" in params:
-            params["dtype"] = np.dtype(params["dtype"]).type
-        model = cls(**params)
-        if hasattr(model, "_validate_params"):
-            model._validate_params()
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{path}: parameters do not match {cls.__name__} ({e})") from None
-    model.user_factors_ = np.ascontiguousarray(P)
-    model.item_factors_ = np.ascontiguousarray(Q)
-    model.history_ = history
-    if "opt_users" in data and "opt_items" in data:
-        GU, GI = data["opt_users"], data["opt_items"]
-        if GU.shape != P.shape or GI.shape != Q.shape or GU.dtype.kind != "f" \
-                or GI.dtype.kind != "f":
-            raise ValueError(f"{path}: optimizer state shapes do not match the factors")
-        if not (np.all(np.isfinite(GU)) and np.all(np.isfinite(GI))
-                and np.all(GU > 0) and np.all(GI > 0)):
-            raise ValueError(f"{path}: optimizer state holds NaN, inf or non-positive values")
-        model.optimizer_state_ = (data["opt_users"], data["opt_items"])
-    elif hasattr(cls, "_mode"):
-        model.optimizer_state_ = None
-    _load_provenance(path, data, model, P.shape[0], Q.shape[0])
-    return model
+    return np.ascontiguousarray(P), np.ascontiguousarray(Q)
+
+
+def _optimizer_state(path, data, P, Q):
+    """The Adagrad accumulators of a model file, checked, or None."""
+    if "opt_users" not in data or "opt_items" not in data:
+        return None
+    GU, GI = data["opt_users"], data["opt_items"]
+    if GU.shape != P.shape or GI.shape != Q.shape or GU.dtype.kind != "f" \
+            or GI.dtype.kind != "f":
+        raise ValueError(f"{path}: optimizer state shapes do not match the factors")
+    if not (np.all(np.isfinite(GU)) and np.all(np.isfinite(GI))
+            and np.all(GU > 0) and np.all(GI > 0)):
+        raise ValueError(f"{path}: optimizer state holds NaN, inf or non-positive values")
+    return GU, GI
 
 
 def _load_provenance(path, data, model, n_users, n_items):
