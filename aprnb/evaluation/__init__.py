@@ -1,5 +1,16 @@
 """Full-ranking top-K evaluation: one engine for every protocol and for ``recommend``.
 
+Protocols of :func:`evaluate`:
+
+* ``"holdout"`` (LightGCN/NGCF): ``recall@K = hits/|test_u|``,
+  ``precision@K = hits/K``, ``ndcg@K`` with the ideal DCG over
+  ``min(|test_u|, K)`` items, ``hr@K = [hits > 0]``.
+* ``"loo"`` (APR paper): each user's single test item is ranked against
+  every item the user has not trained on, ``rank = #{candidates with score
+  >= its score}``; ``hr@K = [rank < K]``, ``ndcg@K = 1/log2(rank+2)``,
+  ``auc = 1 - rank/#candidates``.
+* ``"sampled"``: as ``"loo"`` but against the listed ``negatives`` only.
+
 :func:`evaluate` checks its arguments once and hands canonical matrices to the
 private engine (:mod:`aprnb.evaluation._engine`), which scores users in blocks
 with one BLAS call per tile and Numba kernels for the top-K and the metrics.
@@ -56,17 +67,9 @@ def evaluate(model, train, test=None, k=(20,), protocol=None, users=None, negati
     k : int or list of int
         Cut-offs; all are computed in one pass.
     protocol : {"holdout", "loo", "sampled"}
-        * ``"holdout"`` (LightGCN/NGCF): ``recall@K = hits/|test_u|``,
-          ``precision@K = hits/K``, ``ndcg@K`` with the ideal DCG over
-          ``min(|test_u|, K)`` items, ``hr@K = [hits > 0]``.
-        * ``"loo"`` (APR paper): each user's single test item is ranked against
-          every item the user has not trained on, ``rank = #{candidates with score
-          >= its score}``; ``hr@K = [rank < K]``, ``ndcg@K = 1/log2(rank+2)``,
-          ``auc = 1 - rank/#candidates``.
-        * ``"sampled"``: as ``"loo"`` but against the listed ``negatives`` only.
-
-        None (default) means "sampled" when ``negatives`` are given, else
-        "holdout". Negatives with "holdout" or "loo" raise ``ValueError``.
+        Defined in the module docstring. None (default) means "sampled" when
+        ``negatives`` are given, else "holdout". Negatives with "holdout" or
+        "loo" raise ``ValueError``.
     users : array of int, optional
         Evaluate only these users (raw user ids with ``raw_ids=True``).
     negatives : int array (n_users, n_neg), required for ``"sampled"`` (-1 = padding).
