@@ -289,7 +289,7 @@ def cmd_demo(a):
 
 
 def cmd_reproduce(a):
-    from .reproduce import reproduce
+    from .study.reproduce import reproduce
     reproduce(a.data, out=a.out, quick=a.quick, n_threads=a.threads, seed=a.seed)
     return 0
 
