@@ -30,6 +30,8 @@ import shutil
 import urllib.parse
 import urllib.request
 
+from . import data
+
 __all__ = ["fetch", "download", "get_data_home", "REGISTRY"]
 
 #: Environment variable that overrides the default cache folder.
@@ -124,6 +126,7 @@ _GIT_SHA1 = "git-sha1"
 
 def _import_pooch():
     try:
+        # Lazy: pooch is an optional extra, needed only to download.
         import pooch
     except ImportError:
         raise ImportError("aprnb.datasets needs the optional dependency 'pooch' to download "
@@ -354,7 +357,6 @@ def fetch(name, data_home=None, split=None, seed=0):
     """
     entry = _entry(name)
     path = download(name, data_home=data_home)
-    from . import data
     return data.open_dataset(path, format=entry["format"],
                              split=entry["split"] if split is None else split, seed=seed,
                              name=name, **entry.get("kwargs", {}))

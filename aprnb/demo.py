@@ -7,8 +7,10 @@ prints the accuracy and the robustness tables.
 """
 import time
 
-from . import APR, BPR, ItemPop, evaluate, robustness
 from .data import leave_one_out, make_synthetic
+from .evaluation import evaluate
+from .models import APR, BPR, ItemPop
+from .perturbation import robustness
 
 
 def _row(name, res, seconds, ks):
@@ -55,8 +57,8 @@ def run_demo(quick=False, n_threads=None, seed=0):
     run("ItemPop", lambda: ItemPop().fit(train))
     bpr = run(f"MF-BPR ({bpr_epochs} ep)", lambda: BPR(epochs=bpr_epochs, **common).fit(train))
     run(f"MF-BPR (+{more} ep)", lambda: BPR(epochs=more, **common).fit(train, init=bpr))
-    run(f"AMF (+{more} ep APR)", lambda: APR(epochs=more, eps=0.5, reg_adv=1.0,
-                                            **common).fit(train, init=bpr))
+    run(f"AMF (+{more} ep APR)",
+        lambda: APR(epochs=more, eps=0.5, reg_adv=1.0, **common).fit(train, init=bpr))
     _stage(t_start, "done training\n")
     head = f"{'model':<24}" + "".join(f"{'HR@' + str(k):>9}{'NDCG@' + str(k):>10}" for k in ks)
     print(head + f"{'fit s':>9}")

@@ -13,6 +13,8 @@ Kinds of noise (each row of ``Delta`` has L2 norm ``eps``):
   ``step_size`` (default ``2.5 * eps / steps``), each followed by a projection
   of every row onto its L2 ball of radius ``eps`` (so rows have norm <= eps).
 """
+from functools import partial
+
 import numpy as np
 
 from ._validation import (check_choice, check_float, check_interactions, check_k_bound, check_ks,
@@ -163,6 +165,27 @@ def robustness(model, train, test=None, eps=(0.5, 1.0, 2.0), kinds=("adversarial
         _check_split(model, check_interactions(train, "train", shape=shape),
                      check_interactions(test, "test", shape=shape, allow_empty=True),
                      "robustness")
+    eps_list, kinds = _check_grid(eps, kinds)
+    metrics = ([f"hr@{ks[-1]}", f"ndcg@{ks[-1]}"] if protocol != "holdout"
+               else [f"recall@{ks[-1]}", f"ndcg@{ks[-1]}"])
+    score = partial(evaluate, train=train, test=test, k=ks, protocol=protocol,
+                    n_threads=n_threads, negatives=negatives)
+    clean = score((P, Q))
+    rows = [dict(kind="clean", eps=0.0, **{m: clean[m] for m in metrics})]
+    for kind in kinds:
+        for e in eps_list:
+            res = score(perturb((P, Q), train, e, kind=kind, random_state=random_state,
+                                steps=steps))
+            row = dict(kind=kind, eps=e)
+            for m in metrics:
+                row[m] = res[m]
+                row[m + " change"] = (res[m] - clean[m]) / clean[m] if clean[m] else np.nan
+            rows.append(row)
+    return RobustnessReport(rows, metrics)
+
+
+def _check_grid(eps, kinds):
+    """``eps`` (a number or a sequence) and ``kinds`` as checked, non-empty sequences."""
     if isinstance(eps, (str, bytes)) or eps is None:
         raise TypeError(f"eps must be a positive number or a sequence of them, got {eps!r}")
     eps_list = [check_float(e, "eps", 0.0, low_inclusive=False)
@@ -178,20 +201,4 @@ def robustness(model, train, test=None, eps=(0.5, 1.0, 2.0), kinds=("adversarial
                          "kinds=('adversarial', 'random')")
     for kind in kinds:
         check_choice(kind, "kinds", KINDS)
-    metrics = ([f"hr@{ks[-1]}", f"ndcg@{ks[-1]}"] if protocol != "holdout"
-               else [f"recall@{ks[-1]}", f"ndcg@{ks[-1]}"])
-    clean = evaluate((P, Q), train, test, k=ks, protocol=protocol, n_threads=n_threads,
-                     negatives=negatives)
-    rows = [dict(kind="clean", eps=0.0, **{m: clean[m] for m in metrics})]
-    for kind in kinds:
-        for e in eps_list:
-            Pp, Qp = perturb((P, Q), train, e, kind=kind, random_state=random_state,
-                             steps=steps)
-            res = evaluate((Pp, Qp), train, test, k=ks, protocol=protocol, n_threads=n_threads,
-                           negatives=negatives)
-            row = dict(kind=kind, eps=e)
-            for m in metrics:
-                row[m] = res[m]
-                row[m + " change"] = (res[m] - clean[m]) / clean[m] if clean[m] else np.nan
-            rows.append(row)
-    return RobustnessReport(rows, metrics)
+    return eps_list, kinds

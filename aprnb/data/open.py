@@ -48,6 +48,73 @@ def _check_path(p, name):
     return os.path.abspath(p)
 
 
+def _check_arguments(path, format, split, seed, test, negatives, test_fraction):
+    """The checked ``(path, test, negatives, test_fraction)``; paths made absolute."""
+    path = _check_path(path, "path")
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {list(FORMATS)}, got {format!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {seed!r}")
+    test_fraction = check_float(test_fraction, "test_fraction", 0.0, 1.0, False, False)
+    test = None if test is None else _check_path(test, "test")
+    negatives = None if negatives is None else _check_path(negatives, "negatives")
+    return path, test, negatives, test_fraction
+
+
+def _load(path, fmt, test, negatives, sep, header, one_based, min_value, name):
+    """Read ``path`` in format ``fmt``; the delimited-only arguments are refused for the
+    other formats."""
+    if fmt != "delimited":
+        extra = [n for n, v in (("test", test), ("negatives", negatives)) if v is not None]
+        if extra:
+            raise ValueError(f"{' and '.join(extra)} files are for delimited data; the "
+                             f"{fmt} format brings its own (pass format='delimited' for "
+                             f"CSV/TSV files)")
+        if min_value is not None:
+            raise ValueError(f"min_value is for delimited data; the {fmt} format has no "
+                             f"values to threshold")
+    if fmt == "lightgcn":
+        return load_lightgcn(path, name=name)
+    if fmt == "lastfm":
+        return load_lastfm(path)
+    if fmt == "ncf":
+        return load_ncf(path, name=name)
+    return load_delimited(path, test, sep=sep, one_based=one_based, header=header,
+                          name=name, negatives_path=negatives, min_value=min_value)
+
+
+def _check_given(ds, path):
+    """The data's own split must have a test set that shares nothing with training."""
+    if ds.test is None:
+        raise ValueError(f"{path} has no test set; pass split='loo' or split='holdout' "
+                         f"(CLI: --split loo) to split it, or a test file (CLI: --test)")
+    shared = ds.test.multiply(ds.train).count_nonzero()
+    if shared:
+        raise ValueError(f"{path}: {shared} of the {ds.test.nnz} test interactions are "
+                         f"also training interactions, so the given split cannot be "
+                         f"scored fairly; remove them from the test file, or re-split "
+                         f"with split='loo' or 'holdout' (CLI: --split loo)")
+
+
+def _resplit(ds, path, split, seed, test_fraction):
+    """Merge and re-split ``ds`` in place ("loo" or "holdout"); drops its negatives."""
+    if ds.negatives is not None:
+        # stacklevel 3: the caller of open_dataset
+        warnings.warn(f"split={split!r} re-splits {path}: its negatives belong to the "
+                      f"given test items and are dropped; use split='given' for the "
+                      f"sampled protocol", UserWarning, stacklevel=3)
+    if split == "loo":
+        src = (ds.interactions if ds.test is None and ds.interactions is not None
+               else merge(ds.train, ds.test) if ds.test is not None else ds.train)
+        ds.train, ds.test = leave_one_out(src, random_state=seed)
+    else:
+        full = merge(ds.train, ds.test) if ds.test is not None else ds.train
+        ds.train, ds.test = holdout_split(full, test_fraction, random_state=seed)
+    ds.negatives = None
+
+
 def open_dataset(path, format="auto", split="given", seed=0, sep="auto", header="auto",
                  test=None, negatives=None, test_fraction=0.2, one_based=None, name=None,
                  min_value=None):
@@ -96,60 +163,15 @@ def open_dataset(path, format="auto", split="given", seed=0, sep="auto", header=
     ValueError
         Malformed files (naming the file and line), or a split the data cannot have.
     """
-    path = _check_path(path, "path")
-    if format not in FORMATS:
-        raise ValueError(f"format must be one of {list(FORMATS)}, got {format!r}")
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {seed!r}")
-    test_fraction = check_float(test_fraction, "test_fraction", 0.0, 1.0, False, False)
-    test = None if test is None else _check_path(test, "test")
-    negatives = None if negatives is None else _check_path(negatives, "negatives")
+    path, test, negatives, test_fraction = _check_arguments(path, format, split, seed, test,
+                                                            negatives, test_fraction)
     fmt = sniff_format(path) if format == "auto" else format
-    if fmt != "delimited":
-        extra = [n for n, v in (("test", test), ("negatives", negatives)) if v is not None]
-        if extra:
-            raise ValueError(f"{' and '.join(extra)} files are for delimited data; the "
-                             f"{fmt} format brings its own (pass format='delimited' for "
-                             f"CSV/TSV files)")
-        if min_value is not None:
-            raise ValueError(f"min_value is for delimited data; the {fmt} format has no "
-                             f"values to threshold")
-    if fmt == "lightgcn":
-        ds = load_lightgcn(path, name=name)
-    elif fmt == "lastfm":
-        ds = load_lastfm(path)
-    elif fmt == "ncf":
-        ds = load_ncf(path, name=name)
-    else:
-        ds = load_delimited(path, test, sep=sep, one_based=one_based, header=header,
-                            name=name, negatives_path=negatives, min_value=min_value)
-    spec = dict(path=path, format=fmt, split=split, seed=seed, sep=sep, header=header,
-                test=test, negatives=negatives, test_fraction=test_fraction,
-                one_based=one_based, min_value=min_value)
+    ds = _load(path, fmt, test, negatives, sep, header, one_based, min_value, name)
     if split == "given":
-        if ds.test is None:
-            raise ValueError(f"{path} has no test set; pass split='loo' or split='holdout' "
-                             f"(CLI: --split loo) to split it, or a test file (CLI: --test)")
-        shared = ds.test.multiply(ds.train).count_nonzero()
-        if shared:
-            raise ValueError(f"{path}: {shared} of the {ds.test.nnz} test interactions are "
-                             f"also training interactions, so the given split cannot be "
-                             f"scored fairly; remove them from the test file, or re-split "
-                             f"with split='loo' or 'holdout' (CLI: --split loo)")
+        _check_given(ds, path)
     else:
-        if ds.negatives is not None:
-            warnings.warn(f"split={split!r} re-splits {path}: its negatives belong to the "
-                          f"given test items and are dropped; use split='given' for the "
-                          f"sampled protocol", UserWarning, stacklevel=2)
-        if split == "loo":
-            src = (ds.interactions if ds.test is None and ds.interactions is not None
-                   else merge(ds.train, ds.test) if ds.test is not None else ds.train)
-            ds.train, ds.test = leave_one_out(src, random_state=seed)
-        else:
-            full = merge(ds.train, ds.test) if ds.test is not None else ds.train
-            ds.train, ds.test = holdout_split(full, test_fraction, random_state=seed)
-        ds.negatives = None
-    ds.split = spec
+        _resplit(ds, path, split, seed, test_fraction)
+    ds.split = dict(path=path, format=fmt, split=split, seed=seed, sep=sep, header=header,
+                    test=test, negatives=negatives, test_fraction=test_fraction,
+                    one_based=one_based, min_value=min_value)
     return ds
