@@ -21,7 +21,7 @@ import numpy as np
 
 from ._npz import write_npz
 from ._provenance import jsonable_params
-from ._version import __version__
+from . import __version__
 
 FORMAT = "aprnb-model"
 FORMAT_VERSION = 2

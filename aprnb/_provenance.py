@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from ._version import __version__
+from . import __version__
 
 
 def fingerprint(M):
@@ -30,10 +30,6 @@ def factors_fingerprint(P, Q):
         h.update(f"{A.dtype.str}{A.shape}".encode())
         h.update(A.tobytes())
     return "sha256:" + h.hexdigest()
-
-
-def _version():
-    return __version__
 
 
 def record(X, data=None, init=None):
@@ -89,7 +85,7 @@ def record(X, data=None, init=None):
         raise ValueError(f"data.item_ids has {len(iids)} ids for {X.shape[1]} items")
     prov = {"train_fingerprint": fp, "train_shape": [int(X.shape[0]), int(X.shape[1])],
             "train_nnz": int(X.nnz), "split": split, "init": init_rec,
-            "seen": sorted(seen), "aprnb_version": _version()}
+            "seen": sorted(seen), "aprnb_version": __version__}
     return prov, uids, iids
 
 

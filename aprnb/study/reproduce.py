@@ -27,7 +27,7 @@ import numpy as np
 
 from ..data import holdout_split, leave_one_out, merge, open_dataset
 from ..evaluation import evaluate
-from ..models import APR, BPR, ItemPop
+from ..models import APR, BPR, ItemPop, Validation
 from ..perturbation import robustness
 from .report import log, plot, write_markdown
 
@@ -61,8 +61,8 @@ def _fit_with_curve(cls, train, epochs, common, curve, every, init=None, **kw):
     test, proto, k, metric = curve
     model = cls(epochs=epochs, **common, **kw)
     t0 = time.perf_counter()
-    model.fit(train, init=init, validation=test, validation_protocol=proto,
-              validation_k=k, validation_every=every)
+    model.fit(train, init=init, callback=Validation(test, k=k, protocol=proto, metric=metric,
+                                                    every=every))
     seconds = time.perf_counter() - t0
     return model, seconds, [(h["epoch"], h[metric]) for h in model.history_ if metric in h]
 
