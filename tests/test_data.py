@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from aprnb.data import (Interactions, holdout_split, leave_one_out, load_delimited,
                         load_interactions, load_lightgcn, load_ncf, make_synthetic, merge,
                         open_dataset, validation_split)
-from naive import as_csr, items_of, pairs
+from aprnb.reference import as_csr, items_of, pairs
 
 
 def write(path, text):

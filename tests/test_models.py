@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 import aprnb
 from aprnb import APR, BPR, DivergenceError, ItemPop, NotFittedError, evaluate
-from naive import naive_top_k, pairs
+from aprnb.reference import naive_top_k, pairs
 
 FACTOR_MODELS = {
     "bpr-sgd": (BPR, dict(optimizer="sgd")),
