@@ -144,7 +144,7 @@ def test_perturb_rejects_bad_arguments(fitted, bad, err):
         aprnb.perturb(model, train, **kw)
 
 
-# -- bad arguments, untouched models, reproducibility (from test_reliability.py) ---------------
+# -- bad arguments, untouched models, reproducibility -----------------------------------
 PERTURB_BAD = [
     (dict(eps=0), ValueError, "eps must be > 0"),
     (dict(eps=-1), ValueError, "eps must be > 0"),
