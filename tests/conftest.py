@@ -79,3 +79,42 @@ def tiny():
                       [1, 1, 1, 1, 0, 0],
                       [0, 0, 0, 0, 0, 0]], dtype=np.float32)
     return sp.csr_matrix(dense)
+
+
+# -- the 30 x 20 set of the input-check suites (fitted models are snapshotted around each bad
+#    call and compared bitwise afterwards; see tests/checks.py) -----------------------------------
+@pytest.fixture(scope="module")
+def X():
+    """30 users x 20 items with planted structure."""
+    return make_synthetic(n_users=30, n_items=20, n_groups=2, mean_degree=4, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def split(X):
+    """``(train, test)``: leave-one-out split of :func:`X` (seed 0)."""
+    return leave_one_out(X, random_state=0)
+
+
+@pytest.fixture(params=["BPR", "APR", "ItemPop"])
+def fitted(request, split):
+    """A freshly fitted model of each class (Adagrad, so optimizer state exists)."""
+    import aprnb
+    from checks import fit_fast
+    return fit_fast(getattr(aprnb, request.param), split[0])
+
+
+@pytest.fixture
+def bpr(split):
+    """A BPR fitted on ``split[0]`` with the FAST settings of tests/checks.py."""
+    from aprnb import BPR
+    from checks import fit_fast
+    return fit_fast(BPR, split[0])
+
+
+@pytest.fixture
+def lightgcn_folder(tmp_path):
+    """A toy LightGCN folder (train.txt, test.txt) in ``tmp_path``; user 2 has no training item."""
+    from checks import write
+    write(tmp_path / "train.txt", "0 1 2 3\n1 0 4\n2\n3 5 1\n\n")
+    write(tmp_path / "test.txt", "0 4\n1 2\n2 5 0\n3 0\n")
+    return tmp_path

@@ -1,4 +1,4 @@
-"""The evaluation engine against brute-force definitions (``tests/naive.py``).
+"""The evaluation engine against brute-force definitions (``aprnb/reference/metrics.py``).
 
 Factors are drawn on a grid of multiples of 0.5 so that every score is exact in
 float32 and float64 alike and ties are frequent: the engine and the reference
@@ -19,8 +19,8 @@ import aprnb
 from aprnb import evaluate
 from aprnb.data import leave_one_out, load_ncf, merge
 from aprnb.evaluation import top_k
-from naive import (blocked_holdout, naive_holdout, naive_loo, naive_sampled, naive_top_k,
-                   pairs)
+from aprnb.reference import (blocked_holdout, naive_holdout, naive_loo, naive_sampled,
+                             naive_top_k, pairs)
 
 TOL = 1e-12
 # The brute-force comparisons let test items also be training items on purpose (the

@@ -1,62 +1,27 @@
-"""The shared model contract: every model passes the same suite.
+"""Behaviour of the individual models beyond the shared contract.
 
-Factor models: BPR (SGD, Adagrad) and APR (SGD, Adagrad, mini-batch of 8, random
-noise). ItemPop passes the parts that apply to a model without training.
+ItemPop's ranking, bitwise determinism across optimizers, mini-batches, dtypes and
+the APR schedule, the APR schedule and Adagrad state, defaults, provenance and raw
+ids. What every model must do is in ``tests/test_model_contract.py``; input checks
+in ``tests/test_models_input.py``; divergence, interrupts and degenerate data in
+``tests/test_models_faults.py``; ``fit(validation=...)`` in
+``tests/test_fit_validation.py``.
 """
-import re
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 import aprnb
-from aprnb import APR, BPR, DivergenceError, ItemPop, NotFittedError, evaluate
-from naive import naive_top_k, pairs
+from aprnb import APR, BPR, ItemPop
+from aprnb.reference import naive_top_k, pairs
+from checks import FAST, assert_same
 
-FACTOR_MODELS = {
-    "bpr-sgd": (BPR, dict(optimizer="sgd")),
-    "bpr-adagrad": (BPR, dict(optimizer="adagrad")),
-    "apr-sgd": (APR, dict(optimizer="sgd")),
-    "apr-adagrad": (APR, dict(optimizer="adagrad")),
-    "apr-batch8": (APR, dict(optimizer="sgd", batch_size=8)),
-    "apr-random": (APR, dict(optimizer="sgd", noise="random")),
-}
+FACTOR_MODELS = (BPR, APR)
+OPTIMIZERS = ("sgd", "adagrad")
 SMALL = dict(factors=8, epochs=4, n_threads=1, random_state=0, show_progress=False)
 
 
-def make(name, **kwargs):
-    cls, base = FACTOR_MODELS[name]
-    return cls(**{**SMALL, **base, **kwargs})
-
-
-factor_model = pytest.mark.parametrize("name", list(FACTOR_MODELS))
-dtypes = pytest.mark.parametrize("dtype", [np.float32, np.float64])
-
-
-def n_epochs(model):
-    return model.epochs + getattr(model, "bpr_epochs", 0)
-
-
-# -- learns the planted structure -----------------------------------------------------------------
-@factor_model
-def test_learns_planted_structure(name, synthetic_loo):
-    """Beats ItemPop on a leave-one-out split of make_synthetic.
-
-    APR starts from a converged BPR (``bpr_epochs``), as the paper does: from a
-    0.01-std initialisation the eps=0.5 adversary is far larger than the embeddings.
-    """
-    train, test = synthetic_loo
-    pop = evaluate(ItemPop().fit(train), train, test, k=[10], protocol="loo")
-    settings = dict(factors=16, epochs=30)
-    if FACTOR_MODELS[name][0] is APR:
-        settings = dict(factors=16, bpr_epochs=20, epochs=10)
-    model = make(name, **settings).fit(train)
-    res = evaluate(model, train, test, k=[10], protocol="loo")
-    assert res["hr@10"] > 1.5 * pop["hr@10"], (res, pop)
-    assert res["ndcg@10"] > 1.5 * pop["ndcg@10"], (res, pop)
-    assert res["auc"] > pop["auc"]
-
-
+# -- ItemPop -----------------------------------------------------------------------------------
 def test_itempop_ranks_by_popularity_with_tie_rule(synthetic):
     model = ItemPop().fit(synthetic)
     counts = np.asarray(synthetic.sum(axis=0)).ravel()
@@ -67,111 +32,30 @@ def test_itempop_ranks_by_popularity_with_tie_rule(synthetic):
     np.testing.assert_array_equal(items, want)
 
 
-# -- determinism ----------------------------------------------------------------------------------
-@factor_model
-def test_seeded_single_thread_is_bitwise_reproducible(name, small_synthetic):
-    a = make(name, random_state=5).fit(small_synthetic)
-    b = make(name, random_state=5).fit(small_synthetic)
-    np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
-    np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
+# -- determinism across optimizers, mini-batches, dtypes and the APR schedule ------------------
+@pytest.mark.parametrize("cls", FACTOR_MODELS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("batch_size", [1, 4])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_one_thread_and_a_seed_is_bitwise_reproducible(cls, optimizer, batch_size, dtype, X):
+    params = dict(FAST, epochs=3, optimizer=optimizer, batch_size=batch_size, dtype=dtype)
+    if cls is APR:
+        params["bpr_epochs"] = 1
+    a = cls(**params).fit(X)
+    b = cls(**params).fit(X)
+    a.fit(X)      # refitting the same object also restarts from the seed
+    for m in (a, b):
+        assert m.user_factors_.dtype == dtype
+    assert_same(a.user_factors_, b.user_factors_, "user_factors_")
+    assert_same(a.item_factors_, b.item_factors_, "item_factors_")
     assert [h["loss"] for h in a.history_] == [h["loss"] for h in b.history_]
-    a.fit(small_synthetic)                                 # refit the same object
-    np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
-    c = make(name, random_state=6).fit(small_synthetic)
+    if optimizer == "adagrad":
+        assert_same(tuple(a.optimizer_state_), tuple(b.optimizer_state_), "state")
+    c = cls(**dict(params, random_state=1)).fit(X)
     assert not np.array_equal(a.user_factors_, c.user_factors_)
-    assert not np.array_equal(a.item_factors_, c.item_factors_)
 
 
-@factor_model
-def test_several_threads_train(name, small_synthetic):
-    model = make(name, n_threads=2).fit(small_synthetic)
-    assert np.all(np.isfinite(model.user_factors_)) and np.all(np.isfinite(model.item_factors_))
-
-
-# -- persistence ----------------------------------------------------------------------------------
-def assert_same_model(a, b):
-    assert type(a) is type(b)
-    assert a.get_params() == b.get_params()
-    np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
-    np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
-    assert a.user_factors_.dtype == b.user_factors_.dtype
-    assert a.history_ == b.history_
-    sa, sb = getattr(a, "optimizer_state_", None), getattr(b, "optimizer_state_", None)
-    assert (sa is None) == (sb is None)
-    if sa is not None:
-        for x, y in zip(sa, sb):
-            np.testing.assert_array_equal(x, y)
-
-
-@factor_model
-@dtypes
-def test_save_load_round_trip(name, dtype, small_synthetic, tmp_path):
-    train, val = aprnb.data.leave_one_out(small_synthetic, random_state=0)
-    model = make(name, dtype=dtype).fit(train, validation=val, validation_k=[5],
-                                        validation_protocol="loo")
-    path = tmp_path / "model.npz"
-    assert model.save(path) == path
-    loaded = aprnb.load(path)
-    assert_same_model(model, loaded)
-    if model.optimizer == "adagrad":
-        assert loaded.optimizer_state_ is not None
-    users = np.arange(train.shape[0])
-    np.testing.assert_array_equal(model.recommend(users, 5, exclude=train)[0],
-                                  loaded.recommend(users, 5, exclude=train)[0])
-    # the loaded model can continue training
-    more = make(name, dtype=dtype, epochs=1).fit(train, init=loaded)
-    assert np.all(np.isfinite(more.user_factors_))
-
-
-@dtypes
-def test_itempop_save_load_round_trip(dtype, small_synthetic, tmp_path):
-    model = ItemPop(dtype=dtype).fit(small_synthetic)
-    model.save(tmp_path / "pop.npz")
-    assert_same_model(model, aprnb.load(tmp_path / "pop.npz"))
-
-
-def test_save_with_numpy_scalar_parameters(small_synthetic, tmp_path):
-    """Parameters that come out of numpy (grid searches, np.arange) must save and load."""
-    model = BPR(factors=np.int64(4), epochs=np.int64(1), learning_rate=np.float32(0.05),
-                random_state=np.int64(3), n_threads=1, show_progress=False)
-    model.fit(small_synthetic)
-    model.save(tmp_path / "np.npz")
-    loaded = aprnb.load(tmp_path / "np.npz")
-    assert loaded.factors == 4 and loaded.random_state == 3
-    np.testing.assert_array_equal(loaded.user_factors_, model.user_factors_)
-
-
-# -- dtypes, return value, history ----------------------------------------------------------------
-@factor_model
-@dtypes
-def test_dtype_fit_returns_self_and_history(name, dtype, small_synthetic):
-    model = make(name, dtype=dtype)
-    assert model.fit(small_synthetic) is model
-    assert model.user_factors_.dtype == dtype and model.item_factors_.dtype == dtype
-    assert model.user_factors_.shape == (small_synthetic.shape[0], 8)
-    assert model.item_factors_.shape == (small_synthetic.shape[1], 8)
-    assert model.user_factors_.flags.c_contiguous and model.item_factors_.flags.c_contiguous
-    assert model.score([0, 1]).dtype == dtype
-    assert len(model.history_) == n_epochs(model)
-    for e, h in enumerate(model.history_, 1):
-        assert h["epoch"] == e
-        assert np.isfinite(h["loss"]) and h["loss"] > 0
-        assert h["seconds"] >= 0
-    if model.optimizer == "adagrad":
-        GP, GQ = model.optimizer_state_
-        assert GP.shape == model.user_factors_.shape and GQ.shape == model.item_factors_.shape
-        assert GP.dtype == dtype and np.all(GP >= model.initial_accumulator)
-    else:
-        assert model.optimizer_state_ is None
-
-
-@dtypes
-def test_itempop_dtype_and_fit_returns_self(dtype, small_synthetic):
-    model = ItemPop(dtype=dtype)
-    assert model.fit(small_synthetic) is model
-    assert model.user_factors_.dtype == dtype and model.item_factors_.dtype == dtype
-
-
+# -- training ----------------------------------------------------------------------------------
 def test_bpr_loss_decreases(synthetic):
     model = BPR(factors=16, epochs=15, n_threads=1, random_state=0,
                 show_progress=False).fit(synthetic)
@@ -180,89 +64,7 @@ def test_bpr_loss_decreases(synthetic):
     assert losses[-1] < 0.6 * losses[0]
 
 
-@factor_model
-def test_validation_metric_in_history(name, small_synthetic):
-    train, val = aprnb.data.leave_one_out(small_synthetic, random_state=0)
-    model = make(name, epochs=5, bpr_epochs=0) if FACTOR_MODELS[name][0] is APR \
-        else make(name, epochs=5)
-    model.fit(train, validation=val, validation_k=[10], validation_protocol="loo",
-              validation_every=2)
-    with_metric = [h["epoch"] for h in model.history_ if "ndcg@10" in h]
-    assert with_metric == [2, 4, 5]                        # every 2nd epoch and the last
-    final = evaluate(model, train, val, k=[10], protocol="loo")
-    assert model.history_[-1]["ndcg@10"] == final["ndcg@10"]
-    model.fit(train, validation=val, validation_k=20, validation_metric="recall@20")
-    assert all("recall@20" in h for h in model.history_)
-
-
-@factor_model
-def test_callback_receives_stats_and_can_stop(name, small_synthetic):
-    calls = []
-
-    def callback(epoch, stats):
-        calls.append((epoch, stats))
-        return False if epoch == 3 else None
-
-    model = make(name, epochs=6).fit(small_synthetic, callback=callback)
-    assert [c[0] for c in calls] == [1, 2, 3]
-    assert len(model.history_) == 3
-    for epoch, stats in calls:
-        assert stats["epoch"] == epoch and "loss" in stats and "seconds" in stats
-    # the stopped model equals a model trained for exactly 3 epochs
-    ref = make(name, epochs=3).fit(small_synthetic)
-    np.testing.assert_array_equal(model.user_factors_, ref.user_factors_)
-    assert make(name).fit(small_synthetic, callback=lambda e, s: None).history_[-1]["epoch"] \
-        == n_epochs(make(name))
-    with pytest.raises(TypeError):
-        make(name).fit(small_synthetic, callback="not callable")
-
-
-# -- warm start -----------------------------------------------------------------------------------
-@factor_model
-def test_warm_start_from_model_leaves_init_untouched(name, small_synthetic):
-    init = make(name, random_state=1).fit(small_synthetic)
-    P0, Q0 = init.user_factors_.copy(), init.item_factors_.copy()
-    state0 = None if init.optimizer_state_ is None else [a.copy() for a in init.optimizer_state_]
-    model = make(name, epochs=2, random_state=2).fit(small_synthetic, init=init)
-    np.testing.assert_array_equal(init.user_factors_, P0)
-    np.testing.assert_array_equal(init.item_factors_, Q0)
-    if state0 is not None:
-        for a, b in zip(init.optimizer_state_, state0):
-            np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(model.user_factors_, P0)
-    # zero further epochs: the factors are a copy of init
-    copy = make(name, epochs=0, bpr_epochs=0) if FACTOR_MODELS[name][0] is APR \
-        else make(name, epochs=0)
-    copy.fit(small_synthetic, init=init)
-    np.testing.assert_array_equal(copy.user_factors_, P0)
-    assert not np.shares_memory(copy.user_factors_, init.user_factors_)
-    assert not np.shares_memory(copy.item_factors_, init.item_factors_)
-
-
-@factor_model
-@dtypes
-def test_warm_start_from_tuple_leaves_init_untouched(name, dtype, small_synthetic):
-    rng = np.random.default_rng(0)
-    P = rng.standard_normal((small_synthetic.shape[0], 8)) * 0.1
-    Q = rng.standard_normal((small_synthetic.shape[1], 8)) * 0.1
-    P0, Q0 = P.copy(), Q.copy()
-    model = make(name, dtype=dtype, epochs=2).fit(small_synthetic, init=(P, Q))
-    np.testing.assert_array_equal(P, P0)
-    np.testing.assert_array_equal(Q, Q0)
-    assert model.user_factors_.dtype == dtype
-    assert not np.allclose(model.user_factors_, P0)
-
-
-def test_warm_start_shape_mismatch_raises(small_synthetic):
-    P = np.zeros((small_synthetic.shape[0], 3))
-    Q = np.zeros((small_synthetic.shape[1], 3))
-    with pytest.raises(ValueError, match="init"):
-        BPR(factors=8, epochs=1, show_progress=False).fit(small_synthetic, init=(P, Q))
-    with pytest.raises(TypeError):
-        BPR(factors=8, epochs=1, show_progress=False).fit(small_synthetic, init=[P, Q])
-
-
-# -- APR schedule and the Adagrad state -----------------------------------------------------------
+# -- APR schedule and the Adagrad state --------------------------------------------------------
 @pytest.mark.parametrize("optimizer", ["sgd", "adagrad"])
 def test_apr_bpr_epochs_schedule_switches_mode(optimizer, small_synthetic):
     kw = dict(SMALL, optimizer=optimizer)
@@ -327,134 +129,7 @@ def test_reset_optimizer_defaults():
     assert APR().reset_optimizer is True
 
 
-# -- divergence -----------------------------------------------------------------------------------
-def check_divergence(model, X):
-    with pytest.raises(DivergenceError) as info:
-        model.fit(X)
-    msg = str(info.value)
-    found = re.search(r"epoch (\d+)", msg)
-    assert found, msg
-    bad = int(found.group(1))
-    assert 1 <= bad <= n_epochs(model)
-    assert np.all(np.isfinite(model.user_factors_)) and np.all(np.isfinite(model.item_factors_))
-    assert len(model.history_) == bad - 1
-    # the kept state is exactly the last good epoch
-    params = model.get_params()
-    if isinstance(model, APR):
-        params["epochs"] = max(0, bad - 1 - model.bpr_epochs)
-        params["bpr_epochs"] = min(model.bpr_epochs, bad - 1)
-    else:
-        params["epochs"] = bad - 1
-    ref = type(model)(**params).fit(X)
-    np.testing.assert_array_equal(model.user_factors_, ref.user_factors_)
-    np.testing.assert_array_equal(model.item_factors_, ref.item_factors_)
-    return bad
-
-
-@factor_model
-@dtypes
-def test_huge_learning_rate_raises_divergence_error(name, dtype, small_synthetic):
-    lr = 1e30 if dtype == np.float32 else 1e300
-    model = make(name, dtype=dtype, learning_rate=lr, init_std=1.0)
-    check_divergence(model, small_synthetic)
-
-
-@pytest.mark.parametrize("cls", [BPR, APR])
-def test_divergence_after_good_epochs_keeps_last_good_epoch(cls, synthetic):
-    model = cls(factors=8, epochs=6, learning_rate=10.0, init_std=1.0, n_threads=1,
-                random_state=0, dtype=np.float64, show_progress=False, optimizer="sgd")
-    assert check_divergence(model, synthetic) >= 2
-
-
-def test_divergence_error_is_a_floating_point_error():
-    assert issubclass(DivergenceError, FloatingPointError)
-
-
-# -- recommend ------------------------------------------------------------------------------------
-@factor_model
-def test_recommend_excludes_training_items(name, small_synthetic):
-    model = make(name).fit(small_synthetic)
-    users = np.arange(small_synthetic.shape[0])
-    items, scores = model.recommend(users, k=10, exclude=small_synthetic)
-    assert items.shape == scores.shape == (len(users), 10)
-    got = {(int(u), int(i)) for u, row in zip(users, items) for i in row if i >= 0}
-    assert not got & pairs(small_synthetic)
-    # one user at a time gives the same lists as the batch
-    for u in users[:10]:
-        one, _ = model.recommend(int(u), k=10, exclude=small_synthetic)
-        np.testing.assert_array_equal(one[0], items[u])
-    # by default the model's own training items are excluded
-    default, _ = model.recommend(users, k=10)
-    np.testing.assert_array_equal(default, items)
-    # with exclude=None, training items may come back
-    again, _ = model.recommend(users, k=10, exclude=None)
-    assert {(int(u), int(i)) for u, row in zip(users, again) for i in row} & \
-        pairs(small_synthetic)
-
-
-def test_itempop_recommend_excludes_training_items(small_synthetic):
-    model = ItemPop().fit(small_synthetic)
-    users = np.arange(small_synthetic.shape[0])
-    items, _ = model.recommend(users, k=10, exclude=small_synthetic)
-    got = {(int(u), int(i)) for u, row in zip(users, items) for i in row if i >= 0}
-    assert not got & pairs(small_synthetic)
-
-
-# -- input checks ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("model", [BPR(show_progress=False), APR(show_progress=False),
-                                   ItemPop()])
-def test_not_fitted(model):
-    with pytest.raises(NotFittedError):
-        model.recommend([0], k=3)
-
-
-@pytest.mark.parametrize("name", ["bpr-sgd", "apr-sgd"])
-def test_bad_training_input_raises_value_error(name):
-    model = make(name)
-    with pytest.raises(ValueError):
-        model.fit(sp.csr_matrix((5, 4)))                                  # no interactions
-    with pytest.raises(ValueError):
-        model.fit(sp.csr_matrix(np.array([[1.0, -1.0], [0.0, 1.0]])))    # negative
-    with pytest.raises(ValueError):
-        model.fit(np.array([[1.0, np.nan], [0.0, 1.0]]))                  # NaN
-    with pytest.raises(ValueError):
-        model.fit(np.ones(5))                                             # 1-D
-    with pytest.raises(TypeError):
-        model.fit([[1, 0], [0, 1]])                                       # a list
-
-
-@pytest.mark.parametrize("params", [dict(factors=0), dict(learning_rate=-0.1),
-                                    dict(learning_rate=0.0), dict(reg=-1.0),
-                                    dict(optimizer="adam"), dict(epochs=-1),
-                                    dict(n_threads=0), dict(batch_size=0),
-                                    dict(eps=0.0), dict(noise="gaussian"),
-                                    dict(bpr_epochs=-1)])
-def test_bad_parameters_raise_value_error(params, small_synthetic):
-    with pytest.raises(ValueError):
-        APR(**{**SMALL, **params}).fit(small_synthetic)
-
-
-@pytest.mark.parametrize("metric,protocol", [("ndgc@20", "holdout"), ("auc", "holdout"),
-                                             ("ndcg@10", "holdout")])
-def test_unknown_validation_metric_raises_value_error_before_training(metric, protocol,
-                                                                      small_synthetic):
-    """A metric that the validation protocol does not produce is a ValueError up front
-    (``validation_k=20``: ``ndcg@10`` is not computed), not a KeyError after an epoch."""
-    train, val = aprnb.data.leave_one_out(small_synthetic, random_state=0)
-    calls = []
-    with pytest.raises(ValueError):
-        make("bpr-sgd").fit(train, validation=val, validation_k=20, validation_metric=metric,
-                            validation_protocol=protocol,
-                            callback=lambda e, s: calls.append(e))
-    assert calls == []
-
-
-def test_validation_shape_mismatch_raises(small_synthetic):
-    with pytest.raises(ValueError):
-        make("bpr-sgd").fit(small_synthetic, validation=sp.csr_matrix((3, 3)))
-
-
-# -- defaults, provenance, raw ids ----------------------------------------------------------------
+# -- defaults, provenance, raw ids -------------------------------------------------------------
 def test_defaults_are_the_papers_optimizer():
     """Problem 5: BPR() and APR() trained with constant-rate SGD, under which AMF does not
     beat continued MF-BPR; the paper's optimizer is Adagrad."""

@@ -1,12 +1,21 @@
-"""perturb() and robustness(): norms, untouched models, adversarial vs random, PGD."""
+"""perturb() and robustness(): norms, untouched models, adversarial vs random, PGD.
+
+Bad arguments raise ``ValueError``/``TypeError`` naming the argument and leave the
+model and the matrices exactly as they were.
+"""
+import inspect
+
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 import aprnb
+from aprnb import APR, BPR
 from aprnb.data import leave_one_out, make_synthetic
 from aprnb.kernels._rng import seed_states
 from aprnb.kernels.sampling import sample_negatives
 from aprnb.perturbation import bpr_loss_total
+from checks import INF, NAN, assert_same, assert_unchanged, fit_fast, message, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -99,14 +108,6 @@ def test_pgd_stays_in_ball_and_is_at_least_as_strong(fitted):
     assert multi >= 0.99 * one
 
 
-def test_seeded_perturbation_is_reproducible(fitted):
-    model, train, _ = fitted
-    for kind in ("adversarial", "random", "pgd"):
-        a = aprnb.perturb(model, train, 0.5, kind=kind, random_state=9, steps=3)
-        b = aprnb.perturb(model, train, 0.5, kind=kind, random_state=9, steps=3)
-        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
-
-
 def test_robustness_report(fitted):
     model, train, test = fitted
     rep = aprnb.robustness(model, train, test, eps=(0.5, 1.0), kinds=("adversarial", "random"),
@@ -123,13 +124,137 @@ def test_robustness_report(fitted):
     assert "adversarial" in text and "ndcg@50" in text
 
 
-@pytest.mark.parametrize("bad, err", [(dict(eps=0.0), ValueError), (dict(eps=-1), ValueError),
-                                      (dict(eps=float("nan")), ValueError),
-                                      (dict(kind="fgsm"), ValueError),
-                                      (dict(eps="0.5"), TypeError)])
-def test_perturb_rejects_bad_arguments(fitted, bad, err):
-    model, train, _ = fitted
-    kw = dict(eps=0.5, kind="adversarial")
-    kw.update(bad)
-    with pytest.raises(err):
-        aprnb.perturb(model, train, **kw)
+# -- bad arguments, untouched models, reproducibility -----------------------------------
+PERTURB_BAD = [
+    (dict(eps=0), ValueError, "eps must be > 0"),
+    (dict(eps=-1), ValueError, "eps must be > 0"),
+    (dict(eps=NAN), ValueError, "eps must be finite"),
+    (dict(eps=INF), ValueError, "eps must be finite"),
+    (dict(eps="1"), TypeError, "eps must be a real number"),
+    (dict(eps=[1.0]), TypeError, "eps must be a real number"),
+    (dict(eps=True), TypeError, "eps must be a real number"),
+    (dict(kind="fgsm"), ValueError, "kind must be one of"),
+    (dict(kind=None), ValueError, "kind must be one of"),
+    (dict(random_state=-5), ValueError, "random_state"),
+    (dict(random_state=1.5), TypeError, "random_state"),
+    (dict(kind="pgd", steps=0), ValueError, "steps"),
+    (dict(kind="pgd", steps=True), TypeError, "steps"),
+    (dict(kind="pgd", step_size=0), ValueError, "step_size"),
+    (dict(kind="pgd", step_size=NAN), ValueError, "step_size"),
+]
+
+
+@pytest.mark.parametrize("kw,exc,fragment", PERTURB_BAD, ids=[repr(c[0]) for c in PERTURB_BAD])
+def test_perturb_bad_arguments(kw, exc, fragment, split):
+    model = fit_fast(APR, split[0])
+    snaps = snapshot(model), snapshot(split[0])
+    args = dict(eps=0.5)
+    args.update(kw)
+    with pytest.raises(exc, match=fragment):
+        aprnb.perturb(model, split[0], args.pop("eps"), **args)
+    assert_unchanged(model, snaps[0])
+    assert_unchanged(split[0], snaps[1])
+
+
+def test_perturb_bad_model_and_train(split):
+    train = split[0]
+    model = fit_fast(BPR, train)
+    snap = snapshot(model)
+    cases = [
+        ((BPR(), train), ValueError, "not fitted"),
+        ((None, train), TypeError, "fitted aprnb model"),
+        ((model, train[:5]), ValueError, "train: shape"),
+        ((model, -train), ValueError, "negative"),
+        ((model, None), TypeError, "train"),
+        ((model, sp.csr_matrix(train.shape)), ValueError, "no interactions"),
+    ]
+    for (m, tr), exc, fragment in cases:
+        with pytest.raises(exc, match=fragment):
+            aprnb.perturb(m, tr, 0.5)
+        assert_unchanged(model, snap)
+
+
+@pytest.mark.parametrize("kind", ["adversarial", "random", "pgd"])
+def test_perturb_never_modifies_the_model(kind, split):
+    model = fit_fast(APR, split[0])
+    snap = snapshot(model)
+    P, Q = aprnb.perturb(model, split[0], 0.5, kind=kind, random_state=0, steps=2)
+    assert_unchanged(model, snap)
+    assert P.dtype == model.user_factors_.dtype and np.all(np.isfinite(P))
+    assert not np.array_equal(P, model.user_factors_)
+
+
+@pytest.mark.parametrize("kind", ["adversarial", "random", "pgd"])
+def test_perturb_with_a_seed_is_bitwise_reproducible(kind, X):
+    model = fit_fast(BPR, X)
+    a = aprnb.perturb(model, X, 0.5, kind=kind, random_state=3, steps=2)
+    b = aprnb.perturb(model, X, 0.5, kind=kind, random_state=3, steps=2)
+    for x, y in zip(a, b):
+        assert_same(x, y, kind)
+    c = aprnb.perturb(model, X, 0.5, kind=kind, random_state=4, steps=2)
+    assert not (np.array_equal(a[0], c[0]) and np.array_equal(a[1], c[1]))
+
+
+ROBUSTNESS_BAD = [
+    (dict(eps=[0]), ValueError, "eps must be > 0"),
+    (dict(eps=-1), ValueError, "eps must be > 0"),
+    (dict(eps="1"), TypeError, "eps"),
+    (dict(eps=NAN), ValueError, "eps must be finite"),
+    (dict(eps=[[0.5]]), TypeError, "eps"),
+    (dict(kinds=["x"]), ValueError, "kinds must be one of"),
+    (dict(protocol="bad"), ValueError, "protocol must be one of"),
+    (dict(k=0), ValueError, "k must be"),
+    (dict(random_state=-1), ValueError, "random_state"),
+    (dict(n_threads=0), ValueError, "n_threads"),
+    (dict(kinds=["pgd"], steps=0), ValueError, "steps"),
+]
+
+
+@pytest.mark.parametrize("kw,exc,fragment", ROBUSTNESS_BAD,
+                         ids=[repr(c[0]) for c in ROBUSTNESS_BAD])
+def test_robustness_bad_arguments(kw, exc, fragment, split):
+    model = fit_fast(BPR, split[0])
+    snap = snapshot(model)
+    with pytest.raises(exc, match=fragment):
+        args = dict(eps=0.5, k=5)
+        args.update(kw)
+        aprnb.robustness(model, split[0], split[1], **args)
+    assert_unchanged(model, snap)
+
+
+def test_robustness_shape_mismatch_and_unfitted(split):
+    train, test = split
+    model = fit_fast(BPR, train)
+    with pytest.raises(ValueError, match="test: shape"):
+        aprnb.robustness(model, train, test[:5], eps=0.5, k=5)
+    with pytest.raises(ValueError, match="train: shape"):
+        aprnb.robustness(model, train[:, :5], test, eps=0.5, k=5)
+    with pytest.raises(ValueError, match="not fitted"):
+        aprnb.robustness(BPR(), train, test, eps=0.5, k=5)
+
+
+@pytest.mark.parametrize("kw", [dict(eps=[]), dict(kinds=[])], ids=["eps=[]", "kinds=[]"])
+def test_robustness_rejects_empty_grids(kw, split):
+    """An empty eps or kinds list silently yields a report with only the clean row."""
+    model = fit_fast(BPR, split[0])
+    name = next(iter(kw))
+    args = dict(eps=0.5, k=5)
+    args.update(kw)
+    with pytest.raises(ValueError, match=name):
+        aprnb.robustness(model, split[0], split[1], **args)
+
+
+@pytest.mark.parametrize("kinds", [None, 5], ids=["None", "int"])
+def test_robustness_bad_kinds_type_names_the_argument(kinds, split):
+    model = fit_fast(BPR, split[0])
+    with pytest.raises(TypeError, match="kinds"):
+        aprnb.robustness(model, split[0], split[1], eps=0.5, kinds=kinds, k=5)
+
+
+def test_robustness_sampled_protocol_error_is_actionable(split):
+    """robustness() has no ``negatives`` argument, so its error must not ask for one."""
+    model = fit_fast(BPR, split[0])
+    with pytest.raises(ValueError, match="protocol") as ei:
+        aprnb.robustness(model, split[0], split[1], eps=0.5, protocol="sampled", k=5)
+    accepts_negatives = "negatives" in inspect.signature(aprnb.robustness).parameters
+    assert accepts_negatives or "negatives=" not in message(ei)

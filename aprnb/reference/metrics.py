@@ -2,7 +2,8 @@
 
 Every function here is written for clarity, not speed: one user at a time, full
 sorts, Python loops. The fast engine in :mod:`aprnb.evaluation` is compared
-against these definitions in ``tests/test_evaluation.py``.
+against these definitions in ``tests/test_evaluation.py``. (Until issue 13 this
+module was ``tests/naive.py``.)
 
 Conventions (from ``docs/apr.md``):
 
