@@ -4,8 +4,19 @@ import pytest
 import scipy.sparse as sp
 
 import aprnb
-from aprnb._threads import MAX_THREADS, max_threads
+from aprnb import APR, BPR
 from aprnb.models.callbacks import Callback, EarlyStopping, Validation
+from checks import assert_same
+
+FACTOR_MODELS = {
+    "bpr-sgd": (BPR, dict(optimizer="sgd")),
+    "bpr-adagrad": (BPR, dict(optimizer="adagrad")),
+    "apr-sgd": (APR, dict(optimizer="sgd")),
+    "apr-adagrad": (APR, dict(optimizer="adagrad")),
+    "apr-batch8": (APR, dict(optimizer="sgd", batch_size=8)),
+    "apr-random": (APR, dict(optimizer="sgd", noise="random")),
+}
+factor_model = pytest.mark.parametrize("name", list(FACTOR_MODELS))
 
 
 def model(cls=aprnb.BPR, **kw):
@@ -25,16 +36,16 @@ class Recorder(Callback):
         self.seen[epoch] = aprnb.evaluate((P, Q), self.train, self.test, **self.kw)
 
 
-@pytest.mark.parametrize("protocol,k,metric", [("loo", [5, 20], "hr@5"),
-                                                ("holdout", 10, None)])
+@pytest.mark.parametrize("protocol,k,metric",
+                         [("loo", [5, 20], "hr@5"), ("holdout", 10, None)])
 def test_validation_equals_public_evaluate_on_its_epochs(synthetic_loo, protocol, k, metric):
     """Validation scores exactly what evaluate scores, after every ``every``-th epoch
     and after the last one, and nowhere else."""
     train, test = synthetic_loo
     name = metric or "ndcg@10"
     rec = Recorder(train, test, k=k, protocol=protocol)
-    m = model(epochs=5).fit(train, callback=[rec, Validation(test, k=k, protocol=protocol,
-                                                            metric=metric, every=2)])
+    val = Validation(test, k=k, protocol=protocol, metric=metric, every=2)
+    m = model(epochs=5).fit(train, callback=[rec, val])
     for e, h in enumerate(m.history_, start=1):
         if e in (2, 4, 5):
             assert h[name] == rec.seen[e][name]
@@ -101,6 +112,7 @@ def test_early_stopping_min_mode_and_min_delta():
     (lambda t: [Validation(t), EarlyStopping(mode="up")], ValueError, "mode"),
     (lambda t: [Validation(t), EarlyStopping(restore_best=1)], TypeError, "restore_best"),
     (lambda t: [Validation(t[:5])], ValueError, "Validation test: shape"),
+    (lambda t: [Validation(sp.csr_matrix((3, 3)))], ValueError, "Validation test: shape"),
     (lambda t: [Validation(-t)], ValueError, "negative"),
     (lambda t: [Validation([[0, 1]])], TypeError, "Validation test"),
     (lambda t: [Validation(t, k=0)], ValueError, "Validation k"),
@@ -128,6 +140,55 @@ def test_bad_callbacks_fail_before_training(synthetic_loo, callbacks, error, mat
         m.set_params(epochs=3).fit(train, callback=callbacks(test))
     np.testing.assert_array_equal(m.user_factors_, before)
     assert len(m.history_) == 1
+
+
+@pytest.mark.parametrize("metric,protocol,exc", [
+    ("bogus", "loo", ValueError), ("recall@20", "loo", ValueError),
+    (5, "loo", (ValueError, TypeError)),
+    ("ndgc@20", "holdout", ValueError), ("auc", "holdout", ValueError),
+    ("ndcg@10", "holdout", ValueError)])
+def test_unknown_validation_metric_rejected_before_training(metric, protocol, exc,
+                                                            synthetic_loo):
+    """The metric name is known up front: one the protocol does not produce (k=20:
+    ndcg@10 is not computed) is an error before any epoch, not a KeyError after one."""
+    train, test = synthetic_loo
+    epochs_run = []
+    with pytest.raises(exc, match="metric"):
+        model().fit(train, callback=[Validation(test, k=20, protocol=protocol, metric=metric),
+                                     lambda e, s: epochs_run.append(e)])
+    assert epochs_run == []
+
+
+def test_several_test_items_under_loo_are_refused(synthetic, synthetic_loo):
+    with pytest.raises(ValueError, match="at most one test item"):
+        model().fit(synthetic_loo[0], callback=Validation(synthetic, protocol="loo"))
+
+
+@factor_model
+def test_validation_metric_in_history(name, small_synthetic):
+    train, val = aprnb.data.leave_one_out(small_synthetic, random_state=0)
+    cls, kw = FACTOR_MODELS[name]
+    m = model(cls, epochs=5, factors=8, **kw)
+    m.fit(train, callback=Validation(val, k=[10], protocol="loo", every=2))
+    assert [h["epoch"] for h in m.history_ if "ndcg@10" in h] == [2, 4, 5]
+    final = aprnb.evaluate(m, train, val, k=[10], protocol="loo")
+    assert m.history_[-1]["ndcg@10"] == final["ndcg@10"]
+    m.fit(train, callback=Validation(val, k=20, metric="recall@20"))
+    assert all("recall@20" in h for h in m.history_)
+
+
+@factor_model
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_validation_history_survives_save_and_load(name, dtype, small_synthetic, tmp_path):
+    train, val = aprnb.data.leave_one_out(small_synthetic, random_state=0)
+    cls, kw = FACTOR_MODELS[name]
+    m = model(cls, epochs=4, factors=8, dtype=dtype, **kw).fit(
+        train, callback=Validation(val, k=[5], protocol="loo"))
+    assert all("ndcg@5" in h for h in m.history_)
+    m.save(tmp_path / "model.npz")
+    loaded = aprnb.load(tmp_path / "model.npz")
+    assert_same(loaded.history_, m.history_, "history_")
+    assert_same(loaded.user_factors_, m.user_factors_, "user_factors_")
 
 
 def test_validation_of_the_training_matrix_is_refused(synthetic_loo):
@@ -163,40 +224,3 @@ def test_itempop_runs_its_callbacks_once_and_refuses_init(synthetic_loo):
                                                        protocol="loo")["ndcg@100"]
     with pytest.raises(TypeError, match="nothing to warm-start"):
         aprnb.ItemPop().fit(train, init=p)
-
-
-# -- threads and slices ---------------------------------------------------------------------
-def test_slices_not_threads_decide_the_result(synthetic_loo):
-    """With one thread, the result depends on the seed and the slice count only: it is
-    bitwise reproducible for any slice count, and the slice count changes it."""
-    train, _ = synthetic_loo
-    a = model(n_slices=3).fit(train).user_factors_
-    b = model(n_slices=3).fit(train).user_factors_
-    c = model(n_slices=1).fit(train).user_factors_
-    np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, c)
-
-
-def test_more_threads_than_the_machine_has_are_honoured(synthetic_loo):
-    """n_threads above NUMBA_NUM_THREADS is never rejected: its slices stay and run on
-    the threads there are. On a one-thread machine that run is the serial replay."""
-    train, test = synthetic_loo
-    n = max_threads() + 1
-    m = model(n_threads=n).fit(train)
-    assert np.all(np.isfinite(m.user_factors_))
-    if max_threads() == 1:
-        np.testing.assert_array_equal(m.user_factors_,
-                                      model(n_slices=n).fit(train).user_factors_)
-    a = aprnb.evaluate(m, train, test, k=10, protocol="loo", n_threads=n)
-    assert a == aprnb.evaluate(m, train, test, k=10, protocol="loo", n_threads=1)
-    np.testing.assert_array_equal(m.recommend(np.arange(20), k=5, n_threads=n)[0],
-                                  m.recommend(np.arange(20), k=5, n_threads=1)[0])
-
-
-@pytest.mark.parametrize("kw,error", [(dict(n_threads=MAX_THREADS + 1), ValueError),
-                                      (dict(n_slices=MAX_THREADS + 1), ValueError),
-                                      (dict(n_slices=0), ValueError),
-                                      (dict(n_slices=2.0), TypeError)])
-def test_absurd_thread_and_slice_counts(synthetic_loo, kw, error):
-    with pytest.raises(error, match="n_threads|n_slices"):
-        model(**kw).fit(synthetic_loo[0])

@@ -106,8 +106,8 @@ def test_train_evaluate_robustness_round_trip(model, lightgcn, tmp_path, capsys)
 
 
 def test_train_with_more_threads_than_numba_has(lightgcn, tmp_path, capsys):
-    # needs the _threads change: a thread count above the available threads is honoured
-    # (that many data slices and RNG streams), not rejected
+    # a thread count above the available threads is honoured (that many data slices and
+    # RNG streams), not rejected
     n = numba.config.NUMBA_NUM_THREADS + 1
     code, stdout, err = run(train_args(lightgcn, tmp_path / "m.npz", "--threads", n), capsys)
     assert code == 0, err
@@ -142,6 +142,7 @@ TRAIN_BAD = [
     (["--reg", "-1"], "reg must be >= 0"),
     (["--init-std", "-1"], "init_std must be >= 0"),
     (["--threads", "0"], "n_threads must be >= 1"),
+    (["--threads", "1000000"], "n_threads=1000000 exceeds the 1024 aprnb supports"),
     (["--seed", "-1"], "random_state must be a non-negative int"),
     (["--batch-size", "0"], "batch_size must be an integer >= 1"),
     (["--model", "apr", "--eps", "0"], "eps must be > 0"),
@@ -315,8 +316,9 @@ def test_evaluate_bad_model_files(lightgcn, work, capsys):
 @pytest.mark.parametrize("extra,fragment", [
     (["--k", "0"], "k must be an integer >= 1"),
     (["--threads", "0"], "n_threads must be >= 1"),
+    (["--threads", "1000000"], "n_threads=1000000 exceeds the 1024 aprnb supports"),
     (["--split", "loo", "--split-seed", "-1"], "random_state must be a non-negative int"),
-], ids=["k=0", "threads=0", "seed=-1"])
+], ids=["k=0", "threads=0", "threads=1e6", "seed=-1"])
 def test_evaluate_bad_option(extra, fragment, lightgcn, work, capsys):
     before = state(work)
     argv = ["evaluate", "--model", work / "model.npz", "--data", lightgcn, "--threads", "1",
@@ -351,7 +353,9 @@ def test_evaluate_loo_protocol_needs_one_test_item_per_user(lightgcn, work, caps
     (["--seed", "-1"], "random_state must be a non-negative int"),
     (["--k", "0"], "k must be an integer >= 1"),
     (["--threads", "0"], "n_threads must be >= 1"),
-], ids=["eps=0", "eps=nan", "eps<0", "steps=0", "seed=-1", "k=0", "threads=0"])
+    (["--threads", "1000000"], "n_threads=1000000 exceeds the 1024 aprnb supports"),
+], ids=["eps=0", "eps=nan", "eps<0", "steps=0", "seed=-1", "k=0", "threads=0",
+        "threads=1e6"])
 def test_robustness_bad_option(extra, fragment, lightgcn, work, capsys):
     before = state(work)
     argv = ["robustness", "--model", work / "model.npz", "--data", lightgcn, "--k", "5",

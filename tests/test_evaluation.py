@@ -173,7 +173,7 @@ def test_tiled_top_k_and_holdout_with_tiny_tiles(case, k, exclude, data):
     # tiles; tiles of 1-5 items make every boundary case (excluded items on a tile
     # edge, ties across tiles, a user whose candidates all sit in one tile) common.
     P, Q, train, test, ks, users = case
-    import aprnb.evaluation as ev
+    import aprnb.evaluation._engine as ev
     old = ev.TILE_BYTES
     block = data.draw(st.none() | st.integers(1, 8))
     threads = data.draw(st.sampled_from([1, 2]))
@@ -476,7 +476,7 @@ def test_robustness_under_the_sampled_protocol(fitted_split):
 def test_fit_validation_under_the_sampled_protocol(fitted_split):
     model, train, test, neg = fitted_split
     m = aprnb.BPR(factors=8, epochs=2, n_threads=1, random_state=0, show_progress=False)
-    m.fit(train, validation=test, validation_negatives=neg, validation_k=5)
+    m.fit(train, callback=aprnb.Validation(test, negatives=neg, k=5))
     want = evaluate(m, train, test, k=[5], negatives=neg)
     assert m.history_[-1]["ndcg@5"] == want["ndcg@5"]
 

@@ -381,7 +381,7 @@ def test_absurd_sizes_and_misuse(tmp_path):
             "robustness k=2**70": outcome(lambda: aprnb.robustness((P, Q), train, test,
                                                                    k=2**70)),
             "validation_k=5000": outcome(lambda: aprnb.BPR(epochs=1, show_progress=False).fit(
-                train, validation=test, validation_k=5000)),
+                train, callback=aprnb.Validation(test, k=5000))),
             "recommend k=1e7": outcome(lambda: m.recommend([0], k=10**7)),
             "users repeated": outcome(
                 lambda: aprnb.evaluate((P, Q), train, test, users=[0, 0, 0, 1])),
@@ -398,7 +398,7 @@ def test_absurd_sizes_and_misuse(tmp_path):
         "recommend k=1e7": ("ValueError", "k=10000000 is far larger"),
         "evaluate k=2**70": ("ValueError", "is far larger than the number of items"),
         "robustness k=2**70": ("ValueError", "is far larger than the number of items"),
-        "validation_k=5000": ("ValueError", "validation_k=5000 is far larger"),
+        "validation_k=5000": ("ValueError", "Validation k=5000 is far larger"),
         "users repeated": ("ValueError", "users repeats [0]"),
         "test is train": ("ValueError", "test interactions are also training interactions"),
         "test is train, model": ("ValueError", "are ones this BPR was trained on"),

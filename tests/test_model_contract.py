@@ -51,8 +51,9 @@ ITEMPOP_NA = {
     "trains": "ItemPop has no epochs, optimizer or history of losses",
     "seed": "ItemPop has no random_state: its fit is deterministic (checked without a seed)",
     "threads": "ItemPop has no n_threads parameter",
-    "init": "ItemPop has no factors to warm-start (fit ignores init)",
-    "callback": "ItemPop has no epochs to report (fit ignores callback)",
+    "init": "ItemPop has no factors to warm-start (fit refuses init)",
+    "callback": "ItemPop fits in one step: its callbacks run once, as after epoch 1 "
+                "(test_callbacks.py::test_itempop_runs_its_callbacks_once_and_refuses_init)",
     "beats_itempop": "ItemPop is the baseline itself",
 }
 _APR_LEARN = dict(factors=16, bpr_epochs=20, epochs=10)   # from a converged BPR, as the paper
@@ -511,19 +512,10 @@ def test_callback_receives_stats_and_can_stop(name, small_synthetic):
 
 
 # -- arguments a model would ignore are refused (house style 15) ----------------------------------
-_IGNORES = pytest.mark.xfail(strict=True, reason="library bug: ItemPop.fit silently ignores "
-                             "init= and callback= (house style 15: an argument that a code "
-                             "path ignores is an error, not a no-op)")
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=_IGNORES if n == "itempop" else ())
-                                  for n in MODELS if not (applies(n, "init")
-                                                          and applies(n, "callback"))])
-def test_fit_refuses_init_and_callback_it_would_ignore(name, small_synthetic):
+@pytest.mark.parametrize("name", [n for n in MODELS if not applies(n, "init")])
+def test_fit_refuses_init_it_would_ignore(name, small_synthetic):
     model = make(name)
     init = (np.ones((small_synthetic.shape[0], 1)), np.ones((small_synthetic.shape[1], 1)))
     with pytest.raises((TypeError, ValueError), match="init"):
         model.fit(small_synthetic, init=init)
-    with pytest.raises((TypeError, ValueError), match="callback"):
-        model.fit(small_synthetic, callback=lambda epoch, stats: None)
     assert learned_attributes(model) == []

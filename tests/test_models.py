@@ -4,8 +4,8 @@ ItemPop's ranking, bitwise determinism across optimizers, mini-batches, dtypes a
 the APR schedule, the APR schedule and Adagrad state, defaults, provenance and raw
 ids. What every model must do is in ``tests/test_model_contract.py``; input checks
 in ``tests/test_models_input.py``; divergence, interrupts and degenerate data in
-``tests/test_models_faults.py``; ``fit(validation=...)`` in
-``tests/test_fit_validation.py``.
+``tests/test_models_faults.py``; fit's callbacks (validation, early stopping) in
+``tests/test_callbacks.py``; threads and slices in ``tests/test_threads.py``.
 """
 import numpy as np
 import pytest

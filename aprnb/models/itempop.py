@@ -45,7 +45,7 @@ class ItemPop(BaseRecommender):
         nothing to warm-start, so ``init`` must be None. Fitting is one step: the
         callbacks (as for :meth:`aprnb.BPR.fit`, e.g. a
         :class:`~aprnb.models.callbacks.Validation`) run once, as after epoch 1,
-        and ``history_`` holds that one entry.
+        and ``history_`` then holds that one entry (else it is empty: no epochs).
         """
         dt = check_dtype(self.dtype)
         if init is not None:
@@ -65,6 +65,6 @@ class ItemPop(BaseRecommender):
         for cb in callbacks:
             cb.on_fit_end(run)
         self.user_factors_, self.item_factors_ = run.P, run.Q
-        self.history_ = [stats]
+        self.history_ = [stats] if callbacks else []
         self._set_provenance(X, record(X, data))
         return self
