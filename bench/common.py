@@ -30,15 +30,20 @@ def data_dir():
     return Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def load_gowalla():
-    """The LightGCN Gowalla split, or exit with a message saying where it was looked for."""
-    import aprnb
+def gowalla_dir():
+    """``<data>/gowalla``, or exit with a message saying where it was looked for."""
     path = data_dir() / "gowalla"
     if not (path / "train.txt").is_file() or not (path / "test.txt").is_file():
         sys.exit(f"bench: Gowalla data not found: expected {path}/train.txt and test.txt "
                  f"(the LightGCN split). Place the shared/ directory beside the repository "
                  f"checkout ({REPO_DIR.parent}).")
-    return aprnb.data.load_lightgcn(str(path))
+    return path
+
+
+def load_gowalla():
+    """The LightGCN Gowalla split (exits with a message when it is missing)."""
+    import aprnb
+    return aprnb.data.load_lightgcn(str(gowalla_dir()))
 
 
 # ---------------------------------------------------------------------------------------
@@ -134,25 +139,14 @@ def _mem_total_gb():
     return float("nan")
 
 
-def _git_commit():
-    """Commit of the checkout, read from .git without running git."""
-    head = REPO_DIR / ".git" / "HEAD"
+def git_commit(repo=REPO_DIR):
+    """Short commit of the checkout at ``repo`` (``git rev-parse``, "?" without git)."""
     try:
-        ref = head.read_text().strip()
-        if ref.startswith("ref:"):
-            name = ref.split(None, 1)[1]
-            p = REPO_DIR / ".git" / name
-            if p.is_file():
-                return p.read_text().strip()[:12]
-            packed = REPO_DIR / ".git" / "packed-refs"
-            if packed.is_file():
-                for line in packed.read_text().splitlines():
-                    if line.endswith(" " + name):
-                        return line.split()[0][:12]
-            return "?"
-        return ref[:12]
-    except OSError:
+        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
         return "?"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "?"
 
 
 def _version(name):
@@ -200,7 +194,7 @@ def hardware_report():
         "llvmlite": _version("llvmlite"),
         "numba_threads": numba.config.NUMBA_NUM_THREADS,
         "numba_threading_layer": numba_threading_layer(),
-        "aprnb": f"{aprnb.__version__} (commit {_git_commit()})",
+        "aprnb": f"{aprnb.__version__} (commit {git_commit()})",
     }
     tpc = optional_import("threadpoolctl", "BLAS report")
     if tpc is not None:

@@ -19,29 +19,29 @@ dot products ``P[u] . Q[i]``:
 Each thread count limits both the Numba threads and the BLAS threads (threadpoolctl)
 for every contender. The contenders are interleaved round by round after a
 warm-up call each. The profile section replays aprnb's block loop with its
-internal pieces to split the time between the matmul and the selection kernel.
+internal pieces (through ``bench/_hooks.py``, skipped if they moved) to split the time
+between the matmul and the selection kernel.
 """
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-from common import Section, ratio  # noqa: E402
+from . import _hooks, common
+from .common import Section, ratio
+
+#: users per block of the bare matmul: about 64 MB of float32 scores per block
+BARE_BLOCK_BYTES = 64 * 2**20
 
 
-def trained_factors(X, seed, epochs):
+def trained_model(X, seed, epochs):
     import aprnb
-    m = aprnb.BPR(factors=64, epochs=epochs, random_state=seed, optimizer="sgd",
-                  show_progress=False).fit(X)
-    return m.user_factors_, m.item_factors_
+    return aprnb.BPR(factors=64, epochs=epochs, random_state=seed, optimizer="sgd",
+                     show_progress=False).fit(X)
 
 
 def default_block_rows(n_items, itemsize=4):
-    import aprnb.evaluation as ev
-    return max(16, ev.DEFAULT_BLOCK_BYTES // (n_items * itemsize))
+    """Users per block of the bare matmul (about 64 MB of scores)."""
+    return max(16, BARE_BLOCK_BYTES // (n_items * itemsize))
 
 
 def bare_matmul(P, Q, users, rows):
@@ -57,58 +57,22 @@ def implicit_model(P, Q, n_threads):
     return m
 
 
-def check_same_scores(P, Q, X, T, n_check=200):
-    """implicit's recommend and aprnb's top_k agree on items and scores."""
-    import aprnb.evaluation as ev
+def check_same_scores(model, X, n_check=200):
+    """implicit's recommend and aprnb's ``recommend`` agree on items and scores."""
+    P, Q = model.user_factors_, model.item_factors_
     users = np.arange(min(n_check, P.shape[0]))
     ids, scores = implicit_model(P, Q, 1).recommend(users, X[users], N=20)
-    ours_ids, ours_scores = ev.top_k(P, Q, users, 20, exclude=X)
+    ours_ids, ours_scores = model.recommend(users, k=20, exclude=X)
     direct = np.take_along_axis(P[users] @ Q.T, ours_ids, axis=1)
     return {"item agreement": float((ids == ours_ids).mean()),
             "max |score diff|": float(np.abs(scores - ours_scores).max()),
             "max |aprnb score - P@Q.T|": float(np.abs(ours_scores - direct).max())}
 
 
-def profile_aprnb(P, Q, X, T, k=20):
-    """Replay aprnb.evaluate's tiled holdout loop on one thread, timing BLAS and kernels apart."""
-    import aprnb.evaluation as ev
-    from aprnb.kernels.topk import holdout_finish, push_tile
-    users = np.flatnonzero(np.diff(T.indptr) > 0)
-    rows, bufs = ev._tile_buffers(Q.shape[0], P.dtype, None, len(users), 1)
-    buf = bufs[0]
-    ks = np.asarray([k], dtype=np.int64)
-    ex_ptr, ex_idx = X.indptr.astype(np.int64), X.indices.astype(np.int64)
-    te_ptr, te_idx = T.indptr.astype(np.int64), T.indices.astype(np.int64)
-    t_mm = t_sel = 0.0
-    for lo in range(0, len(users), rows):
-        b = users[lo:lo + rows]
-        n = len(b)
-        Pb = P[b]
-        hs = np.full((n, k), -np.inf, dtype=P.dtype)
-        hi = np.full((n, k), -1, dtype=np.int64)
-        sizes = np.zeros(n, dtype=np.int64)
-        ex_pos = ex_ptr[b].copy()
-        cols = buf.size // n
-        for c in range(0, Q.shape[0], cols):
-            c2 = min(Q.shape[0], c + cols)
-            S = buf[:n * (c2 - c)].reshape(n, c2 - c)
-            t0 = time.perf_counter()
-            np.matmul(Pb, Q[c:c2].T, out=S)
-            t1 = time.perf_counter()
-            push_tile(S, b, c, ex_ptr, ex_idx, ex_pos, k, hs, hi, sizes)
-            t_sel += time.perf_counter() - t1
-            t_mm += t1 - t0
-        t1 = time.perf_counter()
-        holdout_finish(b, hs, hi, sizes, te_ptr, te_idx, ks, np.zeros((n, 1, 4)))
-        t_sel += time.perf_counter() - t1
-    return t_mm, t_sel
-
-
 MEMORY_CHILD = r"""
-import json, sys
-sys.path.insert(0, {bench!r})
+import json
 import numpy as np, scipy.sparse as sp
-import common, evaluate as E
+from bench import common, evaluate as E
 which, t = {which!r}, {t}
 ds = common.load_gowalla()
 X, T = ds.train, ds.test
@@ -138,10 +102,21 @@ print(json.dumps({{"increase": pk.increase, "exact": pk.exact}}))
 """
 
 
+def _memory_probe(path, which, t):
+    """Peak RSS increase (MB) of one full call in a fresh ``python -c`` (repo root cwd)."""
+    import json
+    _, proc = common.run_python(MEMORY_CHILD.format(which=which, t=t, path=path))
+    if proc.returncode != 0:
+        print(f"[bench] memory probe {which} t{t} failed: {proc.stderr[-500:]}",
+              file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])["increase"]
+
+
 def memory_in_subprocesses(P, Q, threads, have_implicit):
     """``{contender name: peak RSS increase MB}`` measured in fresh subprocesses."""
-    import json
     import tempfile
+    from pathlib import Path
     out = {}
     with tempfile.TemporaryDirectory(prefix="aprnb-bench-") as d:
         path = str(Path(d) / "factors.npz")
@@ -152,155 +127,181 @@ def memory_in_subprocesses(P, Q, threads, have_implicit):
                                 ("bare", f"bare matmul t{t}")):
                 if which == "implicit" and not have_implicit:
                     continue
-                code = MEMORY_CHILD.format(bench=str(common.BENCH_DIR), which=which, t=t,
-                                           path=path)
-                _, proc = common.run_python(code)
-                if proc.returncode != 0:
-                    print(f"[bench] memory probe {name} failed: {proc.stderr[-500:]}",
-                          file=sys.stderr)
-                    continue
-                out[name] = json.loads(proc.stdout.strip().splitlines()[-1])["increase"]
+                mb = _memory_probe(path, which, t)
+                if mb is not None:
+                    out[name] = mb
     return out
 
 
-def run(args):
+def _contenders(ctx, t, metrics):
+    """The timed calls at ``t`` threads: aprnb, implicit (if installed), bare matmul."""
     import aprnb
+    P, Q, X, T = ctx["P"], ctx["Q"], ctx["X"], ctx["T"]
+
+    def ours():
+        with common.blas_threads(t):
+            dt, r = common.time_call(aprnb.evaluate, (P, Q), X, T, k=[20],
+                                     protocol="holdout", n_threads=t)
+        metrics["aprnb"] = r
+        return dt
+
+    def imp():
+        from implicit.evaluation import ranking_metrics_at_k
+        model = implicit_model(P, Q, t)
+        with common.blas_threads(t):
+            dt, r = common.time_call(ranking_metrics_at_k, model, X, T, K=20,
+                                     show_progress=False, num_threads=t)
+        metrics["implicit"] = r
+        return dt
+
+    def bare():
+        with common.blas_threads(t):
+            return common.time_call(bare_matmul, P, Q, ctx["users"], ctx["rows"])[0]
+    out = {f"aprnb evaluate t{t}": ours}
+    if ctx["have_implicit"]:
+        out[f"implicit ranking_metrics_at_k t{t}"] = imp
+    out[f"bare matmul t{t}"] = bare
+    return out
+
+
+def measure_profile(ctx, quick):
+    """``{1: (BLAS s, kernels s)}`` from the serial replay (empty if the hooks moved)."""
+    with common.blas_threads(1):
+        samples = []
+        for _ in range(2 if quick else 3):
+            s = _hooks.evaluation_profile(ctx["P"], ctx["Q"], ctx["X"], ctx["T"])
+            if s is None:
+                return {}
+            samples.append(s)
+    return {1: (float(np.median([s[0] for s in samples])),
+                float(np.median([s[1] for s in samples])))}
+
+
+def measure_tile_sweep(ctx, t, quick):
+    """``(tiles, interleave result)``: users per block x MB per score tile, or None."""
+    import aprnb
+    default = _hooks.tile_defaults()
+    if default is None:
+        return None
+    tiles = [default] + ([(512, 4)] if quick else [(256, 2), (512, 4), (2048, 16), (4096, 64)])
+    fns = {}
+    for bs, mb in tiles:
+        def ev_bs(bs=bs, mb=mb):
+            with _hooks.tile_bytes(mb), common.blas_threads(t):
+                return common.time_call(aprnb.evaluate, (ctx["P"], ctx["Q"]), ctx["X"],
+                                        ctx["T"], k=[20], n_threads=t, block_size=bs)[0]
+        fns[f"evaluate tile {bs} {mb}"] = ev_bs
+    return tiles, common.interleave(fns, rounds=1 if quick else 2, warmup=0)
+
+
+def setup(args):
+    """Data, trained factors and the facts every section needs."""
     ds = common.load_gowalla()
     X, T = ds.train, ds.test
-    threads = common.thread_list(args.threads)
-    rounds = 2 if args.quick else 5
-    P, Q = trained_factors(X, args.seed, 5 if args.quick else 20)
-    users = np.flatnonzero(np.diff(T.indptr) > 0)
-    rows = default_block_rows(Q.shape[0], P.itemsize)
+    model = trained_model(X, args.seed, 5 if args.quick else 20)
+    P, Q = model.user_factors_, model.item_factors_
     have_implicit = common.optional_import("implicit", "implicit ranking_metrics_at_k") \
         is not None
     if common.optional_import("threadpoolctl", "BLAS thread limits") is None:
         print("[bench] BLAS thread count cannot be limited: the 1-thread rows use all BLAS "
               "threads", file=sys.stderr)
+    return {"X": X, "T": T, "P": P, "Q": Q, "model": model, "have_implicit": have_implicit,
+            "users": np.flatnonzero(np.diff(T.indptr) > 0),
+            "rows": default_block_rows(Q.shape[0], P.itemsize),
+            "threads": common.thread_list(args.threads), "rounds": 2 if args.quick else 5}
 
-    metrics = {}
-    contenders = {}
-    for t in threads:
-        def ours(t=t):
-            with common.blas_threads(t):
-                dt, r = common.time_call(aprnb.evaluate, (P, Q), X, T, k=[20],
-                                         protocol="holdout", n_threads=t)
-            metrics["aprnb"] = r
-            return dt
-        contenders[f"aprnb evaluate t{t}"] = ours
-        if have_implicit:
-            from implicit.evaluation import ranking_metrics_at_k
 
-            def imp(t=t):
-                model = implicit_model(P, Q, t)
-                with common.blas_threads(t):
-                    dt, r = common.time_call(ranking_metrics_at_k, model, X, T, K=20,
-                                             show_progress=False, num_threads=t)
-                metrics["implicit"] = r
-                return dt
-            contenders[f"implicit ranking_metrics_at_k t{t}"] = imp
-
-        def bare(t=t):
-            with common.blas_threads(t):
-                return common.time_call(bare_matmul, P, Q, users, rows)[0]
-        contenders[f"bare matmul t{t}"] = bare
-
-    res = common.interleave(contenders, rounds=rounds, warmup=1)
-
-    mem = memory_in_subprocesses(P, Q, threads, have_implicit)
-
-    prof = {}
-    try:
-        with common.blas_threads(1):
-            samples = [profile_aprnb(P, Q, X, T) for _ in range(2 if args.quick else 3)]
-        prof[1] = (float(np.median([s[0] for s in samples])),
-                   float(np.median([s[1] for s in samples])))
-    except (ImportError, AttributeError, TypeError) as exc:   # aprnb internals moved
-        print(f"[bench] evaluate profile skipped: {exc}", file=sys.stderr)
-
-    # Tile sweep (first thread count): users per block x bytes of one score tile.
-    import aprnb.evaluation as ev
-    t0 = threads[0]
-    tiles = [(ev.TILE_ROWS, ev.TILE_BYTES >> 20)] + (
-        [(512, 4)] if args.quick else [(256, 2), (512, 4), (2048, 16), (4096, 64)])
-    sweep_fns = {}
-    for bs, mb in tiles:
-        def ev_bs(bs=bs, mb=mb):
-            old = ev.TILE_BYTES
-            ev.TILE_BYTES = mb << 20
-            try:
-                with common.blas_threads(t0):
-                    return common.time_call(aprnb.evaluate, (P, Q), X, T, k=[20],
-                                            n_threads=t0, block_size=bs)[0]
-            finally:
-                ev.TILE_BYTES = old
-        sweep_fns[f"evaluate tile {bs} {mb}"] = ev_bs
-    sweep = common.interleave(sweep_fns, rounds=1 if args.quick else 2, warmup=0)
-
+def scores_section(ctx, names, res, mem):
+    users, Q = ctx["users"], ctx["Q"]
     rows_out = []
-    for name in contenders:
+    for name in names:
         st = res[name]["wall"]
         rows_out.append([name, st.fmt_s(3), f"{1e6 * st.median / len(users):.1f}",
                          f"{mem[name]:.0f}" if name in mem else "n/a"])
-    scores = Section(f"Full-ranking top-20, all {len(users)} Gowalla users with test items "
-                     f"({Q.shape[0]} items, 64 factors)",
-                     ["contender", "seconds median [min-max]", "us/user",
-                      "peak RSS increase MB"], rows_out,
-                     [f"{rounds} interleaved rounds after one warm-up call each; Numba and "
-                      f"BLAS threads both limited to the thread count.",
-                      f"bare matmul: P[block] @ Q.T over blocks of {rows} users (64 MB of "
-                      f"float32 scores, a new array per block); aprnb scores tiles of "
-                      f"{ev.TILE_ROWS} users x {ev.TILE_BYTES >> 20} MB. The score matrix for "
-                      f"all users would be {len(users) * Q.shape[0] * 4 / 2**30:.1f} GB.",
-                      "peak RSS increase: one full call in a fresh subprocess (data and "
-                      "factors loaded, a 10-user warm-up call first so JIT/cache loading is "
-                      "excluded), kernel high-water mark reset just before the call."])
+    tiles = _hooks.tile_defaults()
+    tile_note = (f"aprnb scores tiles of {tiles[0]} users x {tiles[1]} MB. " if tiles else "")
+    return Section(f"Full-ranking top-20, all {len(users)} Gowalla users with test items "
+                   f"({Q.shape[0]} items, 64 factors)",
+                   ["contender", "seconds median [min-max]", "us/user",
+                    "peak RSS increase MB"], rows_out,
+                   [f"{ctx['rounds']} interleaved rounds after one warm-up call each; Numba "
+                    f"and BLAS threads both limited to the thread count.",
+                    f"bare matmul: P[block] @ Q.T over blocks of {ctx['rows']} users (64 MB "
+                    f"of float32 scores, a new array per block); {tile_note}The score matrix "
+                    f"for all users would be {len(users) * Q.shape[0] * 4 / 2**30:.1f} GB.",
+                    "peak RSS increase: one full call in a fresh subprocess (data and "
+                    "factors loaded, a 10-user warm-up call first so JIT/cache loading is "
+                    "excluded), kernel high-water mark reset just before the call."])
 
-    ratio_rows = []
-    for t in threads:
+
+def _speedup_rows(res, threads):
+    if len(threads) < 2:
+        return []
+    lo, hi = threads[0], threads[-1]
+    return [[f"{n} speed-up t{lo} -> t{hi}", "",
+             ratio(res[f"{n} t{lo}"]["wall"].median, res[f"{n} t{hi}"]["wall"].median), ""]
+            for n in ("aprnb evaluate", "implicit ranking_metrics_at_k", "bare matmul")
+            if f"{n} t{lo}" in res]
+
+
+def ratios_section(ctx, res, prof):
+    rows = []
+    for t in ctx["threads"]:
         a = res[f"aprnb evaluate t{t}"]["wall"].median
         b = res[f"bare matmul t{t}"]["wall"].median
         if f"implicit ranking_metrics_at_k t{t}" in res:
             i = res[f"implicit ranking_metrics_at_k t{t}"]["wall"].median
-            ratio_rows.append(["aprnb / implicit", t, ratio(a, i), "<= 0.35x"])
-        ratio_rows.append(["aprnb / bare matmul", t, ratio(a, b), "<= 1.5x"])
-        if t not in prof:
-            continue
-        mm, sel = prof[t]
-        ratio_rows.append([f"aprnb profile (serial replay): BLAS tiles {mm:.2f} s + "
-                           f"kernels {sel:.2f} s", t, f"kernels {100 * sel / (mm + sel):.0f}%",
-                           ""])
-    if len(threads) > 1:
-        lo, hi = threads[0], threads[-1]
-        for n in ("aprnb evaluate", "implicit ranking_metrics_at_k", "bare matmul"):
-            if f"{n} t{lo}" in res:
-                ratio_rows.append([f"{n} speed-up t{lo} -> t{hi}", "",
-                                   ratio(res[f"{n} t{lo}"]["wall"].median,
-                                         res[f"{n} t{hi}"]["wall"].median), ""])
-    ratios = Section("Evaluation ratios (medians)", ["ratio", "threads", "value", "target"],
-                     ratio_rows)
+            rows.append(["aprnb / implicit", t, ratio(a, i), "<= 0.35x"])
+        rows.append(["aprnb / bare matmul", t, ratio(a, b), "<= 1.5x"])
+        if t in prof:
+            mm, sel = prof[t]
+            rows.append([f"aprnb profile (serial replay): BLAS tiles {mm:.2f} s + "
+                         f"kernels {sel:.2f} s", t, f"kernels {100 * sel / (mm + sel):.0f}%",
+                         ""])
+    rows += _speedup_rows(res, ctx["threads"])
+    return Section("Evaluation ratios (medians)", ["ratio", "threads", "value", "target"], rows)
 
-    check_rows = [["aprnb ndcg@20", f"{metrics['aprnb']['ndcg@20']:.6f}"],
-                  ["aprnb recall@20", f"{metrics['aprnb']['recall@20']:.6f}"]]
-    if have_implicit:
-        check_rows.append(["implicit ndcg@20", f"{metrics['implicit']['ndcg']:.6f}"])
-        check_rows.append(["implicit 'precision' (= hits / min(20, |test_u|))",
-                           f"{metrics['implicit']['precision']:.6f}"])
-        for k, v in check_same_scores(P, Q, X, T).items():
-            check_rows.append([f"first 200 users, {k}", f"{v:.3g}"])
-    checks = Section("Evaluation cross-check (same factors, same scores)", ["check", "value"],
-                     check_rows)
+
+def checks_section(ctx, metrics):
+    rows = [["aprnb ndcg@20", f"{metrics['aprnb']['ndcg@20']:.6f}"],
+            ["aprnb recall@20", f"{metrics['aprnb']['recall@20']:.6f}"]]
+    if ctx["have_implicit"]:
+        rows.append(["implicit ndcg@20", f"{metrics['implicit']['ndcg']:.6f}"])
+        rows.append(["implicit 'precision' (= hits / min(20, |test_u|))",
+                     f"{metrics['implicit']['precision']:.6f}"])
+        for k, v in check_same_scores(ctx["model"], ctx["X"]).items():
+            rows.append([f"first 200 users, {k}", f"{v:.3g}"])
+    return Section("Evaluation cross-check (same factors, same scores)", ["check", "value"],
+                   rows)
+
+
+def sweep_section(ctx, res, sweep):
+    tiles, sw = sweep
+    t0 = ctx["threads"][0]
     bare = res[f"bare matmul t{t0}"]["wall"].median
-    sweep_rows = [[bs, mb, f"{sweep[f'evaluate tile {bs} {mb}']['wall'].median:.2f}",
-                   ratio(sweep[f"evaluate tile {bs} {mb}"]["wall"].median, bare)]
-                  for bs, mb in tiles]
-    blocks = Section(f"Evaluation tile sweep ({t0} thread(s); default {ev.TILE_ROWS} users, "
-                     f"{ev.TILE_BYTES >> 20} MB tiles)",
-                     ["users per block", "tile MB", "aprnb s", "aprnb / bare matmul"],
-                     sweep_rows,
-                     ["median of the sweep rounds (interleaved, no separate warm-up); the "
-                      "first row is the default."])
-    return [scores, ratios, blocks, checks], res
+    rows = [[bs, mb, f"{sw[f'evaluate tile {bs} {mb}']['wall'].median:.2f}",
+             ratio(sw[f"evaluate tile {bs} {mb}"]["wall"].median, bare)] for bs, mb in tiles]
+    return Section(f"Evaluation tile sweep ({t0} thread(s); default {tiles[0][0]} users, "
+                   f"{tiles[0][1]} MB tiles)",
+                   ["users per block", "tile MB", "aprnb s", "aprnb / bare matmul"], rows,
+                   ["median of the sweep rounds (interleaved, no separate warm-up); the "
+                    "first row is the default."])
+
+
+def run(args):
+    ctx = setup(args)
+    metrics, contenders = {}, {}
+    for t in ctx["threads"]:
+        contenders.update(_contenders(ctx, t, metrics))
+    res = common.interleave(contenders, rounds=ctx["rounds"], warmup=1)
+    mem = memory_in_subprocesses(ctx["P"], ctx["Q"], ctx["threads"], ctx["have_implicit"])
+    prof = measure_profile(ctx, args.quick)
+    sweep = measure_tile_sweep(ctx, ctx["threads"][0], args.quick)
+    sections = [scores_section(ctx, contenders, res, mem), ratios_section(ctx, res, prof)]
+    if sweep is not None:
+        sections.append(sweep_section(ctx, res, sweep))
+    sections.append(checks_section(ctx, metrics))
+    return sections, res
 
 
 def main(argv=None):

@@ -24,14 +24,12 @@ median of the rounds.
 """
 import math
 import sys
-from pathlib import Path
 
 import numpy as np
 from numba import njit
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-from common import Section, ratio  # noqa: E402
+from . import common
+from .common import Section, ratio
 
 _FM = {"reassoc", "contract"}   # the same fast-math subset aprnb uses
 
@@ -86,64 +84,95 @@ def apr_plain(P, Q, us, its, js, lr, eps):
             Q[j, f] = qj - lr * (s * pu + a * pt)
 
 
-def run(args):
-    import aprnb
-    from aprnb.kernels import sample_negatives
-    X = common.load_gowalla().train
-    rng = np.random.default_rng(args.seed)
+def triples(X, seed):
+    """Shuffled positives, their negatives (drawn once), and the user-sorted variants."""
+    rng = np.random.default_rng(seed)
     users = np.repeat(np.arange(X.shape[0], dtype=X.indices.dtype), np.diff(X.indptr))
-    items = X.indices
-    P = (rng.standard_normal((X.shape[0], 64)) * 0.01).astype(np.float32)
-    Q = (rng.standard_normal((X.shape[1], 64)) * 0.01).astype(np.float32)
-    states = np.zeros(8, dtype=np.uint64)
-    states[0] = np.uint64(args.seed + 12345)
     order = rng.permutation(len(users))
-    us, its = users[order].copy(), items[order].copy()
-    js = sample_negatives(X.indptr, X.indices, us, X.shape[1], states)
-    js_sorted = sample_negatives(X.indptr, X.indices, users, X.shape[1], states)
+    t = {"users": users, "items": X.indices, "us": users[order].copy(),
+         "its": X.indices[order].copy(), "sampler": _sampler(X, seed)}
     # implicit's scheme: the negative is the item of a random stored interaction
     # (popularity-weighted); liked ones are kept here, only the memory pattern matters.
-    js_pop = X.indices[rng.integers(0, X.nnz, size=len(us))]
+    t["js_pop"] = X.indices[rng.integers(0, X.nnz, size=len(users))]
+    if t["sampler"] is not None:
+        t["js"], t["js_sorted"] = t["sampler"](t["us"]), t["sampler"](users)
+    else:   # aprnb's sampler moved: any uniform negatives keep the plain-loop rows
+        t["js"] = rng.integers(0, X.shape[1], size=len(users)).astype(X.indices.dtype)
+        t["js_sorted"] = t["js"]
+    return t
+
+
+def _sampler(X, seed):
+    """``users -> negatives`` with aprnb's public ``kernels.sample_negatives``, or None."""
+    import aprnb
+    fn = getattr(aprnb.kernels, "sample_negatives", None)
+    if fn is None:
+        print("[bench] skip the sampling row: aprnb.kernels.sample_negatives is gone",
+              file=sys.stderr)
+        return None
+    states = np.zeros(8, dtype=np.uint64)
+    states[0] = np.uint64(seed + 12345)
+    return lambda us: fn(X.indptr, X.indices, us, X.shape[1], states)
+
+
+def _ours(cls, X, seed, epochs=3):
+    def go():
+        m = cls(factors=64, epochs=epochs, n_threads=1, random_state=seed,
+                optimizer="sgd", show_progress=False).fit(X)
+        return {"wall": [h["seconds"] for h in m.history_[1:]]}
+    return go
+
+
+def contenders(X, seed):
+    import aprnb
+    rng = np.random.default_rng(seed)
+    P = (rng.standard_normal((X.shape[0], 64)) * 0.01).astype(np.float32)
+    Q = (rng.standard_normal((X.shape[1], 64)) * 0.01).astype(np.float32)
+    t = triples(X, seed)
     lr, eps = np.float32(0.05), np.float32(0.5)
-    epochs = 3
+    us, its, js = t["us"], t["its"], t["js"]
 
-    def ours(cls):
-        def go():
-            m = cls(factors=64, epochs=epochs, n_threads=1, random_state=args.seed,
-                    optimizer="sgd", show_progress=False).fit(X)
-            return {"wall": [h["seconds"] for h in m.history_[1:]]}
-        return go
-
-    contenders = {
-        "aprnb BPR epoch (kernel seconds)": ours(aprnb.BPR),
-        "aprnb APR epoch (kernel seconds)": ours(aprnb.APR),
-        "BPR plain loop": lambda: common.time_call(bpr_plain, P, Q, us, its, js, lr, False)[0],
-        "BPR plain loop + softplus loss": lambda: common.time_call(bpr_plain, P, Q, us, its, js,
-                                                              lr, True)[0],
-        "BPR plain loop, user-sorted order": lambda: common.time_call(
-            bpr_plain, P, Q, users, items, js_sorted, lr, False)[0],
-        "BPR plain loop, popularity-weighted negatives": lambda: common.time_call(
-            bpr_plain, P, Q, us, its, js_pop, lr, False)[0],
-        "APR plain loop": lambda: common.time_call(apr_plain, P, Q, us, its, js, lr, eps)[0],
-        "uniform negative sampling (aprnb sample_negatives)": lambda: common.time_call(
-            sample_negatives, X.indptr, X.indices, us, X.shape[1], states)[0],
+    def plain(*a):
+        return lambda: common.time_call(*a)[0]
+    out = {
+        "aprnb BPR epoch (kernel seconds)": _ours(aprnb.BPR, X, seed),
+        "aprnb APR epoch (kernel seconds)": _ours(aprnb.APR, X, seed),
+        "BPR plain loop": plain(bpr_plain, P, Q, us, its, js, lr, False),
+        "BPR plain loop + softplus loss": plain(bpr_plain, P, Q, us, its, js, lr, True),
+        "BPR plain loop, user-sorted order": plain(bpr_plain, P, Q, t["users"], t["items"],
+                                                   t["js_sorted"], lr, False),
+        "BPR plain loop, popularity-weighted negatives": plain(bpr_plain, P, Q, us, its,
+                                                               t["js_pop"], lr, False),
+        "APR plain loop": plain(apr_plain, P, Q, us, its, js, lr, eps),
     }
-    import numba
-    numba.set_num_threads(1)
-    res = common.interleave(contenders, rounds=2 if args.quick else 5, warmup=1)
+    if t["sampler"] is not None:
+        out["uniform negative sampling (aprnb sample_negatives)"] = plain(t["sampler"], us)
+    return out
+
+
+def section(X, res):
     med = {k: v["wall"].median for k, v in res.items()}
+    ours_b, ours_a = "aprnb BPR epoch (kernel seconds)", "aprnb APR epoch (kernel seconds)"
     rows = [[k, v["wall"].fmt_ms(), f"{X.nnz / med[k] / 1e6:.2f}"] for k, v in res.items()]
-    rows += [["APR plain loop / BPR plain loop", ratio(med["APR plain loop"], med["BPR plain loop"]), ""],
-             ["aprnb APR / aprnb BPR", ratio(med["aprnb APR epoch (kernel seconds)"],
-                                             med["aprnb BPR epoch (kernel seconds)"]), ""],
-             ["aprnb BPR / BPR plain loop", ratio(med["aprnb BPR epoch (kernel seconds)"],
-                                             med["BPR plain loop"]), ""]]
-    sec = Section(f"Diagnostics: aprnb epochs vs bench-local plain loops (Gowalla, "
-                  f"{X.nnz} triples, 64 factors, 1 thread)",
-                  ["row", "ms median [min-max]", "M triples/s"], rows,
-                  ["plain loops: precomputed triples, plain SGD, no sampling/loss/bookkeeping/prefetch "
-                   "(see bench/floors.py); aprnb rows include shuffling and sampling."])
-    return [sec], res
+    rows += [["APR plain loop / BPR plain loop",
+              ratio(med["APR plain loop"], med["BPR plain loop"]), ""],
+             ["aprnb APR / aprnb BPR", ratio(med[ours_a], med[ours_b]), ""],
+             ["aprnb BPR / BPR plain loop", ratio(med[ours_b], med["BPR plain loop"]), ""]]
+    return Section(f"Diagnostics: aprnb epochs vs bench-local plain loops (Gowalla, "
+                   f"{X.nnz} triples, 64 factors, 1 thread)",
+                   ["row", "ms median [min-max]", "M triples/s"], rows,
+                   ["plain loops: precomputed triples, plain SGD, no sampling/loss/"
+                    "bookkeeping/prefetch (see bench/floors.py); aprnb rows include "
+                    "shuffling and sampling."])
+
+
+def run(args):
+    import numba
+    X = common.load_gowalla().train
+    fns = contenders(X, args.seed)
+    numba.set_num_threads(1)
+    res = common.interleave(fns, rounds=2 if args.quick else 5, warmup=1)
+    return [section(X, res)], res
 
 
 def main(argv=None):

@@ -17,14 +17,13 @@ the cost per user and the extrapolation to all users.
 """
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-from common import Section, Stats  # noqa: E402
+from . import common
+from .common import Section, Stats
+from .evaluate import bare_matmul, default_block_rows
 
 #: (n_users, n_items, target interactions)
 SIZES = [(50_000, 50_000, 1_000_000), (250_000, 250_000, 5_000_000),
@@ -73,55 +72,53 @@ def fit_epochs(X, n_threads, epochs, seed, model="BPR"):
     return m, Stats(kern[1:]), Stats(np.diff(stamps)), (stamps[0] - t0) - kern[0]
 
 
-def run(args):
+def warm_up(n_threads, seed):
+    """JIT warm-up on a small set so that no row pays compilation."""
     import aprnb
-    from evaluate import bare_matmul, default_block_rows
-    sizes = QUICK_SIZES if args.quick else SIZES
-    if args.max_nnz:
-        sizes = [s for s in sizes if s[2] <= args.max_nnz]
-    n_threads = common.thread_list(args.threads)[-1]
-    epochs = 2 if args.quick else 3
-    n_eval = 500 if args.quick else args.eval_users
-    # JIT warm-up on a small set so that no row pays compilation.
-    Xw, Tw = synthetic(2000, 1000, 20_000, args.seed)
+    Xw, Tw = synthetic(2000, 1000, 20_000, seed)
     aprnb.BPR(epochs=1, n_threads=n_threads, optimizer="sgd", show_progress=False).fit(Xw)
     aprnb.evaluate(aprnb.BPR(epochs=1, optimizer="sgd", show_progress=False).fit(Xw), Xw, Tw,
-                   k=[20],
-                   n_threads=n_threads)
+                   k=[20], n_threads=n_threads)
 
-    rows_fit, rows_eval = [], []
-    for n_users, n_items, nnz in sizes:
-        t_gen, (X, T) = common.time_call(synthetic, n_users, n_items, nnz, args.seed)
-        print(f"  {n_users} x {n_items}: {X.nnz} train interactions "
-              f"(generated in {t_gen:.1f} s)", file=sys.stderr, flush=True)
-        with common.PeakRSS() as pk:
-            m, kern, wall, setup = fit_epochs(X, n_threads, epochs, args.seed)
-        rows_fit.append([f"{n_users:,}", f"{n_items:,}", f"{X.nnz:,}", kern.fmt_ms(0),
-                         wall.fmt_ms(0), f"{X.nnz / kern.median / 1e6:.2f}",
-                         f"{1e3 * setup:.0f}", f"{pk.increase:.0f}"])
-        if not args.no_apr:
-            _, akern, _, _ = fit_epochs(X, n_threads, epochs, args.seed, model="APR")
-            rows_fit[-1] += [akern.fmt_ms(0), f"{akern.median / kern.median:.2f}x"]
-        rng = np.random.default_rng(args.seed)
-        has_test = np.flatnonzero(np.diff(T.indptr) > 0)
-        users = np.sort(rng.choice(has_test, size=min(n_eval, len(has_test)), replace=False))
-        P, Q = m.user_factors_, m.item_factors_
-        ev, mm = Stats(), Stats()
-        with common.blas_threads(n_threads):
-            for _ in range(2):
-                ev.add(common.time_call(aprnb.evaluate, (P, Q), X, T, k=[20], users=users,
-                                        n_threads=n_threads)[0])
-                mm.add(common.time_call(bare_matmul, P, Q, users,
-                                        default_block_rows(n_items, P.itemsize))[0])
-        per_user = ev.median / len(users)
-        rows_eval.append([f"{n_users:,}", f"{n_items:,}", len(users), f"{ev.median:.2f}",
-                          f"{mm.median:.2f}", f"{ev.median / mm.median:.2f}x",
-                          f"{1e3 * per_user:.2f}", f"{per_user * len(has_test):.0f}"])
-        del m, P, Q, X, T
+
+def fit_row(X, n_threads, epochs, args):
+    """``(BPR model, table row)``: BPR (and APR unless ``--no-apr``) epochs on ``X``."""
+    with common.PeakRSS() as pk:
+        m, kern, wall, setup = fit_epochs(X, n_threads, epochs, args.seed)
+    row = [f"{X.shape[0]:,}", f"{X.shape[1]:,}", f"{X.nnz:,}", kern.fmt_ms(0),
+           wall.fmt_ms(0), f"{X.nnz / kern.median / 1e6:.2f}", f"{1e3 * setup:.0f}",
+           f"{pk.increase:.0f}"]
+    if not args.no_apr:
+        _, akern, _, _ = fit_epochs(X, n_threads, epochs, args.seed, model="APR")
+        row += [akern.fmt_ms(0), f"{akern.median / kern.median:.2f}x"]
+    return m, row
+
+
+def eval_row(m, X, T, n_threads, n_eval, seed):
+    """evaluate on a seeded user subset vs the bare matmul, extrapolated to all users."""
+    import aprnb
+    rng = np.random.default_rng(seed)
+    has_test = np.flatnonzero(np.diff(T.indptr) > 0)
+    users = np.sort(rng.choice(has_test, size=min(n_eval, len(has_test)), replace=False))
+    P, Q = m.user_factors_, m.item_factors_
+    ev, mm = Stats(), Stats()
+    with common.blas_threads(n_threads):
+        for _ in range(2):
+            ev.add(common.time_call(aprnb.evaluate, (P, Q), X, T, k=[20], users=users,
+                                    n_threads=n_threads)[0])
+            mm.add(common.time_call(bare_matmul, P, Q, users,
+                                    default_block_rows(X.shape[1], P.itemsize))[0])
+    per_user = ev.median / len(users)
+    return [f"{X.shape[0]:,}", f"{X.shape[1]:,}", len(users), f"{ev.median:.2f}",
+            f"{mm.median:.2f}", f"{ev.median / mm.median:.2f}x", f"{1e3 * per_user:.2f}",
+            f"{per_user * len(has_test):.0f}"]
+
+
+def sections(rows_fit, rows_eval, n_threads, epochs, no_apr):
     fit = Section(f"Scaling: BPR epoch on synthetic data (64 factors, SGD, {n_threads} threads)",
                   ["users", "items", "train interactions", "kernel ms/epoch [min-max]",
                    "wall ms/epoch", "M triples/s", "fit setup ms", "fit peak RSS +MB"]
-                  + ([] if args.no_apr else ["APR kernel ms/epoch", "APR / BPR"]),
+                  + ([] if no_apr else ["APR kernel ms/epoch", "APR / BPR"]),
                   rows_fit,
                   [f"{epochs} epochs per fit, first dropped; Zipf(0.8) item popularity, "
                    f"geometric user degrees; generated with numpy (seeded)."])
@@ -130,7 +127,27 @@ def run(args):
                    "aprnb / matmul", "ms per user", "extrapolated s for all test users"],
                   rows_eval, ["median of 2 calls each; BLAS threads limited to the same "
                               "count."])
-    return [fit, evs], None
+    return [fit, evs]
+
+
+def run(args):
+    sizes = QUICK_SIZES if args.quick else SIZES
+    if args.max_nnz:
+        sizes = [s for s in sizes if s[2] <= args.max_nnz]
+    n_threads = common.thread_list(args.threads)[-1]
+    epochs = 2 if args.quick else 3
+    n_eval = 500 if args.quick else args.eval_users
+    warm_up(n_threads, args.seed)
+    rows_fit, rows_eval = [], []
+    for n_users, n_items, nnz in sizes:
+        t_gen, (X, T) = common.time_call(synthetic, n_users, n_items, nnz, args.seed)
+        print(f"  {n_users} x {n_items}: {X.nnz} train interactions "
+              f"(generated in {t_gen:.1f} s)", file=sys.stderr, flush=True)
+        m, row = fit_row(X, n_threads, epochs, args)
+        rows_fit.append(row)
+        rows_eval.append(eval_row(m, X, T, n_threads, n_eval, args.seed))
+        del m, X, T
+    return sections(rows_fit, rows_eval, n_threads, epochs, args.no_apr), None
 
 
 def main(argv=None):

@@ -12,13 +12,11 @@ scipy and numba. Target: warm import + first fit + first evaluate < 3 s.
 import json
 import os
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-from common import Section  # noqa: E402
+from . import common
+from .common import Section
 
 CHILD = r"""
 import json, time

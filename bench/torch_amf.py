@@ -203,7 +203,7 @@ def epoch_estimate(X, pu, pi, mode, n_threads, n_batches, seed):
 
 
 def _serve():
-    """Worker for ``bench/train.py``: answer one JSON request per stdin line.
+    """Worker for ``python -m bench.train``: answer one JSON request per stdin line.
 
     PyTorch runs in its own process so that no other OpenMP runtime (Numba's,
     implicit's) shares its cores: in one process the idle workers of those
@@ -212,9 +212,7 @@ def _serve():
     """
     import json
     import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import common
+    from . import common
     X = common.load_gowalla().train
     pu, pi = positives(X)
     print(json.dumps({"ready": True}), flush=True)

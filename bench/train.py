@@ -27,13 +27,11 @@ second = training interactions (810,128) / kernel seconds.
 """
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-from common import Section, Stats, ratio  # noqa: E402
+from . import common
+from .common import Section, Stats, ratio
 
 
 def _aprnb_runner(X, cls, n_threads, epochs, seed, **kw):
@@ -106,15 +104,15 @@ def _cornac_runner(cds, n_threads, epochs, seed):
 
 
 class _TorchWorker:
-    """``bench/torch_amf.py --serve`` in a child process (see ``torch_amf._serve``)."""
+    """``python -m bench.torch_amf --serve`` in a child process (see ``torch_amf._serve``)."""
 
     def __init__(self):
         import json
         import subprocess
         self._json = json
-        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("torch_amf.py")),
-                                      "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.torch_amf", "--serve"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     cwd=str(common.REPO_DIR))
         ready = self.proc.stdout.readline()
         if not ready:
             raise RuntimeError("the PyTorch worker process failed to start")
@@ -139,62 +137,78 @@ def _torch_runner(worker, mode, n_threads, n_batches, seed):
     return run
 
 
-def run(args):
-    X = common.load_gowalla().train
-    nnz = X.nnz
-    threads = common.thread_list(args.threads)
-    epochs = 3 if args.quick else 6
-    rounds = 2 if args.quick else 3
+class _Contenders:
+    """Named timing callables and, per name, ``(peer label, threads, note)``."""
+
+    def __init__(self):
+        self.fns, self.meta = {}, {}
+
+    def add(self, name, peer, t, fn, note=""):
+        self.fns[name] = fn
+        self.meta[name] = (peer, t, note)
+
+
+def _add_aprnb(c, X, threads, epochs, seed):
     import aprnb
-
-    contenders, meta = {}, {}
-
-    def add(name, peer, t, fn, note=""):
-        contenders[name] = fn
-        meta[name] = (peer, t, note)
-
     for t in threads:
-        add(f"aprnb BPR t{t}", "aprnb BPR", t, _aprnb_runner(X, aprnb.BPR, t, epochs, args.seed))
-        add(f"aprnb APR t{t}", "aprnb APR eps=0.5", t,
-            _aprnb_runner(X, aprnb.APR, t, epochs, args.seed, eps=0.5, reg_adv=1.0))
-    add("aprnb APR mb512", "aprnb APR batch 512 Adagrad (official semantics)", 1,
-        _aprnb_runner(X, aprnb.APR, 1, max(2, epochs // 2), args.seed, eps=0.5, reg_adv=1.0,
-                      batch_size=512, optimizer="adagrad"), "serial kernel")
+        c.add(f"aprnb BPR t{t}", "aprnb BPR", t, _aprnb_runner(X, aprnb.BPR, t, epochs, seed))
+        c.add(f"aprnb APR t{t}", "aprnb APR eps=0.5", t,
+              _aprnb_runner(X, aprnb.APR, t, epochs, seed, eps=0.5, reg_adv=1.0))
+    c.add("aprnb APR mb512", "aprnb APR batch 512 Adagrad (official semantics)", 1,
+          _aprnb_runner(X, aprnb.APR, 1, max(2, epochs // 2), seed, eps=0.5, reg_adv=1.0,
+                        batch_size=512, optimizer="adagrad"), "serial kernel")
+
+
+def _add_peers(c, X, threads, epochs, seed):
     if common.optional_import("implicit", "implicit BPR peer") is not None:
         for t in threads:
-            add(f"implicit f64 t{t}", "implicit BPR factors=64 (65-wide rows)", t,
-                _implicit_runner(X, 64, t, epochs, args.seed))
-            add(f"implicit f63 t{t}", "implicit BPR factors=63 (64-wide rows)", t,
-                _implicit_runner(X, 63, t, epochs, args.seed))
+            c.add(f"implicit f64 t{t}", "implicit BPR factors=64 (65-wide rows)", t,
+                  _implicit_runner(X, 64, t, epochs, seed))
+            c.add(f"implicit f63 t{t}", "implicit BPR factors=63 (64-wide rows)", t,
+                  _implicit_runner(X, 63, t, epochs, seed))
     if common.optional_import("cornac", "cornac BPR peer") is not None:
         cds = _cornac_dataset(X)
         for t in threads:
-            add(f"cornac t{t}", "cornac BPR k=64", t,
-                _cornac_runner(cds, t, max(3, epochs // 2), args.seed),
-                "unseeded" if t > 1 else "")
-    worker = None
-    if common.optional_import("torch", "PyTorch AMF peer") is not None:
-        worker = _TorchWorker()
-        nb_sparse = 40 if args.quick else 150
-        nb_dense = 8 if args.quick else 20
-        for t in threads:
-            add(f"torch sparse t{t}", "PyTorch AMF, sparse grads (bench/torch_amf.py)", t,
-                _torch_runner(worker, "sparse", t, nb_sparse, args.seed))
-            add(f"torch dense t{t}", "PyTorch AMF, dense TF-graph port", t,
-                _torch_runner(worker, "dense", t, nb_dense, args.seed))
+            c.add(f"cornac t{t}", "cornac BPR k=64", t,
+                  _cornac_runner(cds, t, max(3, epochs // 2), seed), "unseeded" if t > 1 else "")
 
+
+def _add_torch(c, threads, quick, seed):
+    """PyTorch AMF rows (a worker process); returns the worker, or None without torch."""
+    if common.optional_import("torch", "PyTorch AMF peer") is None:
+        return None
+    worker = _TorchWorker()
+    nb_sparse, nb_dense = (40, 8) if quick else (150, 20)
+    for t in threads:
+        c.add(f"torch sparse t{t}", "PyTorch AMF, sparse grads (bench/torch_amf.py)", t,
+              _torch_runner(worker, "sparse", t, nb_sparse, seed))
+        c.add(f"torch dense t{t}", "PyTorch AMF, dense TF-graph port", t,
+              _torch_runner(worker, "dense", t, nb_dense, seed))
+    return worker
+
+
+def measure(X, threads, epochs, rounds, args):
+    """Interleave every contender; ``(contenders, {name: {metric: Stats}})``."""
+    c = _Contenders()
+    _add_aprnb(c, X, threads, epochs, args.seed)
+    _add_peers(c, X, threads, epochs, args.seed)
+    worker = _add_torch(c, threads, args.quick, args.seed)
     try:
-        res = common.interleave(contenders, rounds=rounds, warmup=1)
+        res = common.interleave(c.fns, rounds=rounds, warmup=1)
     finally:
         if worker is not None:
             worker.close()
+    return c, res
 
-    def med(name, metric="kernel"):
-        return res[name][metric].median if name in res and metric in res[name] else float("nan")
 
-    rows = []
-    for name in contenders:
-        peer, t, note = meta[name]
+def _med(res, name, metric="kernel"):
+    return res[name][metric].median if name in res and metric in res[name] else float("nan")
+
+
+def epoch_section(X, c, res, epochs, rounds):
+    nnz, rows = X.nnz, []
+    for name in c.fns:
+        peer, t, note = c.meta[name]
         k = res[name]["kernel"]
         w = res[name].get("wall", Stats())
         s = res[name].get("setup", Stats())
@@ -204,7 +218,7 @@ def run(args):
                     + " of 1583 batches timed, extrapolated")
         rows.append([peer, t, k.fmt_ms(), w.fmt_ms(), f"{nnz / k.median / 1e6:.2f}",
                      f"{1e3 * s.median:.0f}" if s.n else "", note])
-    main = Section(f"Training epoch on Gowalla ({X.shape[0]} users x {X.shape[1]} items, "
+    return Section(f"Training epoch on Gowalla ({X.shape[0]} users x {X.shape[1]} items, "
                    f"{nnz} triples/epoch, 64 factors)",
                    ["contender", "threads", "kernel ms/epoch median [min-max]",
                     "wall ms/epoch", "M triples/s", "fit setup ms", "note"], rows,
@@ -216,42 +230,64 @@ def run(args):
                     "negative sampling (numpy, vectorised rejection), measured in a child "
                     "process of its own (no other OpenMP runtime on its cores)."])
 
-    ratio_rows = []
-    for t in threads:
-        ours_b, ours_a = f"aprnb BPR t{t}", f"aprnb APR t{t}"
-        for peer in (f"implicit f64 t{t}", f"implicit f63 t{t}", f"cornac t{t}"):
-            if peer in res:
-                ratio_rows.append([f"aprnb BPR / {meta[peer][0]}", t,
-                                   ratio(med(ours_b), med(peer)),
-                                   ratio(med(ours_b, "wall"), med(peer, "wall")),
-                                   "<= 0.25x" if "f64" in peer else ""])
-        ratio_rows.append(["aprnb APR / aprnb BPR", t, ratio(med(ours_a), med(ours_b)),
-                           ratio(med(ours_a, "wall"), med(ours_b, "wall")), "<= 1.3x"])
-        for tm in (f"torch sparse t{t}", f"torch dense t{t}"):
-            if tm in res:
-                ratio_rows.append([f"{meta[tm][0]} / aprnb APR", t, ratio(med(tm), med(ours_a)),
-                                   ratio(med(tm, "wall"), med(ours_a, "wall")),
-                                   ">= 100x"])
-                ratio_rows.append([f"{meta[tm][0]} / aprnb APR mini-batch 512", t,
-                                   ratio(med(tm), med("aprnb APR mb512")), "", ""])
+
+def _ratio_rows_at(c, res, t):
+    """Peer, APR/BPR and PyTorch ratios at ``t`` threads."""
+    ours_b, ours_a = f"aprnb BPR t{t}", f"aprnb APR t{t}"
+    rows = []
+    for peer in (f"implicit f64 t{t}", f"implicit f63 t{t}", f"cornac t{t}"):
+        if peer in res:
+            rows.append([f"aprnb BPR / {c.meta[peer][0]}", t, ratio(_med(res, ours_b),
+                                                                    _med(res, peer)),
+                         ratio(_med(res, ours_b, "wall"), _med(res, peer, "wall")),
+                         "<= 0.25x" if "f64" in peer else ""])
+    rows.append(["aprnb APR / aprnb BPR", t, ratio(_med(res, ours_a), _med(res, ours_b)),
+                 ratio(_med(res, ours_a, "wall"), _med(res, ours_b, "wall")), "<= 1.3x"])
+    for tm in (f"torch sparse t{t}", f"torch dense t{t}"):
+        if tm in res:
+            rows.append([f"{c.meta[tm][0]} / aprnb APR", t, ratio(_med(res, tm),
+                                                                  _med(res, ours_a)),
+                         ratio(_med(res, tm, "wall"), _med(res, ours_a, "wall")), ">= 100x"])
+            rows.append([f"{c.meta[tm][0]} / aprnb APR mini-batch 512", t,
+                         ratio(_med(res, tm), _med(res, "aprnb APR mb512")), "", ""])
+    return rows
+
+
+def _fastest_torch_rows(c, res, threads):
+    rows = []
     for kind in ("sparse", "dense"):
-        runs = {t: med(f"torch {kind} t{t}") for t in threads if f"torch {kind} t{t}" in res}
+        runs = {t: _med(res, f"torch {kind} t{t}") for t in threads
+                if f"torch {kind} t{t}" in res}
         if runs:
             tb = min(runs, key=runs.get)
             for t in threads:
-                ratio_rows.append([f"{meta[f'torch {kind} t{tb}'][0]} at its fastest "
-                                   f"({tb} threads) / aprnb APR", t,
-                                   ratio(runs[tb], med(f"aprnb APR t{t}")), "", ">= 100x"])
+                rows.append([f"{c.meta[f'torch {kind} t{tb}'][0]} at its fastest "
+                             f"({tb} threads) / aprnb APR", t,
+                             ratio(runs[tb], _med(res, f"aprnb APR t{t}")), "", ">= 100x"])
+    return rows
+
+
+def ratios_section(c, res, threads):
+    rows = [r for t in threads for r in _ratio_rows_at(c, res, t)]
+    rows += _fastest_torch_rows(c, res, threads)
     if len(threads) > 1:
         a, b = threads[0], threads[-1]
         for what in ("BPR", "APR"):
-            ratio_rows.append([f"aprnb {what} speed-up t{a} -> t{b}", "",
-                               ratio(med(f"aprnb {what} t{a}"), med(f"aprnb {what} t{b}")),
-                               ratio(med(f"aprnb {what} t{a}", "wall"),
-                                     med(f"aprnb {what} t{b}", "wall")), ""])
-    ratios = Section("Training ratios (medians)", ["ratio", "threads", "kernel", "wall",
-                                                  "target"], ratio_rows)
-    return [main, ratios], res
+            lo, hi = f"aprnb {what} t{a}", f"aprnb {what} t{b}"
+            rows.append([f"aprnb {what} speed-up t{a} -> t{b}", "",
+                         ratio(_med(res, lo), _med(res, hi)),
+                         ratio(_med(res, lo, "wall"), _med(res, hi, "wall")), ""])
+    return Section("Training ratios (medians)",
+                   ["ratio", "threads", "kernel", "wall", "target"], rows)
+
+
+def run(args):
+    X = common.load_gowalla().train
+    threads = common.thread_list(args.threads)
+    epochs = 3 if args.quick else 6
+    rounds = 2 if args.quick else 3
+    c, res = measure(X, threads, epochs, rounds, args)
+    return [epoch_section(X, c, res, epochs, rounds), ratios_section(c, res, threads)], res
 
 
 def main(argv=None):
