@@ -18,12 +18,12 @@ import numpy as np
 
 #: (module, name) -> why bench needs it
 INTERNALS = {
-    ("aprnb.evaluation", "TILE_ROWS"):
+    ("aprnb.evaluation._engine", "TILE_ROWS"):
         "evaluate.py tile sweep and notes: the default users per block of score tiles",
-    ("aprnb.evaluation", "TILE_BYTES"):
+    ("aprnb.evaluation._engine", "TILE_BYTES"):
         "evaluate.py tile sweep: set temporarily to time other score-tile sizes "
         "(the public block_size sets the users per block, not the tile bytes)",
-    ("aprnb.evaluation", "_tile_buffers"):
+    ("aprnb.evaluation._engine", "tile_buffers"):
         "evaluate.py profile: the block size and score buffer evaluate would use",
     ("aprnb.kernels.topk", "push_tile"):
         "evaluate.py profile: the exclusion + selection kernel, timed apart from BLAS",
@@ -56,8 +56,8 @@ def internal(module, name, what):
 
 def tile_defaults():
     """``(users per block, MB per score tile)`` of evaluate's holdout loop, or None."""
-    rows = internal("aprnb.evaluation", "TILE_ROWS", "evaluation tile sweep")
-    size = internal("aprnb.evaluation", "TILE_BYTES", "evaluation tile sweep")
+    rows = internal("aprnb.evaluation._engine", "TILE_ROWS", "evaluation tile sweep")
+    size = internal("aprnb.evaluation._engine", "TILE_BYTES", "evaluation tile sweep")
     if rows is None or size is None:
         return None
     return int(rows), int(size) >> 20
@@ -66,7 +66,7 @@ def tile_defaults():
 @contextlib.contextmanager
 def tile_bytes(mb):
     """Set evaluate's score-tile size to ``mb`` MB for the body, then restore it."""
-    import aprnb.evaluation as ev
+    import aprnb.evaluation._engine as ev
     old = ev.TILE_BYTES
     ev.TILE_BYTES = int(mb) << 20
     try:
@@ -76,7 +76,7 @@ def tile_bytes(mb):
 
 
 def _profile_pieces():
-    names = [("aprnb.evaluation", "_tile_buffers"), ("aprnb.kernels.topk", "push_tile"),
+    names = [("aprnb.evaluation._engine", "tile_buffers"), ("aprnb.kernels.topk", "push_tile"),
              ("aprnb.kernels.topk", "holdout_finish")]
     pieces = [internal(m, n, "evaluation profile") for m, n in names]
     return None if any(p is None for p in pieces) else pieces
