@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 from hypothesis import strategies as st
 
-from aprnb import ItemPop
+from aprnb import APR, BPR, ItemPop
 
 #: Fast settings for the small 30 x 20 data set of the ``X``/``split`` fixtures.
 FAST = dict(factors=4, epochs=2, n_threads=1, random_state=0, show_progress=False)
@@ -136,3 +136,14 @@ def write_ncf(tmp_path, negative=True):
         write(tmp_path / "toy.test.negative",
               "(0,3)\t4\t0\t6\n(1,2)\t3\t5\n(2,0)\t4\t5\t2\n")
     return prefix
+
+
+#: Every trained-model configuration of the contract suite: name -> (class, parameters).
+CONFIGURATIONS = {
+    "bpr-sgd": (BPR, dict(optimizer="sgd")),
+    "bpr-adagrad": (BPR, dict(optimizer="adagrad")),
+    "apr-sgd": (APR, dict(optimizer="sgd")),
+    "apr-adagrad": (APR, dict(optimizer="adagrad")),
+    "apr-batch8": (APR, dict(optimizer="sgd", batch_size=8)),
+    "apr-random": (APR, dict(optimizer="sgd", noise="random")),
+}

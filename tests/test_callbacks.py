@@ -4,18 +4,10 @@ import pytest
 import scipy.sparse as sp
 
 import aprnb
-from aprnb import APR, BPR
 from aprnb.models.callbacks import Callback, EarlyStopping, Validation
-from checks import assert_same
+from checks import CONFIGURATIONS, assert_same
 
-FACTOR_MODELS = {
-    "bpr-sgd": (BPR, dict(optimizer="sgd")),
-    "bpr-adagrad": (BPR, dict(optimizer="adagrad")),
-    "apr-sgd": (APR, dict(optimizer="sgd")),
-    "apr-adagrad": (APR, dict(optimizer="adagrad")),
-    "apr-batch8": (APR, dict(optimizer="sgd", batch_size=8)),
-    "apr-random": (APR, dict(optimizer="sgd", noise="random")),
-}
+FACTOR_MODELS = CONFIGURATIONS
 factor_model = pytest.mark.parametrize("name", list(FACTOR_MODELS))
 
 

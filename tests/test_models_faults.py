@@ -18,7 +18,7 @@ import scipy.sparse as sp
 import aprnb
 from aprnb import APR, BPR, DivergenceError, ItemPop
 from aprnb import data as D
-from checks import FAST, assert_same, assert_unchanged, fit_fast, snapshot
+from checks import CONFIGURATIONS, FAST, assert_same, assert_unchanged, fit_fast, snapshot
 
 
 FACTOR_MODELS = (BPR, APR)
@@ -76,14 +76,7 @@ def test_divergence_raises_and_keeps_last_good_epoch(cls, optimizer, lr, X):
 
 # Every configuration of the model contract, both float widths, a learning rate that
 # overflows at once from a large initialisation.
-DIVERGING = {
-    "bpr-sgd": (BPR, dict(optimizer="sgd")),
-    "bpr-adagrad": (BPR, dict(optimizer="adagrad")),
-    "apr-sgd": (APR, dict(optimizer="sgd")),
-    "apr-adagrad": (APR, dict(optimizer="adagrad")),
-    "apr-batch8": (APR, dict(optimizer="sgd", batch_size=8)),
-    "apr-random": (APR, dict(optimizer="sgd", noise="random")),
-}
+DIVERGING = CONFIGURATIONS
 
 
 @pytest.mark.parametrize("name", list(DIVERGING))

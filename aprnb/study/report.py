@@ -106,9 +106,13 @@ def _plot_eps(plt, result, p, out):
     ax.set_xlabel("eps (per-row L2 norm of the perturbation)")
     ax.set_ylabel("NDCG@100")
     ax.set_title(f"MF-BPR under perturbation, {result['name']}")
+    return _save(plt, fig, ax, os.path.join(out, f"{result['name']}_eps.png"))
+
+
+def _save(plt, fig, ax, path):
+    """Finish a figure (legend, layout), write it to ``path`` and close it."""
     ax.legend()
     fig.tight_layout()
-    path = os.path.join(out, f"{result['name']}_eps.png")
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -123,12 +127,7 @@ def _plot_training(plt, result, p, out):
     ax.set_xlabel("epoch")
     ax.set_ylabel("test NDCG@100 (illustration only)")
     ax.set_title(f"BPR then APR, {result['name']}")
-    ax.legend()
-    fig.tight_layout()
-    path = os.path.join(out, f"{result['name']}_training.png")
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, ax, os.path.join(out, f"{result['name']}_training.png"))
 
 
 def plot(result, out):
