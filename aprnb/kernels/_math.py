@@ -7,7 +7,7 @@ caught by the per-epoch finiteness check) instead of being optimised away.
 import math
 
 from ._intrinsics import sqrt
-from ._jit import FASTMATH, inline  # noqa: F401  (until bpr, apr, batch, attack move to _jit)
+from ._jit import inline
 
 #: Floor under a squared norm before the square root, as TensorFlow's
 #: ``l2_normalize`` does (``x / sqrt(max(sum x^2, 1e-12))``). A zero vector
