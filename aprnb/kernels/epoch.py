@@ -15,8 +15,9 @@ new order every epoch, which Hogwild's interleaving makes no different from a
 global shuffle, and the serial shuffle of every pair (5 ms of a 35 ms Gowalla
 epoch on two threads) is gone.
 
-The same Python function is compiled twice (:func:`aprnb.kernels._jit.twin`): ``epoch_serial`` runs the slices one after another, so one chunk
-plus a seed is bitwise reproducible; ``epoch_parallel`` runs them on Numba
+The same Python function is compiled twice (:func:`aprnb.kernels._jit.twin`):
+``epoch_serial`` runs the slices one after another, so one chunk plus a seed is
+bitwise reproducible; ``epoch_parallel`` runs them on Numba
 threads that update the shared factors without locks (Hogwild, Niu et al.
 2011), which is *not* bitwise reproducible.
 
@@ -98,6 +99,11 @@ def run_chunk(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, lo, hi,
     The loss of a triple is ``m + log1p(e)`` (:func:`aprnb.kernels._math.bpr_terms`);
     we sum the ``m`` and multiply the factors ``1 + e``, each in (1, 2], over
     groups of LOSS_GROUP triples (no overflow), taking one ``log`` per group.
+
+    Longer than the project's ~60-line limit on purpose: the three pipeline
+    stages must sit in one loop body so that the prefetches of later triples
+    overlap this triple's arithmetic; split into calls, the stages would only be
+    inlined back. Compiled without reference counting (``_jit.NO_REFCOUNT``).
     """
     n_items = Q.shape[0]
     gbuf = buf[3:6]            # gradient rows for the Adagrad update

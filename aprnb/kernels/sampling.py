@@ -9,9 +9,10 @@ cost more than the whole SGD update. So the test has two layers:
 1. **Filter.** ``build_filter`` hashes every positive ``(u, i)`` to one 64-bit
    word of a table of about 16 bits per positive and sets two bits in it (a
    blocked Bloom filter); for a user with more than half of all items it
-   inserts every pair ``(u, j)``, so that such users always reach step 2. Both bits clear means "certainly not a positive";
-   that is the answer for about 98.7% of random items, after one memory access
-   that the epoch kernel prefetches long before it needs it.
+   inserts every pair ``(u, j)``, so that such users always reach step 2. Both
+   bits clear means "certainly not a positive"; that is the answer for about
+   98.7% of random items, after one memory access that the epoch kernel
+   prefetches long before it needs it.
 2. **Exact check.** Otherwise (a positive, or a false alarm of the filter) a
    binary search of the sorted row decides.
 

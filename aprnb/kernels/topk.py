@@ -22,6 +22,7 @@ from numba import prange
 
 from ._jit import inline, kernel
 
+
 @inline
 def _worse(s1, i1, s2, i2):
     """True when (s1, i1) ranks after (s2, i2) under the tie rule."""
@@ -145,8 +146,6 @@ def topk_finish(hs, hi, sizes, out_items, out_scores):
             else:
                 out_items[b, r] = -1
                 out_scores[b, r] = -np.inf
-
-
 
 
 @inline
