@@ -347,3 +347,159 @@ def test_batch_of_one_triple_is_the_per_triple_step(case, adagrad, eps, reg_adv)
         for a, b in zip(one[2:4], batch[2:4]):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
     assert one[4] == pytest.approx(batch[4], rel=1e-14)
+
+
+# -- mode 2 (APR with random noise): replay the NOISE stream in NumPy ------------------------
+# The kernels draw the Gaussian rows from the chunk's NOISE stream (SplitMix64, see
+# aprnb/kernels/_rng.py) by Box-Muller, scale each row to L2 norm eps, and then take the
+# APR step with that perturbation held constant. The replay below redoes every draw.
+
+_M64 = (1 << 64) - 1
+
+
+def _splitmix_uniforms(state, n):
+    """``n`` uniforms in [0, 1) from one SplitMix64 word; returns (uniforms, new state)."""
+    out = np.empty(n)
+    z0 = int(state)
+    for k in range(n):
+        z0 = (z0 + 0x9E3779B97F4A7C15) & _M64
+        z = z0
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+        z ^= z >> 31
+        out[k] = (z >> 11) * 2.0 ** -53
+    return out, np.uint64(z0)
+
+
+def _noise_rows(states, word, n_rows, d, eps):
+    """``n_rows`` Gaussian rows of norm ``eps`` as ``fill_random_unit`` draws them."""
+    rows = np.empty((n_rows, d))
+    for r in range(n_rows):
+        u, states[word] = _splitmix_uniforms(states[word], 2 * d)
+        z = np.sqrt(-2.0 * np.log(1.0 - u[0::2])) * np.cos(2.0 * np.pi * u[1::2])
+        rows[r] = z * (eps / np.sqrt(max(float(z @ z), 1e-12)))
+    return rows
+
+
+def _mode2_problem(seed, d=4):
+    import scipy.sparse as sp
+
+    from aprnb.kernels._rng import seed_states
+    from aprnb.kernels.sampling import build_filter
+    rng = np.random.default_rng(seed)
+    X = sp.random(6, 9, density=0.35, random_state=seed, format="csr")
+    X.data[:] = 1.0
+    X.sort_indices()
+    indptr, indices = X.indptr.astype(np.int64), X.indices.astype(np.int64)
+    users = np.repeat(np.arange(6), np.diff(indptr)).astype(np.int64)
+    perm = rng.permutation(len(users))
+    return dict(P=rng.normal(0, 0.3, (6, d)), Q=rng.normal(0, 0.3, (9, d)), indptr=indptr,
+                indices=indices, users=users[perm].copy(), items=indices[perm].copy(),
+                filt=build_filter(indptr, indices, 9),
+                states=seed_states(np.random.default_rng(seed + 1), 1))
+
+
+@pytest.mark.parametrize("seed, eps, adagrad", [(0, 0.3, False), (1, 1.7, False),
+                                                (2, 0.5, True)])
+def test_mode2_epoch_replays_noise_stream(seed, eps, adagrad):
+    from aprnb.kernels import MODE_APR_RANDOM, epoch_serial, sample_negatives
+    from aprnb.kernels._rng import NOISE
+    c = _mode2_problem(seed)
+    lr, reg, reg_adv = 0.1, 0.01, 0.8
+    P, Q = c["P"].copy(), c["Q"].copy()
+    GP, GQ = (np.full_like(P, 0.1), np.full_like(Q, 0.1)) if adagrad else (P[:0], Q[:0])
+    GP0, GQ0 = GP.copy(), GQ.copy()
+    states = c["states"].copy()
+    loss, cnt = epoch_serial(P, Q, GP, GQ, c["filt"], c["indptr"], c["indices"],
+                             c["users"].copy(), c["items"].copy(), states, lr, reg, eps,
+                             reg_adv, MODE_APR_RANDOM, adagrad, 1)
+    # replay: negatives from the DRAW/REDRAW streams, noise from the NOISE stream
+    rs = c["states"].copy()
+    negs = sample_negatives(c["indptr"], c["indices"], c["users"], 9, rs, c["filt"])
+    rP, rQ = c["P"].copy(), c["Q"].copy()
+    rGP, rGQ = (GP0, GQ0) if adagrad else (None, None)
+    ref_loss, n = 0.0, 0
+    for u, i, j in zip(c["users"], c["items"], negs):
+        if j < 0:
+            continue
+        D = _noise_rows(rs, NOISE, 3, P.shape[1], eps)
+        rP, rQ, rGP, rGQ, lo = ref.apr_step_ref(rP, rQ, u, i, j, lr, reg, eps, reg_adv,
+                                                GP=rGP, GQ=rGQ, delta=(D[0], D[1], D[2]))
+        ref_loss += lo
+        n += 1
+    assert cnt == n > 0
+    np.testing.assert_allclose(P, rP, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(Q, rQ, rtol=1e-6, atol=1e-9)
+    assert loss == pytest.approx(ref_loss, rel=1e-9)
+    np.testing.assert_array_equal(states, rs)      # every stream advanced as replayed
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("eps", [1e-3, 0.5, 1.0, 3.0])
+def test_fill_random_unit_rows_have_norm_eps(dtype, eps):
+    from aprnb.kernels._rng import NOISE, seed_states
+    from aprnb.kernels.epoch import fill_random_unit
+    states = seed_states(np.random.default_rng(7), 1)
+    before = states.copy()
+    buf = np.zeros((5, 16), dtype=dtype)
+    for r in range(5):
+        fill_random_unit(buf, r, eps, states, NOISE)
+    norms = np.linalg.norm(buf.astype(np.float64), axis=1)
+    np.testing.assert_allclose(norms, eps, rtol=1e-6 if dtype == np.float32 else 1e-12)
+    # only the NOISE stream moved, and the rows are what the replay draws
+    assert (states != before).tolist() == [k == NOISE for k in range(len(states))]
+    expect = _noise_rows(before.copy(), NOISE, 5, 16, eps)
+    np.testing.assert_allclose(buf, expect, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-7 * eps)
+
+
+def _noise_batch_step(P, Q, us, is_, js, DP, DQ, lr, reg, reg_adv):
+    """Step 2-3 of ``ref.apr_batch_step_ref`` (SGD) with a given perturbation table."""
+    gP, gQ = np.zeros_like(P), np.zeros_like(Q)
+    loss = 0.0
+    for u, i, j in zip(us, is_, js):
+        loss += ref.bpr_loss(P[u], Q[i], Q[j])
+        dp, dqi, dqj = ref.apr_grads(P[u], Q[i], Q[j], DP[u], DQ[i], DQ[j], reg_adv)
+        np.add.at(gP, u, dp + reg * P[u])
+        np.add.at(gQ, i, dqi + reg * Q[i])
+        np.add.at(gQ, j, dqj + reg * Q[j])
+    touched_u = np.unique(us)
+    touched_i = np.unique(np.concatenate([is_, js]))
+    P[touched_u] -= lr * gP[touched_u]
+    Q[touched_i] -= lr * gQ[touched_i]
+    return loss
+
+
+@pytest.mark.parametrize("seed, eps, batch", [(3, 0.4, 4), (4, 1.3, 64)])
+def test_mode2_batch_epoch_replays_noise_stream(seed, eps, batch):
+    from aprnb.kernels import MODE_APR_RANDOM, sample_negatives
+    from aprnb.kernels._rng import NOISE
+    from aprnb.kernels.batch import batch_epoch
+    c = _mode2_problem(seed)
+    lr, reg, reg_adv = 0.1, 0.01, 0.8
+    P, Q = c["P"].copy(), c["Q"].copy()
+    states = c["states"].copy()
+    loss, cnt = batch_epoch(P, Q, P[:0], Q[:0], c["filt"], c["indptr"], c["indices"],
+                            c["users"].copy(), c["items"].copy(), states, lr, reg, eps,
+                            reg_adv, MODE_APR_RANDOM, False, 1, batch)
+    rs = c["states"].copy()
+    rP, rQ = c["P"].copy(), c["Q"].copy()
+    ref_loss, n, d = 0.0, 0, P.shape[1]
+    for lo in range(0, len(c["users"]), batch):
+        us = c["users"][lo:lo + batch]
+        negs = sample_negatives(c["indptr"], c["indices"], us, 9, rs, c["filt"])
+        keep = negs >= 0
+        us, is_, js = us[keep], c["items"][lo:lo + batch][keep], negs[keep]
+        # rows get their noise in the order they first occur: users, then items (i, j)
+        u_rows = list(dict.fromkeys(us.tolist()))
+        i_rows = list(dict.fromkeys(np.stack([is_, js], 1).ravel().tolist()))
+        DP, DQ = np.zeros_like(rP), np.zeros_like(rQ)
+        DP[u_rows] = _noise_rows(rs, NOISE, len(u_rows), d, eps)
+        DQ[i_rows] = _noise_rows(rs, NOISE, len(i_rows), d, eps)
+        ref_loss += _noise_batch_step(rP, rQ, us, is_, js, DP, DQ, lr, reg, reg_adv)
+        n += len(us)
+    assert cnt == n > 0
+    np.testing.assert_allclose(P, rP, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(Q, rQ, rtol=1e-6, atol=1e-9)
+    assert loss == pytest.approx(ref_loss, rel=1e-9)
+    np.testing.assert_array_equal(states, rs)

@@ -1,5 +1,8 @@
 """Two LLVM intrinsics Numba does not expose: software prefetch and a plain sqrt.
 
+Part of the compilation room (:mod:`aprnb.kernels._jit`): the only code here
+that depends on the LLVM version is the prefetch name, which llvmlite mangles.
+
 ``sqrt(x)`` lowers to ``llvm.sqrt`` (IEEE-exact, like ``math.sqrt``), whereas
 Numba's ``math.sqrt`` calls libm's ``sqrt``/``sqrtf``, which may set ``errno`` and
 therefore blocks vectorisation of the Adagrad loops.
@@ -49,7 +52,9 @@ def prefetch(typingctx, arr, row, col):
         i8p = ir.IntType(8).as_pointer()
         i32 = ir.IntType(32)
         fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        # llvmlite mangles the pointer type into the name: ``llvm.prefetch.p0`` with
+        # opaque pointers (LLVM >= 15), ``llvm.prefetch.p0i8`` with typed ones.
+        fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p], fnty)
         # (address, rw = read, locality = 3 (keep in all cache levels), data cache)
         builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3),
                           ir.Constant(i32, 1)])

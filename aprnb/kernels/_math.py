@@ -1,23 +1,13 @@
 """Scalar helpers shared by the kernels: stable sigmoid/softplus and guarded norms.
 
-Every function here is jitted without ``fastmath`` so that NaN and infinities
-propagate (and are caught by the per-epoch finiteness check) instead of being
-optimised away.
+Every function here is inlined with the flag set of :mod:`aprnb.kernels._jit`,
+which has no ``nnan``/``ninf``, so that NaN and infinities propagate (and are
+caught by the per-epoch finiteness check) instead of being optimised away.
 """
 import math
 
-from numba import njit
-
 from ._intrinsics import sqrt
-
-#: LLVM fast-math flags for every kernel: re-association (so that dot products
-#: and reductions vectorise) and FMA contraction, but *not* ``nnan``/``ninf``,
-#: so NaN and infinity keep their IEEE meaning and the divergence check works.
-FASTMATH = {"reassoc", "contract"}
-# Every kernel is also compiled with ``error_model="numpy"``: a float division
-# by zero gives inf/NaN (caught by the per-epoch finiteness check) instead of a
-# per-element Python ZeroDivisionError test, which would stop the compiler from
-# vectorising loops that divide, such as the Adagrad updates.
+from ._jit import inline
 
 #: Floor under a squared norm before the square root, as TensorFlow's
 #: ``l2_normalize`` does (``x / sqrt(max(sum x^2, 1e-12))``). A zero vector
@@ -25,7 +15,7 @@ FASTMATH = {"reassoc", "contract"}
 NORM_FLOOR = 1e-12
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+@inline
 def sigmoid(x):
     r"""Logistic function :math:`\sigma(x) = 1 / (1 + e^{-x})`, overflow-free.
 
@@ -39,7 +29,7 @@ def sigmoid(x):
     return num / (1.0 + z)
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+@inline
 def softplus(x):
     r"""Softplus :math:`\log(1 + e^{x}) = \max(x, 0) + \log(1 + e^{-|x|})`.
 
@@ -48,7 +38,7 @@ def softplus(x):
     return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+@inline
 def bpr_terms(x):
     r"""One ``exp`` for both the gradient scale and the loss of margin ``x``.
 
@@ -67,7 +57,7 @@ def bpr_terms(x):
     return s, max(-x, 0.0), e
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+@inline
 def guarded_inv_norm(sq):
     """Return ``1 / sqrt(max(sq, NORM_FLOOR))`` for a squared norm ``sq``."""
     return 1.0 / sqrt(max(sq, NORM_FLOOR))

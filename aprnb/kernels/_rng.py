@@ -8,7 +8,8 @@ stream makes the streams easy to seed from ``random_state`` and to pass into
 no races).
 """
 import numpy as np
-from numba import njit
+
+from ._jit import integer
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -21,7 +22,7 @@ _S11 = np.uint64(11)
 _INV53 = 1.0 / 9007199254740992.0  # 2**-53
 
 
-@njit(cache=True, inline="always")
+@integer(inline=True)
 def mix64(z):
     """SplitMix64's output function: a bijective scramble of the 64 bits of ``z``."""
     z = (z ^ (z >> _S30)) * _MIX1
@@ -29,7 +30,7 @@ def mix64(z):
     return z ^ (z >> _S31)
 
 
-@njit(cache=True, inline="always")
+@integer(inline=True)
 def next_u64(state, t):
     """Advance stream ``t`` of ``state`` and return 64 random bits."""
     z = state[t] + _GAMMA
@@ -37,7 +38,7 @@ def next_u64(state, t):
     return mix64(z)
 
 
-@njit(cache=True, inline="always")
+@integer(inline=True)
 def randint(state, t, n):
     """Uniform integer in ``[0, n)`` for ``0 < n < 2**32`` (multiply-shift).
 
@@ -47,13 +48,13 @@ def randint(state, t, n):
     return np.int64((hi * np.uint64(n)) >> _S32)
 
 
-@njit(cache=True, inline="always")
+@integer(inline=True)
 def uniform(state, t):
     """Uniform float64 in ``[0, 1)`` with 53 random bits."""
     return np.float64(next_u64(state, t) >> _S11) * _INV53
 
 
-@njit(cache=True, inline="always")
+@integer(inline=True)
 def shuffle_range(a, b, lo, hi, state, t):
     """Fisher-Yates shuffle of the pairs ``(a[k], b[k])``, ``lo <= k < hi``, in place."""
     for k in range(hi - 1, lo, -1):
@@ -66,7 +67,7 @@ def shuffle_range(a, b, lo, hi, state, t):
         b[r] = tb
 
 
-@njit(cache=True)
+@integer
 def shuffle_pairs(a, b, state, t):
     """Fisher-Yates shuffle of all the pairs ``(a[k], b[k])`` in place (stream ``t``).
 

@@ -27,29 +27,29 @@ where :math:`d = q_i - q_j`, :math:`a = \lambda_{adv}\,\sigma(-x_{adv})`.
 import math
 
 import numpy as np
-from numba import njit
 
-from ._math import FASTMATH, bpr_terms, guarded_inv_norm, sigmoid
+from ._grads import apr_grad, perturbed
+from ._jit import inline, kernel
+from ._math import bpr_terms, guarded_inv_norm, sigmoid
 from .bpr import adagrad_rows
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+@inline
 def _apr_grads(pu, qi, qj, D, f, s, a, cu, cq, reg_, use_buffers):
-    """Element ``f`` of the APR gradients of ``p_u, q_i, q_j`` (eq. (A3) of docs/derivations.md)."""
-    d = qi - qj
+    """Element ``f`` of the APR gradients of ``p_u, q_i, q_j`` (eq. (A3) of docs/derivations.md).
+
+    The perturbation is the closed form (``use_buffers=False``) or the rows ``D[0:3]``.
+    """
     if use_buffers:
-        pt = pu + D[0, f]                     # p~ = p_u + Delta_u
-        dd = d + (D[1, f] - D[2, f])          # q~_i - q~_j
+        pt, dd = perturbed(pu, qi, qj, D[0, f], D[1, f], D[2, f])
     else:
-        pt = pu + cu * d
-        dd = d - (cq + cq) * pu
-    gp = reg_ * pu - s * d - a * dd
-    gi = reg_ * qi - s * pu - a * pt
-    gj = reg_ * qj + s * pu + a * pt
-    return gp, gi, gj
+        d = qi - qj
+        pt = pu + cu * d                      # p~ = p_u + Delta_u
+        dd = d - (cq + cq) * pu               # q~_i - q~_j
+    return apr_grad(pu, qi, qj, pt, dd, s, a, reg_)
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+@inline
 def _descend(P, Q, GP, GQ, G, D, u, i, j, s, a, cu, cq, use_buffers, lr, reg, adagrad):
     """Second pass shared by both perturbation kinds: apply the APR gradients.
 
@@ -80,7 +80,7 @@ def _descend(P, Q, GP, GQ, G, D, u, i, j, s, a, cu, cq, use_buffers, lr, reg, ad
             Q[j, f] = qj - lr_ * gj
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+@inline
 def _apr_update(P, Q, GP, GQ, G, u, i, j, lr, reg, eps, reg_adv, adagrad):
     """Closed-form APR step in two passes over the three rows; returns the clean loss.
 
@@ -107,7 +107,7 @@ def _apr_update(P, Q, GP, GQ, G, u, i, j, lr, reg, eps, reg_adv, adagrad):
     return m, e
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+@inline
 def _apr_given(P, Q, GP, GQ, G, D, u, i, j, lr, reg, reg_adv, adagrad):
     """APR step with the explicit perturbation rows ``D[0:3]`` (random noise).
 
@@ -118,16 +118,18 @@ def _apr_given(P, Q, GP, GQ, G, D, u, i, j, lr, reg, reg_adv, adagrad):
     xa = dt(0.0)
     for f in range(P.shape[1]):
         pu = P[u, f]
-        d = Q[i, f] - Q[j, f]
-        x += pu * d
-        xa += (pu + D[0, f]) * (d + (D[1, f] - D[2, f]))
+        qi = Q[i, f]
+        qj = Q[j, f]
+        x += pu * (qi - qj)
+        pt, dd = perturbed(pu, qi, qj, D[0, f], D[1, f], D[2, f])
+        xa += pt * dd
     s, m, e = bpr_terms(x)
     a = dt(reg_adv * sigmoid(-xa))
     _descend(P, Q, GP, GQ, G, D, u, i, j, dt(s), a, dt(0.0), dt(0.0), True, lr, reg, adagrad)
     return m, e
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@kernel
 def apr_step(P, Q, u, i, j, lr, reg, eps, reg_adv):
     """One plain-SGD APR step for the triple ``(u, i, j)``, in place.
 
@@ -145,7 +147,7 @@ def apr_step(P, Q, u, i, j, lr, reg, eps, reg_adv):
     return m + math.log1p(e)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@kernel
 def apr_step_adagrad(P, Q, GP, GQ, u, i, j, lr, reg, eps, reg_adv):
     """Per-triple Adagrad version of :func:`apr_step` (accumulators ``GP``, ``GQ``)."""
     G = np.empty((3, P.shape[1]), dtype=P.dtype)
@@ -153,7 +155,7 @@ def apr_step_adagrad(P, Q, GP, GQ, u, i, j, lr, reg, eps, reg_adv):
     return m + math.log1p(e)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@kernel
 def apr_step_given(P, Q, u, i, j, Du, Di, Dj, lr, reg, reg_adv):
     """Plain-SGD APR step with an explicit perturbation (rows ``Du, Di, Dj``).
 

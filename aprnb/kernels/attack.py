@@ -15,12 +15,12 @@ row's gradient is zero.
 """
 import math
 
-from numba import njit
+from ._grads import bpr_loss_grad, margin
+from ._jit import kernel
+from ._math import sigmoid
 
-from ._math import FASTMATH, sigmoid
 
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@kernel
 def dataset_bpr_gradient(P, Q, users, items, negs, GP, GQ):
     """Add the gradient of the summed BPR loss over the triples to ``GP``/``GQ``.
 
@@ -34,20 +34,18 @@ def dataset_bpr_gradient(P, Q, users, items, negs, GP, GQ):
         j = negs[k]
         if j < 0:
             continue
-        x = 0.0
-        for f in range(d):
-            x += P[u, f] * (Q[i, f] - Q[j, f])
+        x = margin(P, Q, u, i, j, 0.0)            # summed in float64
         total += max(-x, 0.0) + math.log1p(math.exp(-abs(x)))
         s = sigmoid(-x)
         for f in range(d):
-            pu = P[u, f]
-            GP[u, f] -= s * (Q[i, f] - Q[j, f])
-            GQ[i, f] -= s * pu
-            GQ[j, f] += s * pu
+            gp, gi, gj = bpr_loss_grad(P[u, f], Q[i, f], Q[j, f], s)
+            GP[u, f] += gp
+            GQ[i, f] += gi
+            GQ[j, f] += gj
     return total
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@kernel
 def normalize_rows(G, eps, out):
     """``out[r] = eps * G[r] / ||G[r]||``; rows whose gradient is exactly zero get zero."""
     for r in range(G.shape[0]):
@@ -63,7 +61,7 @@ def normalize_rows(G, eps, out):
                 out[r, f] = 0.0
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@kernel
 def project_rows(D, eps):
     """Project every row of ``D`` onto the L2 ball of radius ``eps`` in place."""
     for r in range(D.shape[0]):

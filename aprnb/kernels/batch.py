@@ -17,16 +17,17 @@ an autodiff framework does. With ``batch_size=1`` this is the per-triple kernel
 """
 
 import numpy as np
-from numba import njit
 
+from ._grads import apr_grad, bpr_loss_grad, margin, perturbed
 from ._intrinsics import sqrt
-from ._math import FASTMATH, guarded_inv_norm, sigmoid, softplus
+from ._jit import inline, kernel
+from ._math import guarded_inv_norm, sigmoid, softplus
 from .epoch import MODE_APR, MODE_APR_RANDOM, fill_random_unit
 from ._rng import NOISE, shuffle_pairs
 from .sampling import sample_negative
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+@inline
 def _claim(slot, rows, n, r, G, D, G2):
     """Slot of row ``r`` in the batch buffers, allocating (and zeroing) a new one."""
     s = slot[r]
@@ -40,7 +41,7 @@ def _claim(slot, rows, n, r, G, D, G2):
     return s
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+@inline
 def _apply_rows(W, GW, rows, n, G2, lr, adagrad):
     for s in range(n):
         r = rows[s]
@@ -53,7 +54,7 @@ def _apply_rows(W, GW, rows, n, G2, lr, adagrad):
                 W[r, f] -= lr * g
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+@inline
 def _perturb_rows(D, G, n, eps, mode, state):
     dt = D.dtype.type
     for s in range(n):
@@ -68,7 +69,94 @@ def _perturb_rows(D, G, n, eps, mode, state):
             fill_random_unit(D, s, eps, state, NOISE)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@inline
+def _gather(filt, indptr, indices, pos_users, pos_items, lo, hi, states, slots, rows, bufs, T):
+    """Draw the negatives of the pairs ``lo:hi`` and claim a buffer slot for each row.
+
+    Fills the batch's triples ``T[0:3, :nb]`` (users, positives, negatives) and
+    returns ``(nb, nu, ni)``: triples, touched user rows, touched item rows.
+    """
+    slot_u, slot_i = slots
+    rows_u, rows_i = rows
+    GU, DU, G2U, GI, DI, G2I = bufs
+    n_items = slot_i.shape[0]
+    nb = 0
+    nu = 0
+    ni = 0
+    for k in range(lo, hi):
+        u = pos_users[k]
+        i = pos_items[k]
+        j = sample_negative(filt, indptr, indices, u, n_items, states, 0)
+        if j < 0:
+            continue
+        if slot_u[u] < 0:
+            _claim(slot_u, rows_u, nu, u, GU, DU, G2U)
+            nu += 1
+        if slot_i[i] < 0:
+            _claim(slot_i, rows_i, ni, i, GI, DI, G2I)
+            ni += 1
+        if slot_i[j] < 0:
+            _claim(slot_i, rows_i, ni, j, GI, DI, G2I)
+            ni += 1
+        T[0, nb] = u
+        T[1, nb] = i
+        T[2, nb] = j
+        nb += 1
+    return nb, nu, ni
+
+
+@inline
+def _clean_pass(P, Q, T, nb, ts, slot_u, slot_i, GU, GI, mode, total):
+    """Step 1: clean margins, ``sigma(-x)`` per triple and (APR) the summed BPR gradient.
+
+    Returns ``total`` plus the clean losses of the batch, added one by one.
+    """
+    dt = P.dtype.type
+    for t in range(nb):
+        u, i, j = T[0, t], T[1, t], T[2, t]
+        x = margin(P, Q, u, i, j, dt(0.0))
+        total += softplus(-x)
+        s = dt(sigmoid(-x))
+        ts[t] = s
+        if mode == MODE_APR:
+            su, si, sj = slot_u[u], slot_i[i], slot_i[j]
+            for f in range(P.shape[1]):
+                gp, gi, gj = bpr_loss_grad(P[u, f], Q[i, f], Q[j, f], s)
+                GU[su, f] += gp
+                GI[si, f] += gi
+                GI[sj, f] += gj
+    return total
+
+
+@inline
+def _descent_pass(P, Q, T, nb, ts, slot_u, slot_i, DU, DI, G2U, G2I, reg, reg_adv,
+                  adversarial):
+    """Step 3: the APR (or, with ``adversarial=False``, BPR) gradients summed per row."""
+    dt = P.dtype.type
+    reg_ = dt(reg)
+    for t in range(nb):
+        u, i, j = T[0, t], T[1, t], T[2, t]
+        su, si, sj = slot_u[u], slot_i[i], slot_i[j]
+        s = ts[t]
+        a = dt(0.0)
+        if adversarial:
+            xa = dt(0.0)
+            for f in range(P.shape[1]):
+                pt, dd = perturbed(P[u, f], Q[i, f], Q[j, f], DU[su, f], DI[si, f], DI[sj, f])
+                xa += pt * dd
+            a = dt(reg_adv * sigmoid(-xa))
+        for f in range(P.shape[1]):
+            pu = P[u, f]
+            qi = Q[i, f]
+            qj = Q[j, f]
+            pt, dd = perturbed(pu, qi, qj, DU[su, f], DI[si, f], DI[sj, f])
+            gp, gi, gj = apr_grad(pu, qi, qj, pt, dd, s, a, reg_)
+            G2U[su, f] += gp
+            G2I[si, f] += gi
+            G2I[sj, f] += gj
+
+
+@kernel
 def batch_epoch(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, states,
                 lr, reg, eps, reg_adv, mode, adagrad, n_chunks, batch_size, shuffle=False):
     """One epoch in mini-batches; same arguments as ``epoch_serial`` plus ``batch_size``.
@@ -78,94 +166,32 @@ def batch_epoch(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, state
     """
     if shuffle:
         shuffle_pairs(pos_users, pos_items, states, 0)
-    dt = P.dtype.type
     d = P.shape[1]
     n = pos_users.shape[0]
-    n_items = Q.shape[0]
     B = batch_size
     slot_u = np.full(P.shape[0], -1, dtype=np.int64)
-    slot_i = np.full(n_items, -1, dtype=np.int64)
+    slot_i = np.full(Q.shape[0], -1, dtype=np.int64)
     rows_u = np.empty(B, dtype=np.int64)
     rows_i = np.empty(2 * B, dtype=np.int64)
-    GU = np.zeros((B, d), dtype=P.dtype)
-    DU = np.zeros((B, d), dtype=P.dtype)
-    G2U = np.zeros((B, d), dtype=P.dtype)
-    GI = np.zeros((2 * B, d), dtype=P.dtype)
-    DI = np.zeros((2 * B, d), dtype=P.dtype)
-    G2I = np.zeros((2 * B, d), dtype=P.dtype)
-    tu = np.empty(B, dtype=np.int64)
-    ti = np.empty(B, dtype=np.int64)
-    tj = np.empty(B, dtype=np.int64)
-    ts = np.empty(B, dtype=P.dtype)
-    lr_ = dt(lr)
-    reg_ = dt(reg)
+    GU, DU, G2U = np.zeros((B, d), P.dtype), np.zeros((B, d), P.dtype), np.zeros((B, d), P.dtype)
+    GI, DI, G2I = (np.zeros((2 * B, d), P.dtype), np.zeros((2 * B, d), P.dtype),
+                   np.zeros((2 * B, d), P.dtype))
+    T = np.empty((3, B), dtype=np.int64)            # users, positives, negatives
+    ts = np.empty(B, dtype=P.dtype)                 # sigma(-x) per triple
+    lr_ = P.dtype.type(lr)
     adversarial = mode == MODE_APR or mode == MODE_APR_RANDOM
     total = 0.0
     count = 0
     for start in range(0, n, B):
-        nb = 0
-        nu = 0
-        ni = 0
-        for k in range(start, min(n, start + B)):
-            u = pos_users[k]
-            i = pos_items[k]
-            j = sample_negative(filt, indptr, indices, u, n_items, states, 0)
-            if j < 0:
-                continue
-            if slot_u[u] < 0:
-                _claim(slot_u, rows_u, nu, u, GU, DU, G2U)
-                nu += 1
-            if slot_i[i] < 0:
-                _claim(slot_i, rows_i, ni, i, GI, DI, G2I)
-                ni += 1
-            if slot_i[j] < 0:
-                _claim(slot_i, rows_i, ni, j, GI, DI, G2I)
-                ni += 1
-            tu[nb] = u
-            ti[nb] = i
-            tj[nb] = j
-            nb += 1
-        # 1. clean margins and the summed BPR gradient per row
-        for t in range(nb):
-            u, i, j = tu[t], ti[t], tj[t]
-            x = dt(0.0)
-            for f in range(d):
-                x += P[u, f] * (Q[i, f] - Q[j, f])
-            total += softplus(-x)
-            s = dt(sigmoid(-x))
-            ts[t] = s
-            if mode == MODE_APR:
-                su, si, sj = slot_u[u], slot_i[i], slot_i[j]
-                for f in range(d):
-                    pu = P[u, f]
-                    GU[su, f] -= s * (Q[i, f] - Q[j, f])
-                    GI[si, f] -= s * pu
-                    GI[sj, f] += s * pu
-        # 2. perturbation per touched row
-        if adversarial:
+        nb, nu, ni = _gather(filt, indptr, indices, pos_users, pos_items, start,
+                             min(n, start + B), states, (slot_u, slot_i), (rows_u, rows_i),
+                             (GU, DU, G2U, GI, DI, G2I), T)
+        total = _clean_pass(P, Q, T, nb, ts, slot_u, slot_i, GU, GI, mode, total)
+        if adversarial:                     # step 2: the perturbation per touched row
             _perturb_rows(DU, GU, nu, eps, mode, states)
             _perturb_rows(DI, GI, ni, eps, mode, states)
-        # 3. gradients with the perturbation held constant, summed per row
-        for t in range(nb):
-            u, i, j = tu[t], ti[t], tj[t]
-            su, si, sj = slot_u[u], slot_i[i], slot_i[j]
-            s = ts[t]
-            a = dt(0.0)
-            if adversarial:
-                xa = dt(0.0)
-                for f in range(d):
-                    xa += (P[u, f] + DU[su, f]) * ((Q[i, f] - Q[j, f])
-                                                  + (DI[si, f] - DI[sj, f]))
-                a = dt(reg_adv * sigmoid(-xa))
-            for f in range(d):
-                pu = P[u, f]
-                qi = Q[i, f]
-                qj = Q[j, f]
-                dd = (qi - qj) + (DI[si, f] - DI[sj, f])
-                pt = pu + DU[su, f]
-                G2U[su, f] += reg_ * pu - s * (qi - qj) - a * dd
-                G2I[si, f] += reg_ * qi - s * pu - a * pt
-                G2I[sj, f] += reg_ * qj + s * pu + a * pt
+        _descent_pass(P, Q, T, nb, ts, slot_u, slot_i, DU, DI, G2U, G2I, reg, reg_adv,
+                      adversarial)
         _apply_rows(P, GP, rows_u, nu, G2U, lr_, adagrad)
         _apply_rows(Q, GQ, rows_i, ni, G2I, lr_, adagrad)
         for s in range(nu):

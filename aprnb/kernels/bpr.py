@@ -21,13 +21,14 @@ once so that the inner loops stay in that width.
 import math
 
 import numpy as np
-from numba import njit
 
+from ._grads import bpr_grad, margin
 from ._intrinsics import sqrt
-from ._math import FASTMATH, bpr_terms
+from ._jit import inline, kernel
+from ._math import bpr_terms
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+@inline
 def adagrad_rows(P, Q, GP, GQ, u, i, j, G, lr):
     """Per-element Adagrad for the rows ``p_u, q_i, q_j`` given their gradients ``G[0:3]``.
 
@@ -49,7 +50,7 @@ def adagrad_rows(P, Q, GP, GQ, u, i, j, G, lr):
         Q[j, f] -= lr * g / sqrt(GQ[j, f])
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+@inline
 def _bpr_update(P, Q, GP, GQ, G, u, i, j, lr, reg, adagrad):
     """Shared body of :func:`bpr_step` and :func:`bpr_step_adagrad`.
 
@@ -58,34 +59,27 @@ def _bpr_update(P, Q, GP, GQ, G, u, i, j, lr, reg, adagrad):
     """
     dt = P.dtype.type
     d = P.shape[1]
-    x = dt(0.0)
-    for f in range(d):
-        x += P[u, f] * (Q[i, f] - Q[j, f])
-    s_, m, e = bpr_terms(x)
+    s_, m, e = bpr_terms(margin(P, Q, u, i, j, dt(0.0)))
     s = dt(s_)                     # sigma(-x) = -dl/dx
     lr_ = dt(lr)
     reg_ = dt(reg)
     if adagrad:
         for f in range(d):
-            pu = P[u, f]
-            qi = Q[i, f]
-            qj = Q[j, f]
-            G[0, f] = reg_ * pu - s * (qi - qj)   # dl/dp_u + reg p_u
-            G[1, f] = reg_ * qi - s * pu          # dl/dq_i + reg q_i
-            G[2, f] = reg_ * qj + s * pu          # dl/dq_j + reg q_j
+            G[0, f], G[1, f], G[2, f] = bpr_grad(P[u, f], Q[i, f], Q[j, f], s, reg_)
         adagrad_rows(P, Q, GP, GQ, u, i, j, G, lr_)
     else:
         for f in range(d):
             pu = P[u, f]
             qi = Q[i, f]
             qj = Q[j, f]
-            P[u, f] = pu - lr_ * (reg_ * pu - s * (qi - qj))
-            Q[i, f] = qi - lr_ * (reg_ * qi - s * pu)
-            Q[j, f] = qj - lr_ * (reg_ * qj + s * pu)
+            gp, gi, gj = bpr_grad(pu, qi, qj, s, reg_)
+            P[u, f] = pu - lr_ * gp
+            Q[i, f] = qi - lr_ * gi
+            Q[j, f] = qj - lr_ * gj
     return m, e
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@kernel
 def bpr_step(P, Q, u, i, j, lr, reg):
     """One plain-SGD BPR step for the triple ``(u, i, j)``, in place.
 
@@ -107,7 +101,7 @@ def bpr_step(P, Q, u, i, j, lr, reg):
     return m + math.log1p(e)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@kernel
 def bpr_step_adagrad(P, Q, GP, GQ, u, i, j, lr, reg):
     """One per-triple Adagrad BPR step, in place.
 

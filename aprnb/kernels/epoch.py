@@ -15,9 +15,9 @@ new order every epoch, which Hogwild's interleaving makes no different from a
 global shuffle, and the serial shuffle of every pair (5 ms of a 35 ms Gowalla
 epoch on two threads) is gone.
 
-The same Python function is compiled twice, under two names (see
-``_renamed``): ``epoch_serial`` runs the slices one after another, so one chunk
-plus a seed is bitwise reproducible; ``epoch_parallel`` runs them on Numba
+The same Python function is compiled twice (:func:`aprnb.kernels._jit.twin`):
+``epoch_serial`` runs the slices one after another, so one chunk plus a seed is
+bitwise reproducible; ``epoch_parallel`` runs them on Numba
 threads that update the shared factors without locks (Hogwild, Niu et al.
 2011), which is *not* bitwise reproducible.
 
@@ -25,13 +25,12 @@ threads that update the shared factors without locks (Hogwild, Niu et al.
 2 = APR with random noise (Gaussian rows, L2-normalised, times ``eps``).
 """
 import math
-import types
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from ._math import FASTMATH
 from ._intrinsics import prefetch
+from ._jit import inline, kernel, twin
 from ._rng import NOISE, STRIDE, shuffle_range, uniform
 from .apr import _apr_given, _apr_update
 from .bpr import _bpr_update
@@ -42,7 +41,7 @@ MODE_APR = 1
 MODE_APR_RANDOM = 2
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+@inline
 def fill_random_unit(buf, row, eps, state, t):
     """Fill ``buf[row]`` with a Gaussian vector scaled to L2 norm ``eps`` (Box-Muller)."""
     n = buf.shape[1]
@@ -70,19 +69,13 @@ RING = 32
 LOSS_GROUP = 16
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+@inline
 def _prefetch_rows(A, r, step):
     for f in range(0, A.shape[1], step):
         prefetch(A, r, f)
 
 
-# ``_nrt=False``: compiled without Numba's reference counting. The helpers
-# inlined below take whole arrays, and Numba otherwise wraps every inlined call
-# in atomic increments and decrements of the arrays' reference counts (about 30
-# per triple here); they halved the single-thread speed and, since all threads
-# count references on the same P and Q, serialised the Hogwild threads. The
-# function allocates nothing, and its caller holds every array it receives.
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@kernel(refcount=False)
 def run_chunk(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, lo, hi, states, rs,
               lr, reg, eps, reg_adv, mode, adagrad, buf, ring):
     """Train on the pairs ``lo:hi`` with the RNG streams of block ``states[rs:]``.
@@ -106,6 +99,11 @@ def run_chunk(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, lo, hi,
     The loss of a triple is ``m + log1p(e)`` (:func:`aprnb.kernels._math.bpr_terms`);
     we sum the ``m`` and multiply the factors ``1 + e``, each in (1, 2], over
     groups of LOSS_GROUP triples (no overflow), taking one ``log`` per group.
+
+    Longer than the project's ~60-line limit on purpose: the three pipeline
+    stages must sit in one loop body so that the prefetches of later triples
+    overlap this triple's arithmetic; split into calls, the stages would only be
+    inlined back. Compiled without reference counting (``_jit.NO_REFCOUNT``).
     """
     n_items = Q.shape[0]
     gbuf = buf[3:6]            # gradient rows for the Adagrad update
@@ -155,7 +153,7 @@ def run_chunk(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, lo, hi,
     return acc, cnt
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+@inline
 def _resolve_and_prefetch(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, b,
                           n_items, states, rs, adagrad, ring, mask, step):
     """Stage 2 of ``run_chunk`` for triple ``b``: final negative, then prefetch its rows."""
@@ -197,29 +195,10 @@ def _epoch(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, states,
     return losses.sum(), counts.sum()
 
 
-def _renamed(fn, name):
-    """A copy of the function ``fn`` under another name.
-
-    Numba names a cached kernel's files after the Python function's
-    ``__qualname__`` and keys the entries by signature only, not by compile
-    options. Compiling one function twice with ``cache=True`` (serial and
-    ``parallel=True``) therefore makes both dispatchers share one cache entry,
-    and after a reload both run whichever version was saved last: the
-    "parallel" epoch silently ran on one thread. Each variant gets its own name.
-    """
-    out = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
-    out.__qualname__ = name
-    out.__doc__ = fn.__doc__
-    return out
+epoch_serial, epoch_parallel = twin(_epoch, "epoch_serial", "epoch_parallel")
 
 
-epoch_serial = njit(cache=True, fastmath=FASTMATH, error_model="numpy")(
-    _renamed(_epoch, "epoch_serial"))
-epoch_parallel = njit(cache=True, parallel=True, fastmath=FASTMATH, error_model="numpy")(
-    _renamed(_epoch, "epoch_parallel"))
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@kernel
 def all_finite(A):
     """True when every element of the 2-D array ``A`` is finite."""
     for r in range(A.shape[0]):

@@ -9,9 +9,10 @@ cost more than the whole SGD update. So the test has two layers:
 1. **Filter.** ``build_filter`` hashes every positive ``(u, i)`` to one 64-bit
    word of a table of about 16 bits per positive and sets two bits in it (a
    blocked Bloom filter); for a user with more than half of all items it
-   inserts every pair ``(u, j)``, so that such users always reach step 2. Both bits clear means "certainly not a positive";
-   that is the answer for about 98.7% of random items, after one memory access
-   that the epoch kernel prefetches long before it needs it.
+   inserts every pair ``(u, j)``, so that such users always reach step 2. Both
+   bits clear means "certainly not a positive"; that is the answer for about
+   98.7% of random items, after one memory access that the epoch kernel
+   prefetches long before it needs it.
 2. **Exact check.** Otherwise (a positive, or a false alarm of the filter) a
    binary search of the sorted row decides.
 
@@ -40,9 +41,8 @@ The rows ``indices[indptr[u]:indptr[u+1]]`` must be sorted and free of
 duplicates (``aprnb.data.as_interactions`` guarantees it).
 """
 import numpy as np
-from numba import njit
 
-from ._math import FASTMATH
+from ._jit import inline, integer, kernel
 from ._rng import DRAW, REDRAW, mix64, randint
 
 #: Positives per 64-bit filter word (about 16 bits each): 1.3% false alarms.
@@ -60,13 +60,13 @@ def filter_words(nnz):
     return 1 << max(0, int(np.ceil(np.log2(max(1, nnz) / KEYS_PER_WORD))))
 
 
-@njit(cache=True, inline="always")
+@integer(inline=True)
 def _hash(u, j, n_items):
     """64 mixed bits of the pair ``(u, j)``: SplitMix64's scramble of its cell number."""
     return mix64(np.uint64(np.int64(u) * np.int64(n_items) + np.int64(j)) * _ODD)
 
 
-@njit(cache=True, inline="always")
+@integer(inline=True)
 def filter_slot(filt, u, j, n_items):
     """``(word index, two-bit mask)`` of the pair ``(u, j)`` in the filter ``filt``."""
     h = _hash(u, j, n_items)
@@ -75,7 +75,7 @@ def filter_slot(filt, u, j, n_items):
     return word, mask
 
 
-@njit(cache=True)
+@integer
 def _fill_filter(filt, indptr, indices, n_items):
     for u in range(indptr.shape[0] - 1):
         if 2 * (indptr[u + 1] - indptr[u]) > n_items:     # dense row: every pair
@@ -115,14 +115,14 @@ def build_filter(indptr, indices, n_items):
     return filt
 
 
-@njit(cache=True, inline="always")
+@integer(inline=True)
 def maybe_positive(filt, u, j, n_items):
     """False when ``(u, j)`` is certainly not a positive; True means "check the row"."""
     word, mask = filter_slot(filt, u, j, n_items)
     return (filt[word] & mask) == mask
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+@inline
 def _count_le(indices, start, deg, r, slope):
     """Number of ``s < deg`` with ``indices[start + s] - slope * s <= r`` (non-decreasing in s)."""
     lo = 0
@@ -136,14 +136,14 @@ def _count_le(indices, start, deg, r, slope):
     return lo
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+@inline
 def in_row(indices, start, deg, j):
     """Exact test: is ``j`` in the sorted row ``indices[start:start + deg]``?"""
     k = _count_le(indices, start, deg, j - 1, 0)          # entries below j
     return k < deg and indices[start + k] == j
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+@inline
 def rank_to_negative(indices, start, deg, r):
     """Map rank ``r`` in ``[0, n_items - deg)`` to the r-th item missing from the row.
 
@@ -154,13 +154,13 @@ def rank_to_negative(indices, start, deg, r):
     return r + _count_le(indices, start, deg, r, 1)
 
 
-@njit(cache=True, inline="always")
+@integer(inline=True)
 def first_draw(n_items, state, rs):
     """The one proposal every triple takes, from stream ``rs + DRAW``."""
     return randint(state, rs + DRAW, n_items)
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+@inline
 def resolve_negative(filt, indptr, indices, u, j0, n_items, state, rs):
     """The negative of user ``u`` given the proposal ``j0``; -1 if ``u`` has every item.
 
@@ -173,7 +173,7 @@ def resolve_negative(filt, indptr, indices, u, j0, n_items, state, rs):
     return _resolve_slow(filt, indptr, indices, u, j0, n_items, state, rs)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@kernel
 def _resolve_slow(filt, indptr, indices, u, j0, n_items, state, rs):
     start = indptr[u]
     deg = indptr[u + 1] - start
@@ -188,14 +188,14 @@ def _resolve_slow(filt, indptr, indices, u, j0, n_items, state, rs):
     return j
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+@inline
 def sample_negative(filt, indptr, indices, u, n_items, state, rs):
     """Draw one negative for user ``u`` (first draw, then resolve); -1 if the row is full."""
     j0 = first_draw(n_items, state, rs)
     return resolve_negative(filt, indptr, indices, u, j0, n_items, state, rs)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@kernel
 def _sample_negatives(filt, indptr, indices, users, n_items, state):
     out = np.empty(users.shape[0], dtype=np.int64)
     for k in range(users.shape[0]):

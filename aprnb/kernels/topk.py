@@ -15,20 +15,19 @@ Tie rule (deterministic): a higher score ranks first; among equal scores the
 lower item index ranks first. The leave-one-out rank instead counts ties
 against the held-out item, as the APR paper's code does.
 """
-import math
-
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from ._math import FASTMATH
+from ._jit import inline, kernel
 
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+
+@inline
 def _worse(s1, i1, s2, i2):
     """True when (s1, i1) ranks after (s2, i2) under the tie rule."""
     return s1 < s2 or (s1 == s2 and i1 > i2)
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+@inline
 def _sift_down(hs, hi, size, pos):
     # Min-heap on rank: the root is the worst kept candidate.
     while True:
@@ -45,7 +44,7 @@ def _sift_down(hs, hi, size, pos):
             return
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+@inline
 def _sift_up(hs, hi, pos):
     while pos > 0:
         parent = (pos - 1) >> 1
@@ -57,7 +56,7 @@ def _sift_up(hs, hi, pos):
             return
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+@inline
 def exclude_row(s, ex, ex_lo, ex_hi):
     """Set the scores of the excluded items ``ex[ex_lo:ex_hi]`` to -inf in place.
 
@@ -69,7 +68,7 @@ def exclude_row(s, ex, ex_lo, ex_hi):
         s[ex[p]] = -np.inf
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+@inline
 def push_row(s, item_lo, k, hs, hi, size):
     """Offer the scores ``s[c]`` of the items ``item_lo + c`` to a top-``k`` heap.
 
@@ -100,7 +99,7 @@ def push_row(s, item_lo, k, hs, hi, size):
     return size
 
 
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+@inline
 def finish_heap(hs, hi, size):
     """Heap sort in place: pop the worst to the back until the front holds the best."""
     for end in range(size - 1, 0, -1):
@@ -114,12 +113,14 @@ def finish_heap(hs, hi, size):
 # memory and come back for the selection; a tile of a few MB stays in cache. The
 # heap of each user lives across the tiles of its block (``hs``, ``hi``, ``sizes``)
 # and ``ex_pos`` remembers how far each user's sorted exclusion list has been applied.
-# ``_nrt=False``: no reference counting, see aprnb/kernels/epoch.py::run_chunk.
+# These kernels run on several Python threads at once and are compiled serially (``range``,
+# not ``prange``), GIL-free and without reference counting (``_jit.NO_REFCOUNT``).
 
-def _push_tile(S, users, item_lo, ex_indptr, ex_indices, ex_pos, k, hs, hi, sizes):
+@kernel(refcount=False, nogil=True)
+def push_tile(S, users, item_lo, ex_indptr, ex_indices, ex_pos, k, hs, hi, sizes):
     """Offer the tile ``S`` (scores of ``users`` for items ``item_lo:item_lo + C``)."""
     item_hi = item_lo + S.shape[1]
-    for b in prange(S.shape[0]):
+    for b in range(S.shape[0]):
         s = S[b]
         p = ex_pos[b]
         end = ex_indptr[users[b] + 1]
@@ -130,13 +131,10 @@ def _push_tile(S, users, item_lo, ex_indptr, ex_indices, ex_pos, k, hs, hi, size
         sizes[b] = push_row(s, item_lo, k, hs[b], hi[b], sizes[b])
 
 
-push_tile = njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy",
-                 _nrt=False)(_push_tile)
-
-
-def _topk_finish(hs, hi, sizes, out_items, out_scores):
+@kernel(refcount=False, nogil=True)
+def topk_finish(hs, hi, sizes, out_items, out_scores):
     k = out_items.shape[1]
-    for b in prange(hs.shape[0]):
+    for b in range(hs.shape[0]):
         n = sizes[b]
         finish_heap(hs[b], hi[b], n)
         for r in range(k):
@@ -148,13 +146,7 @@ def _topk_finish(hs, hi, sizes, out_items, out_scores):
                 out_scores[b, r] = -np.inf
 
 
-topk_finish = njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy",
-                   _nrt=False)(_topk_finish)
-
-
-
-
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+@inline
 def _in_sorted(a, lo, hi, x):
     """True when ``x`` occurs in the sorted slice ``a[lo:hi]``."""
     end = hi
@@ -167,13 +159,14 @@ def _in_sorted(a, lo, hi, x):
     return lo < end and a[lo] == x
 
 
-def _holdout_finish(users, hs, hi, sizes, te_indptr, te_indices, ks, out):
+@kernel(refcount=False, nogil=True)
+def holdout_finish(users, hs, hi, sizes, te_indptr, te_indices, ks, out):
     """Holdout metrics from the users' finished heaps.
 
     ``out[b, m, :] = recall, precision, ndcg, hr`` at ``ks[m]``.
     """
     kmax = ks[-1]
-    for b in prange(hs.shape[0]):
+    for b in range(hs.shape[0]):
         u = users[b]
         n = sizes[b]
         finish_heap(hs[b], hi[b], n)
@@ -187,9 +180,9 @@ def _holdout_finish(users, hs, hi, sizes, te_indptr, te_indices, ks, out):
         for r in range(kmax):
             if r < n and _in_sorted(te_indices, t_lo, t_hi, hi[b, r]):
                 hits += 1
-                dcg += 1.0 / math.log2(r + 2.0)
+                dcg += 1.0 / np.log2(r + 2.0)    # np.log2: math.log2 needs numba >= 0.60
             if r < n_test:
-                idcg += 1.0 / math.log2(r + 2.0)
+                idcg += 1.0 / np.log2(r + 2.0)
             while m < ks.shape[0] and ks[m] == r + 1:
                 out[b, m, 0] = hits / n_test
                 out[b, m, 1] = hits / ks[m]
@@ -198,27 +191,24 @@ def _holdout_finish(users, hs, hi, sizes, te_indptr, te_indices, ks, out):
                 m += 1
 
 
-holdout_finish = njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy",
-                      _nrt=False)(_holdout_finish)
-
-
-@njit(cache=True, inline="always", fastmath=FASTMATH, error_model="numpy")
+@inline
 def _rank_metrics(rank, n_cand, ks, out_row):
     """HR@K, NDCG@K per K then AUC, from a 0-based rank (ties counted against)."""
     for m in range(ks.shape[0]):
         if rank < ks[m]:
             out_row[2 * m] = 1.0
-            out_row[2 * m + 1] = 1.0 / math.log2(rank + 2.0)
+            out_row[2 * m + 1] = 1.0 / np.log2(rank + 2.0)
         else:
             out_row[2 * m] = 0.0
             out_row[2 * m + 1] = 0.0
     out_row[2 * ks.shape[0]] = 1.0 - rank / n_cand if n_cand > 0 else 1.0
 
 
-def _loo_block(S, users, ex_indptr, ex_indices, pos_items, ks, out):
+@kernel(refcount=False, nogil=True)
+def loo_block(S, users, ex_indptr, ex_indices, pos_items, ks, out):
     """Leave-one-out: rank of ``pos_items[b]`` among all non-training items of the user."""
     n_items = S.shape[1]
-    for b in prange(S.shape[0]):
+    for b in range(S.shape[0]):
         u = users[b]
         s = S[b]
         target = pos_items[b]
@@ -237,11 +227,8 @@ def _loo_block(S, users, ex_indptr, ex_indices, pos_items, ks, out):
         _rank_metrics(rank, n_cand, ks, out[b])
 
 
-loo_block = njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy",
-                 _nrt=False)(_loo_block)
-
-
-def _sampled_block(P, Q, users, pos_items, negatives, ks, out):
+@kernel(parallel=True)
+def sampled_block(P, Q, users, pos_items, negatives, ks, out):
     """Sampled protocol: rank the positive among the user's listed negatives."""
     d = P.shape[1]
     for b in prange(users.shape[0]):
@@ -262,6 +249,3 @@ def _sampled_block(P, Q, users, pos_items, negatives, ks, out):
             if sj >= sp:
                 rank += 1
         _rank_metrics(rank, n_cand, ks, out[b])
-
-
-sampled_block = njit(cache=True, parallel=True, fastmath=FASTMATH, error_model="numpy")(_sampled_block)
