@@ -5,6 +5,7 @@ import numbers
 import threading
 
 import numba
+from threadpoolctl import threadpool_limits
 
 
 def max_threads():
@@ -63,7 +64,6 @@ def single_threaded_blas():
     library that also starts threads would put two thread pools on the same
     cores, whose spinning workers slowed a 2-thread evaluation down several-fold.
     """
-    from threadpoolctl import threadpool_limits
     with threadpool_limits(limits=1, user_api="blas"):
         yield
 
