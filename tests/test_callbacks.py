@@ -152,7 +152,8 @@ def test_unknown_validation_metric_rejected_before_training(metric, protocol, ex
 
 
 def test_several_test_items_under_loo_are_refused(synthetic, synthetic_loo):
-    with pytest.raises(ValueError, match="at most one test item"):
+    with pytest.raises(ValueError, match="at most one test item"), \
+            pytest.warns(RuntimeWarning, match="also training interactions"):
         model().fit(synthetic_loo[0], callback=Validation(synthetic, protocol="loo"))
 
 
