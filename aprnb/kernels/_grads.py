@@ -47,6 +47,22 @@ def bpr_loss_grad(pu, qi, qj, s):
 
 
 @inline
+def add_bpr_loss_grad(P, Q, u, i, j, s, GU, ru, GI, ri, rj):
+    r"""Add the BPR loss gradients of the triple ``(u, i, j)`` to accumulator rows.
+
+    ``GU[ru] += dl/dp_u``, ``GI[ri] += dl/dq_i``, ``GI[rj] += dl/dq_j``
+    (:func:`bpr_loss_grad`, summed over the triples that share a row: the
+    whole-model attack accumulates into ``(n_users, d)``/``(n_items, d)``
+    tables, the mini-batch adversary into the batch's row slots).
+    """
+    for f in range(P.shape[1]):
+        gp, gi, gj = bpr_loss_grad(P[u, f], Q[i, f], Q[j, f], s)
+        GU[ru, f] += gp
+        GI[ri, f] += gi
+        GI[rj, f] += gj
+
+
+@inline
 def bpr_grad(pu, qi, qj, s, reg):
     r"""Element ``f`` of the regularised BPR gradients of ``p_u, q_i, q_j``.
 

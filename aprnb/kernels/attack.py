@@ -15,7 +15,7 @@ row's gradient is zero.
 """
 import math
 
-from ._grads import bpr_loss_grad, margin
+from ._grads import add_bpr_loss_grad, margin
 from ._jit import kernel
 from ._math import sigmoid
 
@@ -26,7 +26,6 @@ def dataset_bpr_gradient(P, Q, users, items, negs, GP, GQ):
 
     Returns the summed loss. Serial: rows that recur accumulate exactly.
     """
-    d = P.shape[1]
     total = 0.0
     for k in range(users.shape[0]):
         u = users[k]
@@ -36,12 +35,7 @@ def dataset_bpr_gradient(P, Q, users, items, negs, GP, GQ):
             continue
         x = margin(P, Q, u, i, j, 0.0)            # summed in float64
         total += max(-x, 0.0) + math.log1p(math.exp(-abs(x)))
-        s = sigmoid(-x)
-        for f in range(d):
-            gp, gi, gj = bpr_loss_grad(P[u, f], Q[i, f], Q[j, f], s)
-            GP[u, f] += gp
-            GQ[i, f] += gi
-            GQ[j, f] += gj
+        add_bpr_loss_grad(P, Q, u, i, j, sigmoid(-x), GP, u, GQ, i, j)
     return total
 
 

@@ -18,7 +18,7 @@ an autodiff framework does. With ``batch_size=1`` this is the per-triple kernel
 
 import numpy as np
 
-from ._grads import apr_grad, bpr_loss_grad, margin, perturbed
+from ._grads import add_bpr_loss_grad, apr_grad, margin, perturbed
 from ._intrinsics import sqrt
 from ._jit import inline, kernel
 from ._math import guarded_inv_norm, sigmoid, softplus
@@ -119,12 +119,7 @@ def _clean_pass(P, Q, T, nb, ts, slot_u, slot_i, GU, GI, mode, total):
         s = dt(sigmoid(-x))
         ts[t] = s
         if mode == MODE_APR:
-            su, si, sj = slot_u[u], slot_i[i], slot_i[j]
-            for f in range(P.shape[1]):
-                gp, gi, gj = bpr_loss_grad(P[u, f], Q[i, f], Q[j, f], s)
-                GU[su, f] += gp
-                GI[si, f] += gi
-                GI[sj, f] += gj
+            add_bpr_loss_grad(P, Q, u, i, j, s, GU, slot_u[u], GI, slot_i[i], slot_i[j])
     return total
 
 
