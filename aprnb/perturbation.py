@@ -7,7 +7,9 @@ Kinds of noise (each row of ``Delta`` has L2 norm ``eps``):
 
 * ``"adversarial"`` -- the paper's fast-gradient adversary: the gradient of the
   BPR loss summed over all training pairs (one seeded negative per pair),
-  normalised per row, times ``eps``. Rows with zero gradient get zero.
+  normalised per row with the official guard
+  (``g / sqrt(max(|g|^2, 1e-12))``), times ``eps``. Rows with zero gradient
+  get zero, rows with a gradient shorter than ``1e-6`` less than ``eps``.
 * ``"random"`` -- Gaussian rows, normalised, times ``eps``.
 * ``"pgd"`` -- beyond the paper: ``steps`` fast-gradient steps of size
   ``step_size`` (default ``2.5 * eps / steps``), each followed by a projection

@@ -147,3 +147,11 @@ CONFIGURATIONS = {
     "apr-batch8": (APR, dict(optimizer="sgd", batch_size=8)),
     "apr-random": (APR, dict(optimizer="sgd", noise="random")),
 }
+
+
+def large_margin_triple(dt=np.float64):
+    """A triple with margin x = 16 and |p| = |q_i - q_j| = 4, so that
+    sigma(-x) |v| = 4.5e-7 lies under the guard's 1e-6 for both rows."""
+    P = np.array([[4.0, 0.0, 0.0]], dtype=dt)
+    Q = np.array([[4.0, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=dt)
+    return P, Q

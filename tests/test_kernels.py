@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aprnb import reference as ref
+from checks import large_margin_triple
 from aprnb.kernels import (apr_step, apr_step_adagrad, apr_step_given, bpr_step,
                            bpr_step_adagrad, epoch_parallel, epoch_serial, sample_negatives)
 from aprnb.kernels._rng import STRIDE, seed_states
@@ -151,6 +152,25 @@ def test_apr_step_zero_rows_no_nan(dt, case, adagrad):
     for a in (P, Q, GP, GQ):
         assert np.all(np.isfinite(a))
     assert loss == pytest.approx(np.log(2.0), rel=1e-6)   # x = 0 in every case
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("adagrad", [False, True])
+def test_apr_step_uses_the_official_guard_at_a_huge_margin(dt, adagrad):
+    """Margin x = 16, eps = 2: the official Delta is 0.45 * eps long, d / |d| would be
+    eps long; the kernel must follow the official form (docs/derivations.md section 3)."""
+    P, Q = large_margin_triple(dt)
+    GP = np.full(P.shape, 0.1, dtype=dt)
+    GQ = np.full(Q.shape, 0.1, dtype=dt)
+    hp = dict(lr=dt(1.0), reg=dt(0.0), eps=dt(2.0), reg_adv=dt(1.0))
+    P0, Q0 = P.copy(), Q.copy()
+    run_and_compare(apr_step_adagrad if adagrad else apr_step,
+                    (dt, P, Q, GP, GQ, 0, 0, 1, hp, None), adagrad, apr=True)
+    # the other form moves the rows visibly differently (x_adv = 0 instead of 6.8)
+    old = ref.apr_perturbation(P0[0], Q0[0], Q0[1], 2.0, official=False)
+    acc = (np.full(P.shape, 0.1), np.full(Q.shape, 0.1)) if adagrad else (None, None)
+    oP, oQ, *_ = ref.apr_step_ref(P0, Q0, 0, 0, 1, 1.0, 0.0, 2.0, 1.0, *acc, delta=old)
+    assert np.abs(P.astype(np.float64) - oP).max() > 1e-3
 
 
 # -- epochs ------------------------------------------------------------------------------

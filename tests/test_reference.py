@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from aprnb import reference as ref
+from checks import large_margin_triple
 
 SETTINGS = settings(max_examples=40, deadline=None)
 H = 1e-6                                   # central-difference step
@@ -129,13 +130,35 @@ def test_closed_form_perturbation_is_normalised_numerical_gradient(v, eps):
     closed = ref.apr_perturbation(p, qi, qj, eps)
     numeric = num_grad(ref.bpr_loss, p, qi, qj)
     for c, n in zip(closed, numeric):
-        expected = eps * n / np.linalg.norm(n)
+        expected = eps * n / np.sqrt(max(n @ n, 1e-12))      # TensorFlow's l2_normalize
         np.testing.assert_allclose(c, expected, rtol=1e-5, atol=1e-7 * eps)
-        np.testing.assert_allclose(np.linalg.norm(c), eps, rtol=1e-12)
-    # the closed form does not depend on how confident the model is (sigma cancels)
-    Du2, Di2, _ = ref.apr_perturbation(3.0 * p, qi, qj, eps)
-    np.testing.assert_allclose(Di2, closed[1], rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(Du2, closed[0], rtol=1e-12, atol=1e-15)
+    # away from the guard sigma(-x) cancels: full length, whatever the confidence
+    s = ref.sigmoid(-(p @ (qi - qj)))
+    if s * min(np.linalg.norm(p), np.linalg.norm(qi - qj)) > 1e-5:
+        for c in closed:
+            np.testing.assert_allclose(np.linalg.norm(c), eps, rtol=1e-12)
+        direction = ref.apr_perturbation(p, qi, qj, eps, official=False)
+        for c, d in zip(closed, direction):
+            np.testing.assert_allclose(c, d, rtol=1e-12, atol=1e-15)
+
+
+def test_official_guard_shrinks_the_perturbation_at_a_huge_margin():
+    """AMF.py normalises g = s*d with sqrt(max(|g|^2, 1e-12)); at x = 16, eps = 2 the
+    rows are 0.45 * eps long, where normalising d alone gives eps (a factor 2.2)."""
+    P, Q = large_margin_triple()
+    p, qi, qj = P[0], Q[0], Q[1]
+    s = ref.sigmoid(-16.0)
+    shrink = s * 4.0 / 1e-6
+    assert 0.44 < shrink < 0.46
+    Du, Di, Dj = ref.apr_perturbation(p, qi, qj, 2.0)
+    np.testing.assert_allclose(Du, [-2.0 * shrink, 0, 0], rtol=1e-12)
+    np.testing.assert_allclose(Di, [-2.0 * shrink, 0, 0], rtol=1e-12)
+    np.testing.assert_allclose(Dj, [2.0 * shrink, 0, 0], rtol=1e-12)
+    old = ref.apr_perturbation(p, qi, qj, 2.0, official=False)
+    for d_new, d_old in zip((Du, Di, Dj), old):
+        np.testing.assert_allclose(np.linalg.norm(d_old), 2.0, rtol=1e-12)
+        np.testing.assert_allclose(np.linalg.norm(d_old) / np.linalg.norm(d_new), 1 / shrink,
+                                   rtol=1e-12)
 
 
 @pytest.mark.parametrize("case", ["zero_p", "equal_items", "all_zero"])

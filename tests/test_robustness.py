@@ -258,3 +258,17 @@ def test_robustness_sampled_protocol_error_is_actionable(split):
         aprnb.robustness(model, split[0], split[1], eps=0.5, protocol="sampled", k=5)
     accepts_negatives = "negatives" in inspect.signature(aprnb.robustness).parameters
     assert accepts_negatives or "negatives=" not in message(ei)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_attack_rows_use_the_official_guard(dt):
+    """Delta = eps * g / sqrt(max(|g|^2, 1e-12)): full length where |g| >= 1e-6,
+    proportionally shorter below (AMF.py's l2_normalize), zero for a zero row."""
+    from aprnb.kernels.attack import normalize_rows
+    G = np.zeros((3, 4), dtype=dt)
+    G[0] = [3.0, 4.0, 0.0, 0.0]            # |g| = 5
+    G[1] = [1e-7, 0.0, 0.0, 0.0]           # |g| = 1e-7: a tenth of the guard
+    out = np.empty_like(G)
+    normalize_rows(G, 2.0, out)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), [2.0, 0.2, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(out[0], [1.2, 1.6, 0.0, 0.0], rtol=1e-6)

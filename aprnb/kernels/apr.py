@@ -1,17 +1,20 @@
 r"""The per-triple APR step: closed-form fast-gradient perturbation, then SGD/Adagrad.
 
-For one triple the gradient of the BPR loss w.r.t. ``p_u``, ``q_i``, ``q_j`` is a
-positive scalar :math:`s = \sigma(-x)` times ``-(q_i - q_j)``, ``-p_u`` and
-``+p_u``. Normalising each row cancels ``s`` (``docs/derivations.md`` section 3):
+For one triple the gradient of the BPR loss w.r.t. ``p_u``, ``q_i``, ``q_j`` is
+:math:`s = \sigma(-x)` times ``-(q_i - q_j)``, ``-p_u`` and ``+p_u``. The
+official ``AMF.py`` L2-normalises that *gradient* per row with TensorFlow's
+guard (``docs/derivations.md`` section 3), which gives the closed form
 
 .. math::
 
-    \Delta_u = -\epsilon\,\frac{q_i - q_j}{\|q_i - q_j\|},\quad
-    \Delta_i = -\epsilon\,\frac{p_u}{\|p_u\|},\quad
-    \Delta_j = +\epsilon\,\frac{p_u}{\|p_u\|}
+    \Delta_u = -\epsilon\,\frac{s\,d}{\sqrt{\max(s^2\|d\|^2, 10^{-12})}},\quad
+    \Delta_i = -\epsilon\,\frac{s\,p_u}{\sqrt{\max(s^2\|p_u\|^2, 10^{-12})}},\quad
+    \Delta_j = -\Delta_i
 
-with norms guarded as ``sqrt(max(||v||^2, 1e-12))`` so that zero vectors give a
-zero perturbation. With :math:`\tilde p = p_u + \Delta_u` and
+with :math:`d = q_i - q_j`. Away from the guard ``s`` cancels and each row has
+length ``eps``; on triples with a huge margin ``s`` underflows the guard and
+the perturbation shrinks, as in the official code. Zero vectors give a zero
+perturbation. With :math:`\tilde p = p_u + \Delta_u` and
 :math:`\tilde d = (q_i + \Delta_i) - (q_j + \Delta_j)`, the adversarial margin is
 :math:`x_{adv} = \tilde p \cdot \tilde d` and the parameters descend on
 :math:`\ell(x) + \lambda_{adv}\,\ell(x_{adv})` with :math:`\Delta` held constant:
@@ -22,7 +25,7 @@ zero perturbation. With :math:`\tilde p = p_u + \Delta_u` and
     g_{q_i} = -s\,p_u - a\,\tilde p + \lambda q_i,\quad
     g_{q_j} = +s\,p_u + a\,\tilde p + \lambda q_j
 
-where :math:`d = q_i - q_j`, :math:`a = \lambda_{adv}\,\sigma(-x_{adv})`.
+where :math:`a = \lambda_{adv}\,\sigma(-x_{adv})`.
 """
 import math
 
@@ -98,10 +101,13 @@ def _apr_update(P, Q, GP, GQ, G, u, i, j, lr, reg, eps, reg_adv, adagrad):
         x += pu * d
         nd2 += d * d
         np2 += pu * pu
-    cu = dt(-eps * guarded_inv_norm(nd2))         # Delta_u = cu * d    (eq. P1)
-    cq = dt(eps * guarded_inv_norm(np2))          # Delta_i = -cq * p   (eq. P2)
-    xa = x - dt(2.0) * cq * np2 + cu * nd2 - dt(2.0) * cu * cq * x
     s, m, e = bpr_terms(x)
+    # The official form normalises the gradient s*d, not d: one multiply by s,
+    # and s^2 under the guard (eqs. P1, P2 of docs/derivations.md)
+    s2 = s * s
+    cu = dt(-eps * s * guarded_inv_norm(s2 * nd2))    # Delta_u = cu * d
+    cq = dt(eps * s * guarded_inv_norm(s2 * np2))     # Delta_i = -cq * p
+    xa = x - dt(2.0) * cq * np2 + cu * nd2 - dt(2.0) * cu * cq * x
     a = dt(reg_adv * sigmoid(-xa))
     _descend(P, Q, GP, GQ, G, G, u, i, j, dt(s), a, cu, cq, False, lr, reg, adagrad)
     return m, e
@@ -134,7 +140,8 @@ def apr_step(P, Q, u, i, j, lr, reg, eps, reg_adv):
     """One plain-SGD APR step for the triple ``(u, i, j)``, in place.
 
     Computes the closed-form fast-gradient perturbation of ``p_u, q_i, q_j``
-    (per-row L2 normalised, times ``eps``, guarded norms), the adversarial margin,
+    (the BPR gradient L2-normalised per row with the official guard, times
+    ``eps``), the adversarial margin,
     and descends on ``softplus(-x) + reg_adv * softplus(-x_adv)`` with the
     perturbation held constant, plus ``reg * theta`` as in :func:`bpr_step`.
 

@@ -10,14 +10,15 @@ negative per positive), L2-normalised per row, times ``eps``:
     G_Q[i] = \sum_{(u,i,j)} -\sigma(-x_{uij})\,p_u, \quad
     G_Q[j] = \sum_{(u,i,j)} +\sigma(-x_{uij})\,p_u
 
-(no regulariser), then :math:`\Delta = \epsilon\,G/\|G\|` per row, zero where a
-row's gradient is zero.
+(no regulariser), then :math:`\Delta = \epsilon\,G/\sqrt{\max(\|G\|^2, 10^{-12})}`
+per row, the guard of TensorFlow's ``l2_normalize`` that the official code uses:
+zero where a row's gradient is zero, shorter than ``eps`` where it is tiny.
 """
 import math
 
 from ._grads import add_bpr_loss_grad, margin
 from ._jit import kernel
-from ._math import sigmoid
+from ._math import guarded_inv_norm, sigmoid
 
 
 @kernel
@@ -41,18 +42,18 @@ def dataset_bpr_gradient(P, Q, users, items, negs, GP, GQ):
 
 @kernel
 def normalize_rows(G, eps, out):
-    """``out[r] = eps * G[r] / ||G[r]||``; rows whose gradient is exactly zero get zero."""
+    """``out[r] = eps * G[r] / sqrt(max(||G[r]||^2, 1e-12))``, TensorFlow's ``l2_normalize``.
+
+    The official guard: a row whose gradient is zero gets zero, and one whose
+    gradient norm is below ``1e-6`` gets less than ``eps``.
+    """
     for r in range(G.shape[0]):
         sq = 0.0
         for f in range(G.shape[1]):
             sq += G[r, f] * G[r, f]
-        if sq > 0.0:
-            c = eps / math.sqrt(sq)
-            for f in range(G.shape[1]):
-                out[r, f] = c * G[r, f]
-        else:
-            for f in range(G.shape[1]):
-                out[r, f] = 0.0
+        c = eps * guarded_inv_norm(sq)
+        for f in range(G.shape[1]):
+            out[r, f] = c * G[r, f]
 
 
 @kernel

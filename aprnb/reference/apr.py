@@ -4,37 +4,46 @@ from .bpr import bpr_grads, bpr_loss
 from ._step import _copies, _triple_step
 
 
-def apr_perturbation(p, qi, qj, eps):
-    r"""Closed-form fast-gradient perturbation of one triple, (P1) and (P2).
+def apr_perturbation(p, qi, qj, eps, official=True):
+    r"""Fast-gradient perturbation of one triple, as the official ``AMF.py`` computes it.
 
     The fast gradient method takes :math:`\Delta = \epsilon\, g / \|g\|` per
-    embedding row with :math:`g` the BPR gradient of :func:`bpr_grads`. The
-    common positive factor :math:`\sigma(-x)` cancels in each row's
-    normalisation, leaving
+    embedding row, with :math:`g` the BPR gradient of :func:`bpr_grads` and the
+    guarded norm of TensorFlow's ``l2_normalize`` (:func:`l2_normalize`):
 
     .. math::
 
-        \Delta_u = -\epsilon\,\frac{q_i - q_j}{\|q_i - q_j\|}, \qquad
-        \Delta_i = -\epsilon\,\frac{p}{\|p\|}, \qquad
-        \Delta_j = +\epsilon\,\frac{p}{\|p\|},
+        \Delta_u = -\epsilon\,\frac{s\,(q_i - q_j)}{\sqrt{\max(s^2\|q_i - q_j\|^2, 10^{-12})}},
+        \qquad
+        \Delta_i = -\epsilon\,\frac{s\,p}{\sqrt{\max(s^2\|p\|^2, 10^{-12})}} = -\Delta_j,
 
-    with guarded norms (:func:`l2_normalize`), so zero rows give zero.
+    with :math:`s = \sigma(-x)`. Where :math:`s\,\|v\| \ge 10^{-6}` the
+    factor ``s`` cancels and each row has length ``eps``; on a triple with a
+    huge margin ``s`` underflows the guard and the rows shrink towards zero.
 
     Parameters
     ----------
     p, qi, qj : array_like, shape (d,)
     eps : float
-        Radius of the perturbation (L2 norm of each non-zero row of it).
+        Radius of the perturbation (L2 norm of each row where the guard is idle).
+    official : bool
+        False normalises the directions ``q_i - q_j`` and ``p`` instead of the
+        gradient (``s`` cancelled before the guard): full length ``eps`` on every
+        non-zero row. The kernels of aprnb 0.1.0 did this; kept here only so that
+        the tests can show where the two forms part.
 
     Returns
     -------
     Du, Di, Dj : ndarray, shape (d,)
     """
     p, qi, qj = _vec(p), _vec(qi), _vec(qj)
-    Du = -eps * l2_normalize(qi - qj)
-    Di = -eps * l2_normalize(p)
-    Dj = -Di
-    return Du, Di, Dj
+    if official:
+        gu, gi, _ = bpr_grads(p, qi, qj)
+    else:
+        gu, gi = -(qi - qj), -p
+    Du = eps * l2_normalize(gu)
+    Di = eps * l2_normalize(gi)
+    return Du, Di, -Di
 
 
 def apr_loss(p, qi, qj, Du, Di, Dj, reg_adv):
