@@ -103,7 +103,7 @@ def _apr_update(P, Q, GP, GQ, G, u, i, j, lr, reg, eps, reg_adv, adagrad):
         np2 += pu * pu
     s, m, e = bpr_terms(x)
     # The official form normalises the gradient s*d, not d: one multiply by s,
-    # and s^2 under the guard (eqs. P1, P2 of docs/derivations.md)
+    # and s^2 under the guard (eq. P3 of docs/derivations.md)
     s2 = s * s
     cu = dt(-eps * s * guarded_inv_norm(s2 * nd2))    # Delta_u = cu * d
     cq = dt(eps * s * guarded_inv_norm(s2 * np2))     # Delta_i = -cq * p
