@@ -172,6 +172,14 @@ def _add_reproduce(add):
                    help="data folders (e.g. ../shared/data/lastfm ../shared/data/gowalla)")
     p.add_argument("--out", default="results", help="output folder")
     p.add_argument("--quick", action="store_true", help="fewer epochs (a smoke test)")
+    p.add_argument("--seeds", type=int, default=5,
+                   help="training seeds per trained model (seed, seed+1, ...); tables give "
+                        "mean ± sd and paired statistics")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="worker processes that run the seeds in parallel (each with "
+                        "--threads threads, default the cores divided among the workers)")
+    p.add_argument("--protocols", default="loo,holdout",
+                   help="comma-separated subset of loo,holdout")
     _add_common(p, json_flag=False)
 
 

@@ -34,44 +34,103 @@ def _r4(d):
 # ---------------------------------------------------------------------------------------
 # markdown
 # ---------------------------------------------------------------------------------------
+def _ms(s, digits=4):
+    """``mean ± sd [min, max]`` of a seed summary (a dict of ``over_seeds``)."""
+    if s["n"] == 1:
+        return f"{s['mean']:.{digits}f}"
+    return (f"{s['mean']:.{digits}f} ± {s['sd']:.{digits}f} "
+            f"[{s['min']:.{digits}f}, {s['max']:.{digits}f}]")
+
+
+def _names(label, k):
+    return (f"hr@{k}", f"ndcg@{k}") if label == "loo" else (f"recall@{k}", f"ndcg@{k}")
+
+
 def _accuracy(r, label, p):
-    """The accuracy section of one protocol: selection, test table, paper's numbers."""
+    """The accuracy section of one protocol: selection, the seeds' table, paper's numbers."""
     m = p["metric"]
     k = m.split("@")[1]
-    names = ("hr", "ndcg") if label == "loo" else ("recall", "ndcg")
+    names = _names(label, k)
     sel = p["selection"]
     what = ("leave-one-out, full ranking" if label == "loo"
             else "holdout split of the files, full ranking")
-    L = [f"### Accuracy, {label} ({what})",
-         "", f"MF-BPR {p['epochs']} epochs, then AMF or MF-BPR {p['apr_epochs']} more. "
-         f"Selected on validation: MF-BPR reported after {sel['bpr_epochs']} epochs; "
-         f"AMF eps = {sel['eps']} (validation {m}: MF-BPR by epochs "
-         f"{_r4(sel['val_bpr'])}, AMF by eps {_r4(sel['val_amf'])}).", "",
-         f"| model | {names[0].upper()}@{k} | NDCG@{k} |", "|---|---|---|"]
+    L = [f"### Accuracy, {label} ({what})", "",
+         f"MF-BPR {p['epochs']} epochs, then MF-BPR, AMF, APR with random noise or VAT "
+         f"{p['apr_epochs']} more, from the same MF-BPR, for each of {len(p['seeds'])} "
+         f"training seeds ({', '.join(map(str, p['seeds']))}). Selected on validation "
+         f"(first seed): MF-BPR reported after {sel['bpr_epochs']} epochs "
+         f"({_r4(sel['val_bpr'])}), AMF eps = {sel['eps']} ({_r4(sel['val_amf'])}), VAT "
+         f"eps = {sel['vat']['eps']} ({_r4(sel['val_vat'])}); validation {m}.", "",
+         "Mean ± sd [min, max] over the seeds:", "",
+         f"| model | {names[0].upper()} | {names[1].upper()} |", "|---|---|---|",
+         f"| ItemPop (no seed) | {p['itempop'][names[0]]:.4f} | {p['itempop'][names[1]]:.4f} |"]
     for name, v in p["test"].items():
-        L.append(f"| {name} | {v[f'{names[0]}@{k}']:.4f} | {v[f'ndcg@{k}']:.4f} |")
-    b, a = p["test"]["MF-BPR"], p["test"]["AMF"]
-    L += ["", f"AMF vs reported MF-BPR: {names[0].upper()} "
-          f"{_pct(a[f'{names[0]}@{k}'] / b[f'{names[0]}@{k}'] - 1)}, NDCG "
-          f"{_pct(a[f'ndcg@{k}'] / b[f'ndcg@{k}'] - 1)}.", ""]
+        L.append(f"| {name} | {_ms(v[names[0]])} | {_ms(v[names[1]])} |")
+    L.append("")
     if label == "loo" and r["name"] == "gowalla":
-        L += ["The paper's Gowalla (HR@100 / NDCG@100, its own split): " + ", ".join(
+        L += ["The paper's Gowalla (HR@100 / NDCG@100, its own split and one run): " + ", ".join(
             f"{n} {h:.4f} / {g:.4f}" for n, (h, g) in PAPER_GOWALLA["accuracy"].items())
             + ".", ""]
-    return L
+    return L + _paired(label, p, names)
+
+
+def _p(x):
+    return f"{x:.2g}"
+
+
+def _paired(label, p, names):
+    """The paired comparisons: per-seed gains and t-test, per-user interval and tests."""
+    L = ["Paired comparisons (B against A). *Over seeds*: B/A - 1 per seed, its mean "
+         "[min, max], the seeds where B wins, and a paired t-test of the seeds' values. "
+         "*Over users*: each user's metric averaged over the seeds, then B - A: mean "
+         "difference with a 95% bootstrap interval, Wilcoxon signed-rank and paired t-test.",
+         "", "| A | B | metric | gain over seeds [range] | B wins | t-test (seeds) | "
+         "difference over users [95% CI] | Wilcoxon p | t-test p |",
+         "|---|---|---|---|---|---|---|---|---|"]
+    for row in p["paired"]:
+        for m in names:
+            s, u = row[m]["seeds"], row[m]["users"]
+            L.append(f"| {row['a']} | {row['b']} | {m} | {_pct(s['mean_gain'])} "
+                     f"[{_pct(s['min_gain'])}, {_pct(s['max_gain'])}] | {s['wins']}/{s['n']} | "
+                     f"{_p(s['p_ttest'])} | {u['diff']:+.4f} [{u['ci_low']:+.4f}, "
+                     f"{u['ci_high']:+.4f}] | {_p(u['p_wilcoxon'])} | {_p(u['p_ttest'])} |")
+    return L + [""]
+
+
+BEYOND = ("coverage", "gini", "arp", "aplt", "novelty")
+
+
+def _beyond(label, p):
+    """Beyond accuracy: coverage, Gini, ARP, APLT and novelty of the top-K lists."""
+    k = p["metric"].split("@")[1]
+    L = [f"### Beyond accuracy, {label} (top-{k} lists; mean ± sd over seeds)", "",
+         "| model | " + " | ".join(f"{b}@{k}" for b in BEYOND) + " |",
+         "|---|" + "---|" * len(BEYOND),
+         "| ItemPop | " + " | ".join(f"{p['itempop'][f'{b}@{k}']:.4g}" for b in BEYOND) + " |"]
+    for name, v in p["test"].items():
+        cells = [f"{v[f'{b}@{k}']['mean']:.4g} ± {v[f'{b}@{k}']['sd']:.2g}" for b in BEYOND]
+        L.append(f"| {name} | " + " | ".join(cells) + " |")
+    return L + [""]
 
 
 def _robustness(r, p):
     """The robustness table (leave-one-out), with the paper's Gowalla rows."""
-    L = ["### Robustness (leave-one-out): relative change of NDCG@100", "",
-         "| model | noise | eps=0.5 | eps=1.0 | eps=2.0 |", "|---|---|---|---|---|"]
-    for mname, rows in p["robustness"].items():
-        for kind in ("adversarial", "random"):
-            ch = [x["ndcg@100 change"] for x in rows if x["kind"] == kind]
-            L.append(f"| {mname} | {kind} | " + " | ".join(_pct(c) for c in ch) + " |")
+    cells = {(c["model"], c["kind"], c["eps"], c["metric"]): c for c in p["robustness"]}
+    eps = sorted({c["eps"] for c in p["robustness"]})
+    L = ["### Robustness (leave-one-out): relative change under perturbation, mean ± sd "
+         "over seeds", "",
+         "| model | noise | metric | " + " | ".join(f"eps={e:g}" for e in eps) + " |",
+         "|---|---|---|" + "---|" * len(eps)]
+    for model in dict.fromkeys(c["model"] for c in p["robustness"]):
+        for kind in ("adversarial", "pgd", "random"):
+            for m in ("ndcg@100 change", "hr@100 change"):
+                row = [cells.get((model, kind, e, m)) for e in eps]
+                if all(c is not None for c in row):
+                    L.append(f"| {model} | {kind} | {m.split()[0]} | " + " | ".join(
+                        f"{_pct(c['mean'])} ± {c['sd']:.1%}" for c in row) + " |")
     if r["name"] == "gowalla":
         for mname, ch in PAPER_GOWALLA["robustness"].items():
-            L.append(f"| paper's {mname} (its Gowalla) | adversarial | "
+            L.append(f"| paper's {mname} (its Gowalla) | adversarial | ndcg@100 | "
                      + " | ".join(_pct(c) for c in ch) + " |")
     L.append("")
     return L
@@ -85,8 +144,10 @@ def write_markdown(results, path, command):
         L += [f"## {r['name']} ({r['shape'][0]} users, {r['shape'][1]} items)", ""]
         for label, p in r["protocols"].items():
             L += _accuracy(r, label, p)
+            L += _beyond(label, p)
             if "robustness" in p:
                 L += _robustness(r, p)
+        L += [f"Wall time for {r['name']}: {r['seconds'] / 60:.1f} minutes.", ""]
         for fig in r.get("figures", []):
             L += [f"![{os.path.basename(fig)}]({os.path.basename(fig)})", ""]
     with open(path, "w") as fh:
@@ -141,7 +202,9 @@ def plot(result, out):
     except ImportError:
         log("matplotlib is not installed (pip install 'aprnb[plot]'): figures skipped")
         return []
-    p = result["protocols"]["loo"]
+    p = result["protocols"].get("loo")
+    if p is None:
+        return []
     return [_plot_eps(plt, result, p, out), _plot_training(plt, result, p, out)]
 
 

@@ -1,178 +1,225 @@
-"""``python -m aprnb reproduce``: the APR paper's tables and figures on real data.
+"""``python -m aprnb reproduce``: the APR paper's tables and figures on real data, with error bars.
 
-For every data set and both protocols (leave-one-out with HR/NDCG@100, and the
-data set's own holdout split with Recall/NDCG@20):
+For every data set and protocol (leave-one-out with HR/NDCG@100, and the data
+set's own holdout split with Recall/NDCG@20):
 
-1. Settings are the paper's (64 factors, per-triple Adagrad, learning rate
-   0.05, reg 0, init std 0.01, reg_adv 1). What is *chosen* -- whether MF-BPR
-   is reported after ``E`` or ``E + E_apr`` epochs and AMF's ``eps`` -- is chosen
-   on a validation split carved out of the training data, never on test.
-2. The chosen configurations are retrained on the full training data, AMF
-   starting from the MF-BPR trained ``E`` epochs (as in the paper), and
-   evaluated once on test.
-3. Robustness: relative change of NDCG@100 (leave-one-out) under adversarial and
-   random perturbations at eps 0.5, 1 and 2, MF-BPR vs AMF.
-4. Figures: MF-BPR NDCG@100 against eps (adversarial vs random), and the test
-   curve of MF-BPR continued as BPR vs switched to APR (for illustration only;
-   nothing is selected on it).
+1. **Selection on validation, never on test.** Settings are the paper's (64
+   factors, per-triple Adagrad, learning rate 0.05, reg 0, init std 0.01,
+   reg_adv 1). On a validation split carved out of the training data, with the
+   first seed, the study chooses whether MF-BPR is reported after ``E`` or
+   ``E + E_apr`` epochs, AMF's ``eps`` and VAT's ``eps``.
+2. **Several training seeds.** For each seed, MF-BPR is trained ``E`` epochs
+   on the full training data; MF-BPR continued, AMF, APR with random noise (the
+   paper's ablation, at AMF's eps) and VAT (vulnerability-aware adversarial
+   training, Zhang et al. 2024) all continue from it for ``E_apr`` epochs. Every
+   arm is scored once on test, per user.
+3. **Statistics.** Mean, sd and range over seeds per model; paired comparisons
+   (:mod:`aprnb.stats`) of AMF against MF-BPR continued for the same epochs, of
+   AMF against its random-noise ablation and of VAT against AMF: over seeds
+   (relative gain per seed, t-test) and over users (seed-averaged per-user
+   metrics: bootstrap interval, Wilcoxon and t-tests).
+4. **Beyond accuracy** (coverage, Gini, ARP, APLT, novelty) for every model.
+5. **Robustness** (leave-one-out): relative change of NDCG/HR@100 under the
+   one-step adversary, a 10-step PGD adversary and random noise at eps 0.5, 1
+   and 2, for MF-BPR, AMF and VAT, averaged over seeds.
+6. **Figures** (first seed): MF-BPR NDCG@100 against eps, and the test curve of
+   MF-BPR continued vs switched to APR (illustration only).
 
-Writes ``results.json``, ``results.md`` and PNG figures (matplotlib extra) to ``out``;
-the markdown and the figures are drawn by :mod:`aprnb.study.report`.
+Seeds can run in parallel worker processes (``jobs``); with one thread per
+process each seed is bitwise reproducible. Writes ``results.json``,
+``results.md`` and PNG figures (matplotlib extra) to ``out``; the markdown and
+figures are drawn by :mod:`aprnb.study.report`.
 """
 import json
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
+from .._threads import check_n_threads, max_threads
+from .._validation import check_positive_int
 from ..data import holdout_split, leave_one_out, merge, open_dataset
-from ..evaluation import evaluate
-from ..models import APR, BPR, ItemPop, Validation
-from ..perturbation import robustness
+from ..models import APR, BPR, VAT, ItemPop
+from ..stats import over_seeds, paired, paired_over_seeds
+from ._seeds import PAPER, fit, run_seed, score
 from .report import log, plot, write_markdown
 
-PAPER = dict(factors=64, learning_rate=0.05, reg=0.0, init_std=0.01, optimizer="adagrad")
+#: AMF's and VAT's eps candidates, chosen on validation.
 EPS_GRID = (0.5, 1.0)
-ROBUST_EPS = (0.5, 1.0, 2.0)
-FIG_EPS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+#: (baseline, challenger) pairs of the paired comparisons.
+COMPARISONS = (("MF-BPR (E + E_apr epochs)", "AMF"), ("APR, random noise", "AMF"),
+               ("AMF", "VAT"))
+PROTOCOLS = ("loo", "holdout")
 
 
-def _protocols(name, train, test, seed):
-    """(protocol label, train, test, eval protocol, k, metric) per protocol."""
-    full = merge(train, test)
-    tr_loo, te_loo = leave_one_out(full, random_state=seed)
-    return [("loo", tr_loo, te_loo, "loo", 100, "ndcg@100"),
-            ("holdout", train, test, "holdout", 20, "ndcg@20")]
+def _tasks(train, test, seed, protocols, epochs, apr_epochs, every):
+    """One task dict per protocol (see :func:`aprnb.study._seeds.run_seed`)."""
+    tasks = []
+    if "loo" in protocols:
+        tr, te = leave_one_out(merge(train, test), random_state=seed)
+        tasks.append(dict(label="loo", train=tr, test=te, proto="loo", k=100,
+                          metric="ndcg@100", curve=(te, "loo", 100, "ndcg@100", every)))
+    if "holdout" in protocols:
+        tasks.append(dict(label="holdout", train=train, test=test, proto="holdout", k=20,
+                          metric="ndcg@20"))
+    for t in tasks:
+        t.update(epochs=epochs, apr_epochs=apr_epochs)
+    return tasks
 
 
-def _validation(train, protocol, seed):
-    if protocol == "loo":
-        return leave_one_out(train, random_state=seed + 1)
-    return holdout_split(train, 0.2, random_state=seed + 1)
-
-
-def _fit_with_curve(cls, train, epochs, common, curve, every, init=None, **kw):
-    """Fit ``cls(epochs=epochs, **common, **kw)`` on ``train`` (from ``init``), scoring
-    ``curve = (test, protocol, k, metric)`` every ``every`` epochs.
-
-    Returns ``(model, seconds, [(epoch, metric value), ...])``. The only place that
-    asks ``fit`` for a learning curve.
-    """
-    test, proto, k, metric = curve
-    model = cls(epochs=epochs, **common, **kw)
-    t0 = time.perf_counter()
-    model.fit(train, init=init, callback=Validation(test, k=k, protocol=proto, metric=metric,
-                                                    every=every))
-    seconds = time.perf_counter() - t0
-    return model, seconds, [(h["epoch"], h[metric]) for h in model.history_ if metric in h]
-
-
-def _select(label, train, proto, k, metric, epochs, apr_epochs, common, seed):
-    """Step 1: MF-BPR's epochs and AMF's eps, chosen on a validation split of ``train``.
+def _select(task, n_threads, seed):
+    """Step 1: MF-BPR's epochs, AMF's and VAT's eps, chosen on a validation split.
 
     Only the end point of each validation run is used, so it is scored once.
     """
-    tr_v, va = _validation(train, proto, seed)
-    vcurve = (va, proto, k, metric)
-    b1, _, c1 = _fit_with_curve(BPR, tr_v, epochs, common, vcurve, epochs)
-    _, _, c2 = _fit_with_curve(BPR, tr_v, apr_epochs, common, vcurve, apr_epochs, init=b1)
-    v_bpr_e, v_bpr_more = c1[-1][1], c2[-1][1]
-    bpr_more = v_bpr_more > v_bpr_e
-    sel = {"bpr_epochs": epochs + (apr_epochs if bpr_more else 0),
-           "val_bpr": {epochs: v_bpr_e, epochs + apr_epochs: v_bpr_more}, "val_amf": {}}
-    for eps in EPS_GRID:
-        _, _, ca = _fit_with_curve(APR, tr_v, apr_epochs, common, vcurve, apr_epochs,
-                                   init=b1, eps=eps, reg_adv=1.0)
-        sel["val_amf"][eps] = ca[-1][1]
+    proto, k, metric = task["proto"], task["k"], task["metric"]
+    epochs, extra = task["epochs"], task["apr_epochs"]
+    tr, va = (leave_one_out(task["train"], random_state=seed + 1) if proto == "loo"
+              else holdout_split(task["train"], 0.2, random_state=seed + 1))
+    common = dict(PAPER, n_threads=n_threads, random_state=seed, show_progress=False)
+
+    def val(cls, n, **kw):
+        return fit(cls, tr, n, common, (va, proto, k, metric, n), **kw)[2][-1][1]
+
+    b1, _, c1 = fit(BPR, tr, epochs, common, (va, proto, k, metric, epochs))
+    v_e, v_more = c1[-1][1], val(BPR, extra, init=b1)
+    sel = {"bpr_epochs": epochs + (extra if v_more > v_e else 0),
+           "val_bpr": {epochs: v_e, epochs + extra: v_more},
+           "val_amf": {e: val(APR, extra, init=b1, eps=e, reg_adv=1.0) for e in EPS_GRID},
+           "val_vat": {e: val(VAT, extra, init=b1, eps=e, reg_adv=1.0) for e in EPS_GRID}}
     sel["eps"] = max(sel["val_amf"], key=sel["val_amf"].get)
-    log(f"  [{label}] validation {metric}: MF-BPR {sel['val_bpr']}, AMF {sel['val_amf']} "
-        f"-> MF-BPR {sel['bpr_epochs']} epochs, AMF eps {sel['eps']}")
-    return sel, bpr_more
+    sel["vat"] = {"eps": max(sel["val_vat"], key=sel["val_vat"].get), "reg_adv": 1.0}
+    log(f"  [{task['label']}] validation {metric}: MF-BPR {sel['val_bpr']}, AMF "
+        f"{sel['val_amf']}, VAT {sel['val_vat']} -> MF-BPR {sel['bpr_epochs']} epochs, "
+        f"AMF eps {sel['eps']}, VAT eps {sel['vat']['eps']}")
+    return sel
 
 
-def _curves(c_bf, c_bc, c_af, epochs):
-    """The figure's curves: MF-BPR continued, and AMF from the end of MF-BPR's E epochs."""
-    bpr = [(e if i < len(c_bf) else e + epochs, m) for i, (e, m) in enumerate(c_bf + c_bc)]
-    amf = c_bf[-1:] + [(e + epochs, m) for e, m in c_af]
-    return {"bpr": bpr, "amf": amf, "bpr_phase_end": epochs}
+def _run_seeds(task, sel, seeds, n_threads, jobs):
+    """``run_seed`` for every seed, in ``jobs`` worker processes when ``jobs > 1``."""
+    if jobs == 1:
+        return [run_seed(task, sel, s, n_threads, True, s == seeds[0]) for s in seeds]
+    ctx = multiprocessing.get_context("spawn")      # no fork of a threaded parent
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        futures = [pool.submit(run_seed, task, sel, s, n_threads, False, s == seeds[0])
+                   for s in seeds]
+        return [f.result() for f in futures]
 
 
-def run_protocol(label, train, test, proto, k, metric, epochs, apr_epochs, every, n_threads,
-                 seed):
-    """Validation-based selection, final training, test metrics and curves for one split."""
-    common = dict(PAPER, n_threads=n_threads, random_state=seed, show_progress=True)
-    out = {"protocol": label, "metric": metric, "epochs": epochs, "apr_epochs": apr_epochs}
-    sel, bpr_more = _select(label, train, proto, k, metric, epochs, apr_epochs, common, seed)
-    out["selection"] = sel
-
-    # 2. final models on the full training data (test curves for the figure only,
-    #    drawn for leave-one-out; the holdout runs are scored once at the end)
-    tcurve = (test, proto, k, metric)
-    if label != "loo":
-        every = apr_epochs
-    pop = ItemPop().fit(train)
-    bf, t_b, c_bf = _fit_with_curve(BPR, train, epochs, common, tcurve, every)
-    bc, t_c, c_bc = _fit_with_curve(BPR, train, apr_epochs, common, tcurve, every, init=bf)
-    af, t_a, c_af = _fit_with_curve(APR, train, apr_epochs, common, tcurve, every, init=bf,
-                                    eps=sel["eps"], reg_adv=1.0)
-    bpr_final = bc if bpr_more else bf
-    out["curves"] = _curves(c_bf, c_bc, c_af, epochs)
-    ev = {}
-    for name, model in (("ItemPop", pop), ("MF-BPR", bpr_final), ("AMF", af),
-                        ("MF-BPR (E epochs)", bf), ("MF-BPR (E + E_apr epochs)", bc)):
-        res = evaluate(model, train, test, k=(k,), protocol=proto, n_threads=n_threads)
-        ev[name] = {m: res[m] for m in res if m != "n_users"}
-    out["test"] = ev
-    out["seconds"] = {"bpr_E": t_b, "bpr_more": t_c, "amf": t_a,
-                      "bpr_epoch": float(np.median([h["seconds"] for h in bf.history_])),
-                      "amf_epoch": float(np.median([h["seconds"] for h in af.history_]))}
-    log(f"  [{label}] test: " + ", ".join(f"{n} {v[metric]:.4f}" for n, v in ev.items()))
-    return out, bpr_final, af
+def _paired(runs, metrics):
+    """The paired comparisons of :data:`COMPARISONS`, over seeds and over users."""
+    out = []
+    for a, b in COMPARISONS:
+        row = {"a": a, "b": b}
+        for m in metrics:
+            over = paired_over_seeds([r["test"][a] for r in runs], [r["test"][b] for r in runs],
+                                     m)
+            # per user: the metric averaged over the seeds, then paired on the users
+            ua = np.mean([r["per_user"][a][m] for r in runs], axis=0)
+            ub = np.mean([r["per_user"][b][m] for r in runs], axis=0)
+            row[m] = {"seeds": _plain(over), "users": _plain(paired(ua, ub))}
+        out.append(row)
+    return out
 
 
-def _robustness(tr, te, bpr, amf, n_threads, seed):
-    """Step 3 (leave-one-out): the robustness tables and the eps curve of the figure."""
-    rob = {}
-    for mname, model in (("MF-BPR", bpr), ("AMF", amf)):
-        rep = robustness(model, tr, te, eps=ROBUST_EPS, kinds=("adversarial", "random"),
-                         k=100, random_state=seed, n_threads=n_threads)
-        rob[mname] = [dict(r) for r in rep]
-        log(f"  [robustness] {mname}\n{rep}")
-    fig = robustness(bpr, tr, te, eps=FIG_EPS[1:], kinds=("adversarial", "random"),
-                     k=100, random_state=seed, n_threads=n_threads)
-    return rob, [dict(r) for r in fig]
+def _plain(obj):
+    """A stats result as a JSON-ready dict."""
+    d = dict(obj.__dict__) if not isinstance(obj, dict) else dict(obj)
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 
 
-def run_dataset(path, epochs, apr_epochs, every, n_threads, seed):
+def _robustness(runs):
+    """Mean, sd and range over seeds of every robustness cell (model, kind, eps, metric)."""
+    cells = {}
+    for r in runs:
+        for name, rows in r["robustness"].items():
+            for row in rows[1:]:
+                for m, v in row.items():
+                    if m.endswith(" change"):
+                        cells.setdefault((name, row["kind"], row["eps"], m), []).append(v)
+    return [dict(model=n, kind=kd, eps=e, metric=m, **_plain(over_seeds([{m: v} for v in vs])[m]))
+            for (n, kd, e, m), vs in cells.items()]
+
+
+def run_protocol(task, seeds, n_threads, jobs):
+    """Selection, the seeds, and the summary of one protocol of one data set."""
+    sel = _select(task, n_threads, seeds[0])
+    pop = ItemPop().fit(task["train"])
+    pop_scores = score(pop, task["train"], task["test"], task["proto"], task["k"], n_threads)[0]
+    t0 = time.perf_counter()
+    runs = _run_seeds(task, sel, seeds, n_threads, jobs)
+    metrics = [m for m in runs[0]["test"]["AMF"] if m.split("@")[0] in ("hr", "recall", "ndcg")]
+    out = {"protocol": task["label"], "metric": task["metric"], "epochs": task["epochs"],
+           "apr_epochs": task["apr_epochs"], "seeds": list(seeds), "selection": sel,
+           "itempop": pop_scores, "seconds_seeds": time.perf_counter() - t0,
+           "test": {name: {m: _plain(s) for m, s in over_seeds([r["test"][name]
+                                                                 for r in runs]).items()}
+                    for name in runs[0]["test"]},
+           "paired": _paired(runs, metrics),
+           "runs": [{k: v for k, v in r.items() if k not in ("per_user", "users")}
+                    for r in runs]}
+    if task["label"] == "loo":
+        out["robustness"] = _robustness(runs)
+        out["eps_curve"], out["curves"] = runs[0]["eps_curve"], runs[0]["curves"]
+    return out
+
+
+def run_dataset(path, seeds, protocols, epochs, apr_epochs, n_threads, jobs):
     ds = open_dataset(path, split="given")
-    name, train, test = ds.name, ds.train, ds.test
-    log(f"{name}: {train.shape[0]} users, {train.shape[1]} items, {train.nnz} train / "
-        f"{test.nnz} test")
-    res = {"name": name, "shape": list(train.shape), "protocols": {}}
-    for label, tr, te, proto, k, metric in _protocols(name, train, test, seed):
-        out, bpr, amf = run_protocol(label, tr, te, proto, k, metric, epochs, apr_epochs, every,
-                                     n_threads, seed)
-        if label == "loo":
-            out["robustness"], out["eps_curve"] = _robustness(tr, te, bpr, amf, n_threads,
-                                                              seed)
-        res["protocols"][label] = out
+    log(f"{ds.name}: {ds.train.shape[0]} users, {ds.train.shape[1]} items, "
+        f"{ds.train.nnz} train / {ds.test.nnz} test")
+    res = {"name": ds.name, "shape": list(ds.train.shape), "protocols": {}}
+    every = max(1, apr_epochs // 5)
+    for task in _tasks(ds.train, ds.test, seeds[0], protocols, epochs, apr_epochs, every):
+        res["protocols"][task["label"]] = run_protocol(task, seeds, n_threads, jobs)
     return res
 
 
+def _command(paths, out, quick, n_threads, n_seeds, jobs, protocols):
+    parts = ["python -m aprnb reproduce --data", *paths, "--out", out, "--seeds", str(n_seeds)]
+    if jobs != 1:
+        parts += ["--jobs", str(jobs)]
+    if tuple(protocols) != PROTOCOLS:
+        parts += ["--protocols", ",".join(protocols)]
+    if quick:
+        parts.append("--quick")
+    if n_threads is not None:
+        parts += ["--threads", str(n_threads)]
+    return " ".join(parts)
+
+
 def reproduce(paths, out="results", quick=False, n_threads=None, seed=0, epochs=None,
-              apr_epochs=None):
-    """Run the whole study on each data folder in ``paths``; returns the results list."""
+              apr_epochs=None, seeds=5, jobs=1, protocols=PROTOCOLS):
+    """Run the whole study on each data folder in ``paths``; returns the results list.
+
+    ``seeds`` training seeds ``seed, seed + 1, ...`` per trained model, run in
+    ``jobs`` worker processes; ``n_threads`` threads each (default: the cores
+    divided among the workers). ``protocols`` is a subset of ``("loo", "holdout")``.
+    """
+    n_seeds = check_positive_int(seeds, "seeds")
+    jobs = check_positive_int(jobs, "jobs")
+    protocols = tuple(protocols)
+    if not protocols or any(p not in PROTOCOLS for p in protocols):
+        raise ValueError(f"protocols must be a non-empty subset of {PROTOCOLS}, got "
+                         f"{protocols!r}")
+    if n_threads is not None:
+        n_threads = check_n_threads(n_threads)
+    elif jobs > 1:
+        n_threads = max(1, max_threads() // jobs)
+    for path in paths:                      # before anything is written or trained
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"data folder {path} does not exist")
+    command = _command(paths, out, quick, n_threads, n_seeds, jobs, protocols)
     os.makedirs(out, exist_ok=True)
     epochs = epochs or (20 if quick else 500)
     apr_epochs = apr_epochs or (10 if quick else 250)
-    every = max(1, apr_epochs // 5)
+    seed_list = [seed + s for s in range(n_seeds)]
     results = []
-    command = "python -m aprnb reproduce --data " + " ".join(paths) + f" --out {out}" + \
-        (" --quick" if quick else "") + \
-        (f" --threads {n_threads}" if n_threads is not None else "")
     for path in paths:
         t0 = time.perf_counter()
-        res = run_dataset(path, epochs, apr_epochs, every, n_threads, seed)
+        res = run_dataset(path, seed_list, protocols, epochs, apr_epochs, n_threads, jobs)
         res["seconds"] = time.perf_counter() - t0
         res["figures"] = plot(res, out)
         results.append(res)

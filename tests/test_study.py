@@ -1,0 +1,107 @@
+"""``reproduce``: the whole study on a small synthetic folder, with seeds and statistics."""
+import json
+
+import numpy as np
+import pytest
+
+from aprnb.data import holdout_split, make_synthetic
+from aprnb.study.reproduce import reproduce
+
+SMALL = dict(quick=True, n_threads=1, epochs=4, apr_epochs=2)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """A LightGCN-format folder (train.txt, test.txt) of a small synthetic set."""
+    path = tmp_path_factory.mktemp("synth")
+    X = make_synthetic(n_users=60, n_items=40, mean_degree=8, random_state=3)
+    train, test = holdout_split(X, 0.25, random_state=0)
+    for name, M in (("train.txt", train), ("test.txt", test)):
+        lines = [" ".join(map(str, [u, *M.indices[M.indptr[u]:M.indptr[u + 1]]]))
+                 for u in range(M.shape[0]) if M.indptr[u + 1] > M.indptr[u]]
+        (path / name).write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def study(folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    results = reproduce([str(folder)], out=str(out), seeds=3, **SMALL)
+    return results, out
+
+
+def test_every_arm_is_trained_for_every_seed(study):
+    results, _ = study
+    p = results[0]["protocols"]["loo"]
+    assert p["seeds"] == [0, 1, 2] and len(p["runs"]) == 3
+    arms = {"MF-BPR", "AMF", "MF-BPR (E epochs)", "MF-BPR (E + E_apr epochs)",
+            "APR, random noise", "VAT"}
+    assert set(p["test"]) == arms
+    for name in arms:
+        s = p["test"][name]["ndcg@100"]
+        values = [r["test"][name]["ndcg@100"] for r in p["runs"]]
+        assert s["values"] == values and s["n"] == 3
+        assert s["mean"] == pytest.approx(np.mean(values))
+        assert s["sd"] == pytest.approx(np.std(values, ddof=1))
+    # seeds differ, so the spread is real
+    assert len({r["test"]["AMF"]["ndcg@100"] for r in p["runs"]}) > 1
+
+
+def test_paired_statistics_compare_the_seeds_and_the_users(study):
+    results, _ = study
+    p = results[0]["protocols"]["loo"]
+    row = next(r for r in p["paired"] if (r["a"], r["b"]) == ("MF-BPR (E + E_apr epochs)", "AMF"))
+    seeds = row["ndcg@100"]["seeds"]
+    gains = [r["test"]["AMF"]["ndcg@100"] / r["test"]["MF-BPR (E + E_apr epochs)"]["ndcg@100"]
+             - 1 for r in p["runs"]]
+    assert seeds["mean_gain"] == pytest.approx(np.mean(gains))
+    assert seeds["wins"] == sum(g > 0 for g in gains)
+    users = row["ndcg@100"]["users"]
+    base = np.mean([r["test"]["MF-BPR (E + E_apr epochs)"]["ndcg@100"] for r in p["runs"]])
+    amf = np.mean([r["test"]["AMF"]["ndcg@100"] for r in p["runs"]])
+    assert users["diff"] == pytest.approx(amf - base)
+    assert users["ci_low"] <= users["diff"] <= users["ci_high"]
+
+
+def test_robustness_has_both_attacks_and_noise_for_three_models(study):
+    results, _ = study
+    rob = results[0]["protocols"]["loo"]["robustness"]
+    keys = {(c["model"], c["kind"], c["eps"]) for c in rob}
+    assert keys == {(m, k, e) for m in ("MF-BPR", "AMF", "VAT")
+                    for k in ("adversarial", "pgd", "random") for e in (0.5, 1.0, 2.0)}
+    assert all(c["n"] == 3 for c in rob)
+
+
+def test_report_and_json(study):
+    results, out = study
+    md = (out / "results.md").read_text()
+    for text in ("± ", "Paired comparisons", "coverage@100", "gini@20", "novelty@100",
+                 "| VAT | pgd |", "APR, random noise", "--seeds 3"):
+        assert text in md, text
+    saved = json.loads((out / "results.json").read_text())
+    assert saved[0]["protocols"]["holdout"]["test"]["AMF"]["recall@20"]["n"] == 3
+    assert "per_user" not in saved[0]["protocols"]["loo"]["runs"][0]
+
+
+def test_missing_folder_fails_before_writing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        reproduce([str(tmp_path / "nodata")], out=str(tmp_path / "res"), **SMALL)
+    assert not (tmp_path / "res").exists()
+
+
+@pytest.mark.parametrize("kw, err", [(dict(seeds=0), ValueError), (dict(jobs="2"), TypeError),
+                                     (dict(protocols=("loo", "sampled")), ValueError)])
+def test_bad_arguments(folder, tmp_path, kw, err):
+    with pytest.raises(err):
+        reproduce([str(folder)], out=str(tmp_path / "res"), **dict(SMALL, **kw))
+    assert not (tmp_path / "res").exists()
+
+
+@pytest.mark.slow
+def test_jobs_give_the_same_numbers_as_one_process(folder, study, tmp_path):
+    """Seeds in two worker processes, one thread each: bitwise the serial run."""
+    res = reproduce([str(folder)], out=str(tmp_path), seeds=3, jobs=2,
+                    protocols=("loo",), **SMALL)
+    serial = study[0][0]["protocols"]["loo"]
+    for a, b in zip(res[0]["protocols"]["loo"]["runs"], serial["runs"]):
+        assert a["test"] == b["test"]
