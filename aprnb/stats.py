@@ -285,6 +285,8 @@ def wilcoxon_p(d):
     The exact null distribution is used below :data:`EXACT_BELOW` users when there
     are no zeros and no ties among ``|d|``; otherwise the normal approximation, with
     SciPy's tie correction and a continuity correction (as R's ``wilcox.test``).
+    Older SciPy versions (1.9 among them) warn when fewer than 10 differences are nonzero (the
+    normal approximation is rough there); the warning is passed on.
     When every difference is zero the test is undefined; this returns 1.0 (no
     evidence of any difference) instead of raising.
     """

@@ -185,11 +185,13 @@ def test_all_zero_differences():
 
 
 def test_constant_nonzero_and_single_nonzero_differences():
-    r = _no_warnings(S.paired, np.zeros(6), np.full(6, 0.5))
+    # (older SciPy, e.g. 1.9, warns that 6 or 1 nonzero differences are few for the normal
+    # approximation; that warning is passed on, so it is not checked here)
+    r = S.paired(np.zeros(6), np.full(6, 0.5))
     assert (r.ci_low, r.ci_high, r.p_ttest) == (0.5, 0.5, 0.0)
     b = np.zeros(50)
     b[3] = 1.0
-    r = _no_warnings(S.paired, np.zeros(50), b, n_resamples=200)
+    r = S.paired(np.zeros(50), b, n_resamples=200)
     assert r.n_nonzero == 1 and r.p_wilcoxon == pytest.approx(1.0)
 
 
