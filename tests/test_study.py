@@ -55,7 +55,7 @@ def test_paired_statistics_compare_the_seeds_and_the_users(study):
     gains = [r["test"]["AMF"]["ndcg@100"] / r["test"]["MF-BPR (E + E_apr epochs)"]["ndcg@100"]
              - 1 for r in p["runs"]]
     assert seeds["mean_gain"] == pytest.approx(np.mean(gains))
-    assert seeds["wins"] == sum(g > 0 for g in gains)
+    assert seeds["n_positive"] == sum(g > 0 for g in gains)
     users = row["ndcg@100"]["users"]
     base = np.mean([r["test"]["MF-BPR (E + E_apr epochs)"]["ndcg@100"] for r in p["runs"]])
     amf = np.mean([r["test"]["AMF"]["ndcg@100"] for r in p["runs"]])

@@ -91,7 +91,8 @@ def _paired(label, p, names):
         for m in names:
             s, u = row[m]["seeds"], row[m]["users"]
             L.append(f"| {row['a']} | {row['b']} | {m} | {_pct(s['mean_gain'])} "
-                     f"[{_pct(s['min_gain'])}, {_pct(s['max_gain'])}] | {s['wins']}/{s['n']} | "
+                     f"[{_pct(s['min_gain'])}, {_pct(s['max_gain'])}] | "
+                     f"{s['n_positive']}/{s['n']} | "
                      f"{_p(s['p_ttest'])} | {u['diff']:+.4f} [{u['ci_low']:+.4f}, "
                      f"{u['ci_high']:+.4f}] | {_p(u['p_wilcoxon'])} | {_p(u['p_ttest'])} |")
     return L + [""]

@@ -35,6 +35,7 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
 
 import numpy as np
 
@@ -125,9 +126,8 @@ def _paired(runs, metrics):
 
 
 def _plain(obj):
-    """A stats result as a JSON-ready dict."""
-    d = dict(obj.__dict__) if not isinstance(obj, dict) else dict(obj)
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+    """A stats result (a dataclass) as a JSON-ready dict."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(obj).items()}
 
 
 def _robustness(runs):
