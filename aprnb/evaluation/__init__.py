@@ -24,8 +24,9 @@ from .._threads import check_n_threads, running_threads
 from .._validation import check_bool, check_interactions, check_k_bound, check_ks
 from ..data.dataset import Dataset
 from . import _engine
-from ._checks import (PROTOCOLS, check_block_size, check_negatives, check_overlap,
-                      check_protocol, check_users, factors_of, metric_names)
+from ._checks import (PROTOCOLS, check_beyond_accuracy, check_block_size, check_negatives,
+                      check_overlap, check_protocol, check_users, factors_of,
+                      metric_names)
 
 __all__ = ["evaluate", "top_k", "metric_names", "check_protocol", "factors_of",
            "unpack_data", "PROTOCOLS"]
@@ -53,7 +54,7 @@ def unpack_data(train, test, negatives, protocol=None):
 
 def evaluate(model, train, test=None, k=(20,), protocol=None, users=None, negatives=None,
              n_threads=None, block_size=None, exclude_train=True, check_split=True,
-             raw_ids=False):
+             raw_ids=False, per_user=False, beyond_accuracy=False):
     """Evaluate a model under full ranking (or the sampled protocol).
 
     Parameters
@@ -71,7 +72,7 @@ def evaluate(model, train, test=None, k=(20,), protocol=None, users=None, negati
         ``negatives`` are given, else "holdout". Negatives with "holdout" or
         "loo" raise ``ValueError``.
     users : array of int, optional
-        Evaluate only these users (raw user ids with ``raw_ids=True``).
+        Evaluate only these users (raw user ids with ``raw_ids=True``), in any order.
     negatives : int array (n_users, n_neg), required for ``"sampled"`` (-1 = padding).
     n_threads : int, optional
         Worker threads (default: all of Numba's threads; more than that are run
@@ -89,18 +90,41 @@ def evaluate(model, train, test=None, k=(20,), protocol=None, users=None, negati
         deliberate use only.
     raw_ids : bool
         ``users`` are raw user ids, mapped through the model's ``user_ids_``.
+    per_user : bool
+        Also return the value of every per-user metric for every evaluated user
+        (keys ``"users"`` and ``"per_user"`` below).
+    beyond_accuracy : bool
+        Also compute ``coverage@K``, ``gini@K``, ``arp@K``, ``aplt@K`` and
+        ``novelty@K`` of each user's top-K list (module docstring), for
+        ``"holdout"`` and ``"loo"``; with ``"sampled"`` a ``ValueError``.
 
     Returns
     -------
     dict
         Lower-case metric names (``"recall@20"``, ``"ndcg@20"``, ``"hr@100"``,
-        ``"auc"``, ...) to means over the evaluated users, plus ``"n_users"``.
+        ``"auc"``, ``"novelty@20"``, ...) to means over the evaluated users (NaN
+        when there are none), plus ``"n_users"``. With ``per_user=True`` also
+        ``"users"``, the evaluated user indices (int64, ascending), and
+        ``"per_user"``, a dict from each metric name that is a mean over users
+        (all but ``coverage@K`` and ``gini@K``) to a float64 array aligned with
+        ``"users"``; ``np.mean(res["per_user"][m]) == res[m]`` exactly.
     """
     P, Q = factors_of(model)
     train, test, negatives = unpack_data(train, test, negatives, protocol)
     protocol = check_protocol(protocol, negatives)
-    shape = (P.shape[0], Q.shape[0])
-    ks = np.asarray([check_k_bound(kk, shape[1]) for kk in check_ks(k)], dtype=np.int64)
+    per_user = check_bool(per_user, "per_user")
+    beyond_accuracy = check_beyond_accuracy(beyond_accuracy, protocol)
+    task, n_threads = _prepare(model, P.shape[0], Q.shape[0], train, test, k, protocol,
+                               users, negatives, n_threads, block_size, exclude_train,
+                               check_split, raw_ids, beyond_accuracy)
+    return task.run(P, Q, n_threads, per_user)
+
+
+def _prepare(model, n_users, n_items, train, test, k, protocol, users, negatives,
+             n_threads, block_size, exclude_train, check_split, raw_ids, beyond_accuracy):
+    """The remaining checks of :func:`evaluate`: ``(Ranking task, thread count)``."""
+    shape = (n_users, n_items)
+    ks = np.asarray([check_k_bound(kk, n_items) for kk in check_ks(k)], dtype=np.int64)
     exclude_train = check_bool(exclude_train, "exclude_train")
     check_bool(check_split, "check_split")
     train = check_interactions(train, "train", shape=shape, allow_empty=True)
@@ -109,16 +133,17 @@ def evaluate(model, train, test=None, k=(20,), protocol=None, users=None, negati
     if check_split:
         _check_split(model, train, test, "evaluate", shared)
     if exclude_train and protocol != "sampled":     # sampled ranks against its negatives
-        check_overlap(shared, test.nnz)
+        check_overlap(shared, test.nnz, stacklevel=4)   # the warning names the caller
     n_threads = running_threads(check_n_threads(n_threads))   # results do not depend on it
     if check_bool(raw_ids, "raw_ids") and users is not None:
         users = model.user_index(users)
-    users = check_users(users, shape[0], unique=True)
+    # ascending: the means (and the per-user arrays) do not depend on the order given
+    users = np.sort(check_users(users, n_users, unique=True))
     if protocol == "sampled":
         negatives = check_negatives(negatives, shape)
     task = _engine.Ranking(train, test, protocol, ks, users, negatives, exclude_train,
-                           check_block_size(block_size))
-    return task.run(P, Q, n_threads)
+                           check_block_size(block_size), beyond_accuracy)
+    return task, n_threads
 
 
 def top_k(P, Q, users, k, exclude=None, n_threads=None, block_size=None):
