@@ -209,7 +209,20 @@ def test_head_threshold_keeps_ties_together():
     assert got["aplt@1"] == 0.0 and got["aplt@4"] == 0.0
 
 
-@settings(max_examples=30, deadline=None)
+@pytest.mark.parametrize("pops, head", [
+    ([2, 1, 1, 1, 1, 1, 1, 1, 1], [0]),           # exactly 20 % is reached by item 0
+    ([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+    ([1, 3, 0, 3, 2, 2, 3], [1, 3, 6]),           # 3 of 14 < 20 %, 6 of 14 > 20 %: t = 3
+    ([0, 0, 5, 1, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], [2]),
+    ([0, 0, 0], []),                              # no interactions: no head
+])
+def test_head_by_hand(pops, head):
+    from aprnb.evaluation._beyond import short_head
+    assert np.flatnonzero(short_head(np.array(pops))).tolist() == head
+    assert sorted(brute_head(pops)) == head
+
+
+@settings(max_examples=200, deadline=None)
 @given(pops=st.lists(st.integers(0, 6), min_size=1, max_size=12), seed=st.integers(0, 99))
 def test_head_is_brute_force_and_ignores_item_ids(pops, seed):
     from aprnb.evaluation._beyond import short_head
