@@ -11,6 +11,43 @@ Protocols of :func:`evaluate`:
   ``auc = 1 - rank/#candidates``.
 * ``"sampled"``: as ``"loo"`` but against the listed ``negatives`` only.
 
+Every metric above is a mean over the evaluated users; ``per_user=True`` also
+returns the values it is the mean of (``np.mean`` of each array is the mean,
+bitwise) and the evaluated users in ascending order.
+
+Beyond accuracy (``beyond_accuracy=True``, "holdout" and "loo"): measures of
+what is recommended rather than whether it is hit. A user's list ``L_u`` at
+cut-off K is the user's top K candidates, exactly as the accuracy metrics rank
+them: by score, ties to the lower item index, training items left out when
+``exclude_train`` (the "loo" test item is a candidate like any other); a user
+with fewer than K candidates has a shorter list. ``pop_i`` is the item's number of
+training interactions (column count of ``train``), ``n``/``m`` the numbers of
+items/users (shape of ``train``).
+
+* ``coverage@K``: ``|union of L_u| / n``, the share of the catalogue that some
+  evaluated user is shown.
+* ``gini@K``: with ``c_i`` the number of lists holding item i, for all n items
+  (unrecommended ones count 0), sorted ascending: ``sum_i (2i - n - 1) c_(i) /
+  (n sum_i c_i)``; 0 = every item shown equally often, near 1 = a few items shown
+  to everyone.
+* ``arp@K``: mean over users of ``mean_{i in L_u} pop_i``.
+* ``aplt@K``: mean over users of the share of ``L_u`` in the long tail. The short
+  head: walk the items from most to least popular until the walked items hold at
+  least 20% of all training interactions; the popularity ``t`` of the last item
+  walked is the threshold, and the head is every item with ``pop_i >= t`` (equally
+  popular items are never split, whatever their ids). The long tail is the rest;
+  with an empty ``train`` every item is in it.
+* ``novelty@K``: mean over users of ``mean_{i in L_u} -log2(max(pop_i, 1) / m)``;
+  an item without training interactions counts as popularity 1 (novelty
+  ``log2 m``), so the value stays finite.
+
+An empty list (no candidate) counts 0 for arp, aplt and novelty. Coverage and
+Gini are global (no per-user values) and NaN, like the means, when no user is
+evaluated. The lists are taken from the scores the engine computes anyway
+(the tiled heaps of "holdout"; for "loo" one more top-K pass over the block's
+scores, without scoring again); recommendation counts are summed per worker in
+integers, so nothing depends on ``n_threads`` or ``block_size``.
+
 :func:`evaluate` checks its arguments once and hands canonical matrices to the
 private engine (:mod:`aprnb.evaluation._engine`), which scores users in blocks
 with one BLAS call per tile and Numba kernels for the top-K and the metrics.
