@@ -112,24 +112,21 @@ def evaluate(model, train, test=None, k=(20,), protocol=None, users=None, negati
         Evaluate only these users (raw user ids with ``raw_ids=True``), in any order.
     negatives : int array (n_users, n_neg), required for ``"sampled"`` (-1 = padding).
     n_threads : int, optional
-        Worker threads (default: all of Numba's threads; more than that are run
-        on all of them). Each worker scores whole blocks of users with a
-        one-thread BLAS call and a serial kernel. Results do not depend on it.
+        Worker threads (default and most: Numba's threads), each scoring whole blocks
+        of users with one-thread BLAS and a serial kernel. Results do not depend on it.
     block_size : int, optional
         Users per block (default: 1024 users scored in cache-sized tiles of items
         for ``"holdout"``; about 64 MB of scores per block for ``"loo"``).
     exclude_train : bool
         Exclude training items from the candidates (the standard full-ranking setup).
     check_split : bool
-        For a fitted model that knows its training data (``provenance_``): refuse
-        with ``ValueError`` when ``train`` is not the matrix it was trained on, or
-        when a test interaction is one it trained on. False skips the check, for
-        deliberate use only.
+        For a fitted model that knows its training data (``provenance_``): refuse with
+        ``ValueError`` when ``train`` is not the matrix it was trained on, or a test
+        interaction is one it trained on. False skips the check (deliberate use only).
     raw_ids : bool
         ``users`` are raw user ids, mapped through the model's ``user_ids_``.
     per_user : bool
-        Also return the value of every per-user metric for every evaluated user
-        (keys ``"users"`` and ``"per_user"`` below).
+        Also return every evaluated user's values (``"users"``, ``"per_user"`` below).
     beyond_accuracy : bool
         Also compute ``coverage@K``, ``gini@K``, ``arp@K``, ``aplt@K`` and
         ``novelty@K`` of each user's top-K list (module docstring), for
@@ -138,22 +135,20 @@ def evaluate(model, train, test=None, k=(20,), protocol=None, users=None, negati
     Returns
     -------
     dict
-        Lower-case metric names (``"recall@20"``, ``"ndcg@20"``, ``"hr@100"``,
-        ``"auc"``, ``"novelty@20"``, ...) to means over the evaluated users (NaN
-        when there are none), plus ``"n_users"``. With ``per_user=True`` also
-        ``"users"``, the evaluated user indices (int64, ascending), and
-        ``"per_user"``, a dict from each metric name that is a mean over users
-        (all but ``coverage@K`` and ``gini@K``) to a float64 array aligned with
-        ``"users"``; ``np.mean(res["per_user"][m]) == res[m]`` exactly.
+        Metric names (``"recall@20"``, ``"hr@100"``, ``"auc"``, ``"novelty@20"``, ...)
+        to means over the evaluated users (NaN without any), and ``"n_users"``. With
+        ``per_user=True`` also ``"users"`` (evaluated user indices, int64, ascending)
+        and ``"per_user"``: every metric but ``coverage@K``/``gini@K`` to a float64
+        array aligned with ``"users"``, with ``np.mean(res["per_user"][m]) == res[m]``.
     """
     P, Q = factors_of(model)
     train, test, negatives = unpack_data(train, test, negatives, protocol)
     protocol = check_protocol(protocol, negatives)
     per_user = check_bool(per_user, "per_user")
-    beyond_accuracy = check_beyond_accuracy(beyond_accuracy, protocol)
     task, n_threads = _prepare(model, P.shape[0], Q.shape[0], train, test, k, protocol,
                                users, negatives, n_threads, block_size, exclude_train,
-                               check_split, raw_ids, beyond_accuracy)
+                               check_split, raw_ids,
+                               check_beyond_accuracy(beyond_accuracy, protocol))
     return task.run(P, Q, n_threads, per_user)
 
 
