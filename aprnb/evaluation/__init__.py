@@ -11,6 +11,43 @@ Protocols of :func:`evaluate`:
   ``auc = 1 - rank/#candidates``.
 * ``"sampled"``: as ``"loo"`` but against the listed ``negatives`` only.
 
+Every metric above is a mean over the evaluated users; ``per_user=True`` also
+returns the values it is the mean of (``np.mean`` of each array is the mean,
+bitwise) and the evaluated users in ascending order.
+
+Beyond accuracy (``beyond_accuracy=True``, "holdout" and "loo"): measures of
+what is recommended rather than whether it is hit. A user's list ``L_u`` at
+cut-off K is the user's top K candidates, exactly as the accuracy metrics rank
+them: by score, ties to the lower item index, training items left out when
+``exclude_train`` (the "loo" test item is a candidate like any other); a user
+with fewer than K candidates has a shorter list. ``pop_i`` is the item's number of
+training interactions (column count of ``train``), ``n``/``m`` the numbers of
+items/users (shape of ``train``).
+
+* ``coverage@K``: ``|union of L_u| / n``, the share of the catalogue that some
+  evaluated user is shown.
+* ``gini@K``: with ``c_i`` the number of lists holding item i, for all n items
+  (unrecommended ones count 0), sorted ascending: ``sum_i (2i - n - 1) c_(i) /
+  (n sum_i c_i)``; 0 = every item shown equally often, near 1 = a few items shown
+  to everyone.
+* ``arp@K``: mean over users of ``mean_{i in L_u} pop_i``.
+* ``aplt@K``: mean over users of the share of ``L_u`` in the long tail. The short
+  head: walk the items from most to least popular until the walked items hold at
+  least 20% of all training interactions; the popularity ``t`` of the last item
+  walked is the threshold, and the head is every item with ``pop_i >= t`` (equally
+  popular items are never split, whatever their ids). The long tail is the rest;
+  with an empty ``train`` every item is in it.
+* ``novelty@K``: mean over users of ``mean_{i in L_u} -log2(max(pop_i, 1) / m)``;
+  an item without training interactions counts as popularity 1 (novelty
+  ``log2 m``), so the value stays finite.
+
+An empty list (no candidate) counts 0 for arp, aplt and novelty. Coverage and
+Gini are global (no per-user values) and NaN, like the means, when no user is
+evaluated. The lists are taken from the scores the engine computes anyway
+(the tiled heaps of "holdout"; for "loo" one more top-K pass over the block's
+scores, without scoring again); recommendation counts are summed per worker in
+integers, so nothing depends on ``n_threads`` or ``block_size``.
+
 :func:`evaluate` checks its arguments once and hands canonical matrices to the
 private engine (:mod:`aprnb.evaluation._engine`), which scores users in blocks
 with one BLAS call per tile and Numba kernels for the top-K and the metrics.
@@ -24,8 +61,9 @@ from .._threads import check_n_threads, running_threads
 from .._validation import check_bool, check_interactions, check_k_bound, check_ks
 from ..data.dataset import Dataset
 from . import _engine
-from ._checks import (PROTOCOLS, check_block_size, check_negatives, check_overlap,
-                      check_protocol, check_users, factors_of, metric_names)
+from ._checks import (PROTOCOLS, check_beyond_accuracy, check_block_size, check_negatives,
+                      check_overlap, check_protocol, check_users, factors_of,
+                      metric_names)
 
 __all__ = ["evaluate", "top_k", "metric_names", "check_protocol", "factors_of",
            "unpack_data", "PROTOCOLS"]
@@ -53,7 +91,7 @@ def unpack_data(train, test, negatives, protocol=None):
 
 def evaluate(model, train, test=None, k=(20,), protocol=None, users=None, negatives=None,
              n_threads=None, block_size=None, exclude_train=True, check_split=True,
-             raw_ids=False):
+             raw_ids=False, per_user=False, beyond_accuracy=False):
     """Evaluate a model under full ranking (or the sampled protocol).
 
     Parameters
@@ -71,36 +109,54 @@ def evaluate(model, train, test=None, k=(20,), protocol=None, users=None, negati
         ``negatives`` are given, else "holdout". Negatives with "holdout" or
         "loo" raise ``ValueError``.
     users : array of int, optional
-        Evaluate only these users (raw user ids with ``raw_ids=True``).
+        Evaluate only these users (raw user ids with ``raw_ids=True``), in any order.
     negatives : int array (n_users, n_neg), required for ``"sampled"`` (-1 = padding).
     n_threads : int, optional
-        Worker threads (default: all of Numba's threads; more than that are run
-        on all of them). Each worker scores whole blocks of users with a
-        one-thread BLAS call and a serial kernel. Results do not depend on it.
+        Worker threads (default and most: Numba's threads), each scoring whole blocks
+        of users with one-thread BLAS and a serial kernel. Results do not depend on it.
     block_size : int, optional
         Users per block (default: 1024 users scored in cache-sized tiles of items
         for ``"holdout"``; about 64 MB of scores per block for ``"loo"``).
     exclude_train : bool
         Exclude training items from the candidates (the standard full-ranking setup).
     check_split : bool
-        For a fitted model that knows its training data (``provenance_``): refuse
-        with ``ValueError`` when ``train`` is not the matrix it was trained on, or
-        when a test interaction is one it trained on. False skips the check, for
-        deliberate use only.
+        For a fitted model that knows its training data (``provenance_``): refuse with
+        ``ValueError`` when ``train`` is not the matrix it was trained on, or a test
+        interaction is one it trained on. False skips the check (deliberate use only).
     raw_ids : bool
         ``users`` are raw user ids, mapped through the model's ``user_ids_``.
+    per_user : bool
+        Also return every evaluated user's values (``"users"``, ``"per_user"`` below).
+    beyond_accuracy : bool
+        Also compute ``coverage@K``, ``gini@K``, ``arp@K``, ``aplt@K`` and
+        ``novelty@K`` of each user's top-K list (module docstring), for
+        ``"holdout"`` and ``"loo"``; with ``"sampled"`` a ``ValueError``.
 
     Returns
     -------
     dict
-        Lower-case metric names (``"recall@20"``, ``"ndcg@20"``, ``"hr@100"``,
-        ``"auc"``, ...) to means over the evaluated users, plus ``"n_users"``.
+        Metric names (``"recall@20"``, ``"hr@100"``, ``"auc"``, ``"novelty@20"``, ...)
+        to means over the evaluated users (NaN without any), and ``"n_users"``. With
+        ``per_user=True`` also ``"users"`` (evaluated user indices, int64, ascending)
+        and ``"per_user"``: every metric but ``coverage@K``/``gini@K`` to a float64
+        array aligned with ``"users"``, with ``np.mean(res["per_user"][m]) == res[m]``.
     """
     P, Q = factors_of(model)
     train, test, negatives = unpack_data(train, test, negatives, protocol)
     protocol = check_protocol(protocol, negatives)
-    shape = (P.shape[0], Q.shape[0])
-    ks = np.asarray([check_k_bound(kk, shape[1]) for kk in check_ks(k)], dtype=np.int64)
+    per_user = check_bool(per_user, "per_user")
+    task, n_threads = _prepare(model, P.shape[0], Q.shape[0], train, test, k, protocol,
+                               users, negatives, n_threads, block_size, exclude_train,
+                               check_split, raw_ids,
+                               check_beyond_accuracy(beyond_accuracy, protocol))
+    return task.run(P, Q, n_threads, per_user)
+
+
+def _prepare(model, n_users, n_items, train, test, k, protocol, users, negatives,
+             n_threads, block_size, exclude_train, check_split, raw_ids, beyond_accuracy):
+    """The remaining checks of :func:`evaluate`: ``(Ranking task, thread count)``."""
+    shape = (n_users, n_items)
+    ks = np.asarray([check_k_bound(kk, n_items) for kk in check_ks(k)], dtype=np.int64)
     exclude_train = check_bool(exclude_train, "exclude_train")
     check_bool(check_split, "check_split")
     train = check_interactions(train, "train", shape=shape, allow_empty=True)
@@ -109,16 +165,17 @@ def evaluate(model, train, test=None, k=(20,), protocol=None, users=None, negati
     if check_split:
         _check_split(model, train, test, "evaluate", shared)
     if exclude_train and protocol != "sampled":     # sampled ranks against its negatives
-        check_overlap(shared, test.nnz)
+        check_overlap(shared, test.nnz, stacklevel=4)   # the warning names the caller
     n_threads = running_threads(check_n_threads(n_threads))   # results do not depend on it
     if check_bool(raw_ids, "raw_ids") and users is not None:
         users = model.user_index(users)
-    users = check_users(users, shape[0], unique=True)
+    # ascending: the means (and the per-user arrays) do not depend on the order given
+    users = np.sort(check_users(users, n_users, unique=True))
     if protocol == "sampled":
         negatives = check_negatives(negatives, shape)
     task = _engine.Ranking(train, test, protocol, ks, users, negatives, exclude_train,
-                           check_block_size(block_size))
-    return task.run(P, Q, n_threads)
+                           check_block_size(block_size), beyond_accuracy)
+    return task, n_threads
 
 
 def top_k(P, Q, users, k, exclude=None, n_threads=None, block_size=None):

@@ -3,7 +3,7 @@ import warnings
 
 import numpy as np
 
-from .._validation import check_choice, check_factors
+from .._validation import check_bool, check_choice, check_factors
 
 PROTOCOLS = ("holdout", "loo", "sampled")
 
@@ -68,6 +68,17 @@ def check_protocol(protocol, negatives, shape=None, name="protocol", neg_name="n
     return protocol
 
 
+def check_beyond_accuracy(beyond_accuracy, protocol):
+    """The ``beyond_accuracy`` flag, refused (``ValueError``) with the sampled protocol."""
+    if check_bool(beyond_accuracy, "beyond_accuracy") and protocol == "sampled":
+        raise ValueError("beyond_accuracy=True needs a full ranking, and protocol='sampled' "
+                         "only ranks the held-out item against a few listed negatives: "
+                         "it builds no top-K list over the catalogue. Pass protocol='loo' "
+                         "(or 'holdout') without negatives; with a Dataset, "
+                         "protocol='loo' ignores its negatives")
+    return bool(beyond_accuracy)
+
+
 def check_negatives(negatives, shape, name="negatives"):
     """The sampled protocol's negatives as an int64 array (n_users, n_neg), -1 = padding."""
     if negatives is None:
@@ -83,11 +94,11 @@ def check_negatives(negatives, shape, name="negatives"):
     return neg.astype(np.int64)
 
 
-def check_overlap(shared, n_test):
+def check_overlap(shared, n_test, stacklevel=3):
     """``shared`` test interactions (of ``n_test``) that are also training interactions
     can never be hit once the training items are excluded: an error when that is all
     of them (every metric would be 0, e.g. test passed as train), a warning when it is
-    some."""
+    some (``stacklevel`` as for :func:`warnings.warn`, counted from here)."""
     if shared and shared == n_test:
         raise ValueError(f"all {n_test} test interactions are also training interactions, "
                          f"and training items are excluded from the ranking, so every metric "
@@ -96,7 +107,7 @@ def check_overlap(shared, n_test):
     if shared:
         warnings.warn(f"{shared} of the {n_test} test interactions are also training "
                       f"interactions; with exclude_train=True they can never be hit",
-                      RuntimeWarning, stacklevel=3)
+                      RuntimeWarning, stacklevel=stacklevel)
 
 
 def check_block_size(block_size):

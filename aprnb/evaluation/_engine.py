@@ -14,7 +14,9 @@ feeds each user's top-K heap while the tile is still in cache; after the last
 tile the heaps are sorted and the metrics computed. Leave-one-out needs every
 score of a user to rank the held-out item, so it scores a block against all
 items (about 64 MB) at once. The full ``n_users x n_items`` score matrix is never
-built.
+built. With the beyond-accuracy metrics (:mod:`aprnb.evaluation._beyond`) the sorted
+heaps of "holdout" are reused, and "loo" runs the same top-K kernels once more over
+the block's scores already in memory (about as costly as the holdout selection).
 
 Threads: blocks are shared out among ``n_threads`` Python threads, each running
 its own BLAS calls (BLAS limited to one thread) and GIL-free kernels. Letting
@@ -26,6 +28,8 @@ import scipy.sparse as sp
 
 from .._threads import numba_threads, run_tasks, single_threaded_blas
 from ..kernels.topk import holdout_finish, loo_block, push_tile, sampled_block, topk_finish
+from ._beyond import BeyondAccuracy, beyond_names
+from ._checks import metric_names
 
 DEFAULT_BLOCK_BYTES = 64 * 2**20
 #: Users per block for the tiled top-K (holdout metrics and ``recommend``).
@@ -113,13 +117,16 @@ class Ranking:
     negatives : int64 array (n_users, n_neg) for "sampled", else None
     exclude_train : bool
     block_size : int or None (users per block)
+    beyond_accuracy : bool
+        Also compute the beyond-accuracy metrics of the top-``max(ks)`` lists
+        ("holdout" and "loo" only; see :mod:`aprnb.evaluation._beyond`).
 
     Users without a test item (and, for "sampled", without a listed negative)
-    are left out; :attr:`users` holds those evaluated.
+    are left out; :attr:`users` holds those evaluated, in the order given.
     """
 
     def __init__(self, train, test, protocol, ks, users, negatives=None, exclude_train=True,
-                 block_size=None):
+                 block_size=None, beyond_accuracy=False):
         self.protocol, self.ks, self.block_size = protocol, ks, block_size
         self.shape = test.shape
         sel = users[np.diff(test.indptr)[users] > 0]
@@ -137,16 +144,28 @@ class Ranking:
             has = np.any(negatives[sel] >= 0, axis=1)
             sel, self.pos_items = sel[has], self.pos_items[has]
         self.users = sel
-        self.width = 4 * len(ks) if protocol == "holdout" else 2 * len(ks) + 1
+        self.names = metric_names(protocol, ks)
+        self.n_acc = len(self.names)
+        self.beyond = None
+        if beyond_accuracy:
+            assert protocol != "sampled", "beyond-accuracy metrics need a full ranking"
+            self.beyond = BeyondAccuracy(train, ks)
+            self.names = self.names + beyond_names(ks)
+        self.width = len(self.names)
 
     def per_user(self, P, Q, n_threads):
-        """Metric values per evaluated user, shape ``(len(self.users), width)``."""
+        """Metric values per evaluated user, shape ``(len(self.users), width)``; the
+        columns are named by :attr:`names`."""
+        return self._score(P, Q, n_threads)[0]
+
+    def _score(self, P, Q, n_threads):
+        """``(per-user values, recommendation counts or None)``, see :meth:`per_user`."""
         P, Q = no_overflow(P, Q)
         out = np.zeros((len(self.users), self.width))
         if self.protocol == "sampled":
             with numba_threads(n_threads):
                 sampled_block(P, Q, self.users, self.pos_items, self.negatives, self.ks, out)
-            return out
+            return out, None
         n = max(1, len(self.users))
         if self.protocol == "holdout":
             rows, bufs = tile_buffers(self.shape[1], P.dtype, self.block_size, n, n_threads)
@@ -155,48 +174,80 @@ class Ranking:
             bufs = [np.empty((rows, self.shape[1]), dtype=P.dtype)
                     for _ in range(_n_workers(n_threads, n, rows))]
         work = self._holdout if self.protocol == "holdout" else self._loo
+        counts = ([self.beyond.new_counts() for _ in bufs] if self.beyond is not None
+                  else [None] * len(bufs))
 
         def block(t, w):
             lo = t * rows
-            work(P, Q, lo, self.users[lo:lo + rows], bufs[w], out)
+            work(P, Q, lo, self.users[lo:lo + rows], bufs[w], out, counts[w])
 
         with single_threaded_blas():
             run_tasks(n_threads, -(-len(self.users) // rows), block)
-        return out
+        return out, (sum(counts) if self.beyond is not None else None)
 
-    def _holdout(self, P, Q, lo, b, buf, out):
+    def _holdout(self, P, Q, lo, b, buf, out, counts):
         hs, hi, sizes = tiled_heaps(P, Q, b, self.ex_indptr, self.ex_indices,
                                     int(self.ks[-1]), buf)
         o = np.zeros((len(b), len(self.ks), 4))
         holdout_finish(b, hs, hi, sizes, self.te_indptr, self.te_indices, self.ks, o)
-        out[lo:lo + len(b)] = o.reshape(len(b), -1)
+        out[lo:lo + len(b), :self.n_acc] = o.reshape(len(b), -1)
+        if self.beyond is not None:          # holdout_finish has sorted the heaps
+            self.beyond.block(hi, sizes, counts, out[lo:lo + len(b), self.n_acc:])
 
-    def _loo(self, P, Q, lo, b, buf, out):
+    def _loo(self, P, Q, lo, b, buf, out, counts):
         S = buf[:len(b)]
         np.matmul(P[b], Q.T, out=S)
         loo_block(S, b, self.ex_indptr, self.ex_indices, self.pos_items[lo:lo + len(b)],
                   self.ks, out[lo:lo + len(b)])
+        if self.beyond is not None:
+            # the same scores, not scored again: the top-K lists by the kernels' tie rule
+            items, sizes = select_rows(S, b, self.ex_indptr, self.ex_indices, int(self.ks[-1]))
+            self.beyond.block(items, sizes, counts, out[lo:lo + len(b), self.n_acc:])
 
-    def run(self, P, Q, n_threads):
-        """Mean metrics over the evaluated users (a dict, see :func:`aprnb.evaluate`)."""
-        return summarise(self.per_user(P, Q, n_threads), self.ks, self.protocol)
+    def run(self, P, Q, n_threads, per_user=False):
+        """Mean metrics over the evaluated users (a dict, see :func:`aprnb.evaluate`);
+        with ``per_user`` also ``"users"`` and the ``"per_user"`` values."""
+        out, counts = self._score(P, Q, n_threads)
+        res = summarise(out, self.names, per_user)
+        if self.beyond is not None:
+            res.update(self.beyond.finish(counts, len(out)))
+        res["n_users"] = int(len(out))
+        if per_user:
+            res["users"] = self.users.copy()
+        return res
 
 
-def summarise(out, ks, protocol):
-    """Per-user metric rows ``out`` to the dict of means that :func:`aprnb.evaluate` returns."""
-    n = len(out)
-    res = {}
-    mean = out.mean(axis=0) if n else np.full(out.shape[1], np.nan)
-    if protocol == "holdout":
-        for m, kk in enumerate(ks):
-            for c, name in enumerate(("recall", "precision", "ndcg", "hr")):
-                res[f"{name}@{kk}"] = float(mean[4 * m + c])
-    else:
-        for m, kk in enumerate(ks):
-            res[f"hr@{kk}"] = float(mean[2 * m])
-            res[f"ndcg@{kk}"] = float(mean[2 * m + 1])
-        res["auc"] = float(mean[-1])
-    res["n_users"] = int(n)
+def select_rows(S, users, ex_indptr, ex_indices, k):
+    """Top-``k`` lists ``(items, sizes)`` of the rows of a full score block ``S``.
+
+    ``S[b]`` holds the scores of ``users[b]`` for every item; the excluded items
+    are left out and ties broken as by :func:`top_k` (the same kernels, with the
+    whole row as one tile). ``items[b, :sizes[b]]`` is best first, -1 after.
+    """
+    n = len(users)
+    hs = np.full((n, k), -np.inf, dtype=S.dtype)
+    hi = np.full((n, k), -1, dtype=np.int64)
+    sizes = np.zeros(n, dtype=np.int64)
+    push_tile(S, users, 0, ex_indptr, ex_indices, ex_indptr[users].copy(), k, hs, hi, sizes)
+    items = np.empty((n, k), dtype=np.int64)
+    topk_finish(hs, hi, sizes, items, np.empty((n, k), dtype=S.dtype))
+    return items, sizes
+
+
+def summarise(out, names, per_user=False):
+    """Per-user metric columns ``out`` (named ``names``) to the dict of their means.
+
+    Each mean is ``np.mean`` of the column as a contiguous float64 array: exactly
+    what ``np.mean(res["per_user"][name])`` gives (NaN without users). With
+    ``per_user`` those arrays are returned under ``"per_user"``.
+    """
+    res, per = {}, {}
+    for j, name in enumerate(names):
+        col = np.ascontiguousarray(out[:, j], dtype=np.float64)
+        res[name] = float(np.mean(col)) if len(col) else float("nan")
+        per[name] = col
+    if per_user:
+        res["per_user"] = per
     return res
 
 
