@@ -1,7 +1,7 @@
 """Before/after A/B of two aprnb checkouts on Gowalla, interleaved, public API only.
 
     python -m bench.ab --before PATH --after PATH [--threads 1,2] [--rounds N] [--quick]
-                       [--markdown FILE]
+                       [--tasks apr_sgd,apr_adagrad,...] [--markdown FILE]
 
 Each PATH is a checkout of the repository (a directory containing ``aprnb/``).
 Each side runs in a worker process of its own (``bench/_ab_child.py``, started with
@@ -95,7 +95,13 @@ def parse(argv):
     p.add_argument("--quick", action="store_true", help="fewer rounds and epochs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--markdown", default=None, help="also append the markdown to this file")
+    p.add_argument("--tasks", default=",".join(TASKS),
+                   help=f"comma-separated subset of {','.join(TASKS)} (default all)")
     args = p.parse_args(argv)
+    args.tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    unknown = [t for t in args.tasks if t not in TASKS]
+    if unknown or not args.tasks:
+        p.error(f"--tasks: unknown {unknown}; choose from {','.join(TASKS)}")
     args.rounds = args.rounds or (2 if args.quick else 5)
     args.epochs = args.epochs or (3 if args.quick else 6)
     if args.rounds < 1 or args.epochs < 2:
@@ -136,14 +142,14 @@ def fixed_factors(sides, d, args):
 def measure(sides, threads, args):
     """Warm-up, then the interleaved rounds; ``{(task, threads): {side: {metric: Stats}}}``."""
     for t in threads:
-        for key in TASKS:
+        for key in args.tasks:
             for s in sides:
                 print(f"  warm-up {s.name} {key} t{t}", file=sys.stderr, flush=True)
                 s.ask(request(key, t, args))
     res = {}
     for r in range(args.rounds):
         for t in threads:
-            for n, key in enumerate(TASKS):
+            for n, key in enumerate(args.tasks):
                 order = sides if (r + n) % 2 == 0 else sides[::-1]
                 for s in order:
                     _record(res, s, key, t, s.ask(request(key, t, args)))
@@ -159,17 +165,21 @@ def _row(res, label, key, t, metric, unit):
     return [label, t, fmt(b), fmt(a), common.ratio(a.median, b.median, 3)]
 
 
-def rows(res, threads):
+def rows(res, threads, tasks=tuple(TASKS)):
     out = []
     for t in threads:
         for key in ("bpr_sgd", "bpr_adagrad", "apr_sgd", "apr_adagrad"):
-            out.append(_row(res, f"{TASKS[key][0]} epoch, ms", key, t, "epoch", "ms"))
-        out.append(_row(res, f"{TASKS['evaluate'][0]}, s", "evaluate", t, "wall", "s"))
-        out.append(_row(res, f"{TASKS['warm'][0]}: whole fit, s", "warm", t, "wall", "s"))
-        out.append(_row(res, f"{TASKS['warm'][0]}: epoch, ms", "warm", t, "epoch", "ms"))
+            if key in tasks:
+                out.append(_row(res, f"{TASKS[key][0]} epoch, ms", key, t, "epoch", "ms"))
+        if "evaluate" in tasks:
+            out.append(_row(res, f"{TASKS['evaluate'][0]}, s", "evaluate", t, "wall", "s"))
+        if "warm" in tasks:
+            out.append(_row(res, f"{TASKS['warm'][0]}: whole fit, s", "warm", t, "wall", "s"))
+            out.append(_row(res, f"{TASKS['warm'][0]}: epoch, ms", "warm", t, "epoch", "ms"))
         for key in ("bpr_sgd", "bpr_adagrad", "apr_sgd", "apr_adagrad", "warm"):
-            out.append(_row(res, f"fit set-up (wall - epochs), {TASKS[key][0]}, ms", key, t,
-                            "setup", "ms"))
+            if key in tasks:
+                out.append(_row(res, f"fit set-up (wall - epochs), {TASKS[key][0]}, ms", key,
+                                t, "setup", "ms"))
     return out
 
 
@@ -208,14 +218,15 @@ def main(argv=None):
         with tempfile.TemporaryDirectory(prefix="aprnb-ab-") as d:
             data = common.gowalla_dir()
             sides = [Side("before", args.before, data), Side("after", args.after, data)]
-            fixed_factors(sides, d, args)
+            if "evaluate" in args.tasks:
+                fixed_factors(sides, d, args)
             res = measure(sides, threads, args)
     finally:
         for s in sides:
             s.close()
     sec = Section(f"A/B on Gowalla, before vs after (threads: {', '.join(map(str, threads))})",
                   ["figure", "threads", "before median [min-max]", "after median [min-max]",
-                   "after / before"], rows(res, threads), notes(res, sides, args))
+                   "after / before"], rows(res, threads, args.tasks), notes(res, sides, args))
     md = markdown([sec], args, argv, rep)
     print(md)
     if args.markdown:
