@@ -52,6 +52,9 @@ class VAT(APR):
     factors all equal 1 is exactly the APR fit of the same seed.
     """
 
+    #: APR's ablation switch, fixed: VAT has no random-noise variant (not a parameter)
+    noise = "adversarial"
+
     def __init__(self, factors=64, learning_rate=0.05, reg=0.0, epochs=100, optimizer="adagrad",
                  init_std=0.01, n_threads=None, random_state=None, dtype=np.float32,
                  show_progress=True, initial_accumulator=0.1, batch_size=1, eps=0.5,
@@ -63,6 +66,7 @@ class VAT(APR):
                          initial_accumulator=initial_accumulator, batch_size=batch_size,
                          eps=eps, reg_adv=reg_adv, bpr_epochs=bpr_epochs,
                          reset_optimizer=reset_optimizer, n_slices=n_slices)
+        del self.noise                  # set by APR.__init__; the class attribute stays
         self.vul_lambda = vul_lambda
 
     def _validate_params(self):
