@@ -142,7 +142,7 @@ def test_no_refcount_option_still_removes_refcounting():
     i64 = np.zeros(4, np.int64)
     args = (P, Q, P, Q, np.zeros(4, np.uint64), i64, i64, i64, i64, 0, 0,
             np.zeros(8, np.uint64), 0, 0.1, 0.0, 0.5, 1.0, 0, False, np.zeros((7, d), f),
-            np.zeros(64, np.int64))
+            np.zeros(64, np.int64), np.zeros(0, f))       # last: VAT's per-user scale
     without = _jit.recompile(run_chunk)
     with_rc = _jit.recompile(run_chunk, _nrt=True)
     without(*args)

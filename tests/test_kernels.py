@@ -11,11 +11,13 @@ from hypothesis import strategies as st
 
 from aprnb import reference as ref
 from checks import large_margin_triple
-from aprnb.kernels import (apr_step, apr_step_adagrad, apr_step_given, bpr_step,
-                           bpr_step_adagrad, epoch_parallel, epoch_serial, sample_negatives)
+from aprnb.kernels import (MODE_APR, MODE_VAT, apr_step, apr_step_adagrad, apr_step_given,
+                           bpr_step, bpr_step_adagrad, epoch_parallel, epoch_serial,
+                           sample_negatives)
 from aprnb.kernels._rng import STRIDE, seed_states
 from aprnb.kernels.batch import batch_epoch
 from aprnb.kernels.sampling import build_filter
+from aprnb.kernels.vat import user_mean_losses, vulnerability_scale
 
 DTYPES = [np.float32, np.float64]
 #: one step, kernel vs float64 reference fed with the same (rounded) inputs
@@ -383,3 +385,64 @@ def test_epoch_shuffle_flag(c, mode):
         got = sorted(zip(users[lo:hi].tolist(), items[lo:hi].tolist()))
         want = sorted(zip(c["pos_users"][lo:hi].tolist(), c["pos_items"][lo:hi].tolist()))
         assert got == want
+
+
+# -- VAT: per-user radius (docs/derivations.md section 10) -------------------------------------
+
+def _scale(c, seed):
+    """A per-user factor array in the factors' dtype, as Training passes it."""
+    n_users = len(c["indptr"]) - 1
+    return np.random.default_rng(seed).uniform(0.05, 2.0, n_users).astype(c["dt"])
+
+
+@FEW
+@given(csr_case(n_users=(2, 12), n_items=(4, 20), full_row=True), st.integers(0, 2**32 - 1),
+       st.booleans())
+def test_vat_epoch_serial_equals_loop_over_reference_steps(c, seed, adagrad):
+    scale = _scale(c, seed)
+    negs, estates = negatives_in_order(c)
+    P, Q = c["P"].astype(np.float64), c["Q"].astype(np.float64)
+    GP, GQ = (c["GP"].astype(np.float64), c["GQ"].astype(np.float64)) if adagrad \
+        else (None, None)
+    lr, reg, eps, reg_adv = (float(c[k]) for k in ("lr", "reg", "eps", "reg_adv"))
+    total, count = 0.0, 0
+    for idx, j in zip(c["order"], negs):
+        if j < 0:
+            continue
+        u, i = int(c["pos_users"][idx]), int(c["pos_items"][idx])
+        P, Q, GP, GQ, loss = ref.vat_step_ref(P, Q, u, i, j, lr, reg, eps, reg_adv, scale,
+                                              GP, GQ)
+        total += loss
+        count += 1
+    got = run_kernel(epoch_serial, c, MODE_VAT, adagrad, scale=scale)
+    compare_epoch(got, (P, Q, GP, GQ, estates, total, count), c, adagrad, EPOCH_TOL[c["dt"]])
+
+
+@VERY_FEW
+@given(csr_case(n_users=(2, 8), n_items=(4, 12)), st.booleans())
+def test_vat_epoch_with_unit_scale_is_apr_bitwise(c, adagrad):
+    c = dict(c, reg_adv=c["dt"](1.0))             # with reg_adv = 0 the radius is unused
+    ones = np.ones(len(c["indptr"]) - 1, dtype=c["dt"])
+    vat = run_kernel(epoch_serial, c, MODE_VAT, adagrad, scale=ones)
+    apr = run_kernel(epoch_serial, c, MODE_APR, adagrad)
+    for a, b in zip(vat, apr):
+        np.testing.assert_array_equal(a, b)
+    # and the factor matters: another scale trains differently
+    other = run_kernel(epoch_serial, c, MODE_VAT, adagrad, scale=ones * c["dt"](1.5))
+    assert not np.array_equal(other[0], apr[0])
+
+
+@FEW
+@given(csr_case(n_users=(1, 8), n_items=(3, 10), full_row=True), st.floats(0.1, 4.0))
+def test_vat_scale_kernels_match_brute_force(c, lam):
+    negs, _ = negatives_in_order(c)
+    users, items = c["pos_users"][c["order"]], c["pos_items"][c["order"]]
+    n_users = len(c["indptr"]) - 1
+    loss, count = user_mean_losses(c["P"], c["Q"], users, items, negs, n_users)
+    rloss, rcount = ref.user_losses_ref(c["P"], c["Q"], users, items, negs, n_users)
+    np.testing.assert_array_equal(count, rcount)
+    np.testing.assert_allclose(loss, rloss, rtol=1e-6 if c["dt"] == np.float32 else 1e-12)
+    out = np.empty(n_users, dtype=c["dt"])
+    vulnerability_scale(rloss, rcount, lam, out)
+    np.testing.assert_allclose(out, ref.vulnerability_scale_ref(rloss, rcount, lam),
+                               rtol=1e-6 if c["dt"] == np.float32 else 1e-12)

@@ -31,7 +31,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import aprnb
-from aprnb import APR, BPR, ItemPop, NotFittedError, evaluate
+from aprnb import APR, BPR, VAT, ItemPop, NotFittedError, evaluate
 from aprnb.reference import pairs
 from checks import (FAST, assert_same, assert_unchanged, interactions, learned_attributes,
                     listing, message, snapshot)
@@ -66,6 +66,8 @@ MODELS = {
     "apr-adagrad": Entry(APR, dict(SMALL, optimizer="adagrad"), _APR_LEARN),
     "apr-batch8": Entry(APR, dict(SMALL, optimizer="sgd", batch_size=8), _APR_LEARN),
     "apr-random": Entry(APR, dict(SMALL, optimizer="sgd", noise="random"), _APR_LEARN),
+    "vat-adagrad": Entry(VAT, dict(SMALL, optimizer="adagrad"), _APR_LEARN),
+    "vat-sgd": Entry(VAT, dict(SMALL, optimizer="sgd"), _APR_LEARN),
     "itempop": Entry(ItemPop, {}, {}, ITEMPOP_NA),
 }
 

@@ -261,3 +261,27 @@ def test_dataset_id_maps_must_fit_the_matrix_and_raw_ids_must_be_bool():
         aprnb.evaluate(m, X, sp.csr_matrix(np.roll(np.eye(3), 1, 1)), raw_ids=1)
     with pytest.raises(TypeError, match="check_split must be True or False"):
         aprnb.evaluate(m, X, sp.csr_matrix(np.roll(np.eye(3), 1, 1)), check_split="no")
+
+
+# -- VAT -------------------------------------------------------------------------------------------
+
+def test_vat_with_every_user_factor_one_is_apr_bitwise(small_synthetic, monkeypatch):
+    """VAT's only change to APR is the per-user radius factor (docs/derivations.md, (V3))."""
+    from aprnb.models import _training
+    kw = dict(factors=8, epochs=3, bpr_epochs=2, n_threads=1, random_state=5, show_progress=False)
+    apr = aprnb.APR(**kw).fit(small_synthetic)
+    real = _training.vat_scale
+    monkeypatch.setattr(_training, "vat_scale",
+                        lambda run, lam: np.ones_like(real(run, lam)))
+    vat = aprnb.VAT(**kw).fit(small_synthetic)
+    np.testing.assert_array_equal(vat.user_factors_, apr.user_factors_)
+    np.testing.assert_array_equal(vat.item_factors_, apr.item_factors_)
+    assert [h["mode"] for h in vat.history_] == ["bpr"] * 2 + ["vat"] * 3
+    monkeypatch.undo()                                  # the real factors train differently
+    other = aprnb.VAT(**kw).fit(small_synthetic)
+    assert not np.array_equal(other.user_factors_, apr.user_factors_)
+
+
+def test_vat_refuses_mini_batches(small_synthetic):
+    with pytest.raises(ValueError, match="batch_size=1"):
+        aprnb.VAT(batch_size=8, epochs=1, show_progress=False).fit(small_synthetic)

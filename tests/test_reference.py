@@ -526,3 +526,55 @@ def test_mode2_batch_epoch_replays_noise_stream(seed, eps, batch):
     np.testing.assert_allclose(Q, rQ, rtol=1e-6, atol=1e-9)
     assert loss == pytest.approx(ref_loss, rel=1e-9)
     np.testing.assert_array_equal(states, rs)
+
+
+# -- VAT (docs/derivations.md section 10) ----------------------------------------------------
+
+@SETTINGS
+@given(seeded_vecs(3), st.floats(0.05, 2.0), st.floats(0.01, 2.0), st.floats(0.0, 3.0))
+def test_vat_grads_match_central_differences_with_delta_and_scale_constant(v, eps, c_u,
+                                                                          reg_adv):
+    # (V4): the perturbation (and with it c_u) is the inner player's move, held fixed
+    p, qi, qj = v
+    delta = ref.vat_perturbation(p, qi, qj, eps, c_u)
+    analytic = ref.vat_grads(p, qi, qj, eps, c_u, reg_adv)
+    numeric = num_grad(lambda a, b, c: ref.vat_loss(a, b, c, eps, c_u, reg_adv, delta=delta),
+                       p, qi, qj)
+    for a, n in zip(analytic, numeric):
+        np.testing.assert_allclose(a, n, **GRAD_TOL)
+    # every row of the perturbation has length eps * c_u (away from the guard)
+    for r in delta:
+        if np.linalg.norm(r) > 0:
+            np.testing.assert_allclose(np.linalg.norm(r), eps * c_u, rtol=1e-9)
+
+
+@SETTINGS
+@given(st.integers(0, 2**32 - 1), st.integers(1, 6), st.floats(0.1, 4.0))
+def test_vulnerability_scale_ref_against_its_definition(seed, n_users, lam):
+    rng = np.random.default_rng(seed)
+    n_users += 1
+    loss = rng.uniform(0.01, 2.0, n_users)
+    count = rng.integers(0, 3, n_users)
+    count[0] = 1                                   # at least one active user
+    got = ref.vulnerability_scale_ref(loss, count, lam)
+    active = count > 0
+    mean = loss[active].mean()
+    want = np.where(active, lam / (1.0 + np.exp(-(mean / (loss + 1e-9) - 1.0))), lam / 2)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert np.all((got > 0) & (got <= lam))           # sigma saturates at 1 in float64
+    # a better-fitted (smaller-loss) user is more vulnerable: larger factor
+    order = np.argsort(loss[active])
+    assert np.all(np.diff(got[active][order]) <= 1e-15)
+    # equal losses give every active user lambda / 2
+    np.testing.assert_allclose(ref.vulnerability_scale_ref(np.ones(n_users), count, lam)[active],
+                               lam / 2)
+
+
+def test_user_losses_ref_is_the_mean_over_each_users_triples():
+    rng = np.random.default_rng(0)
+    P, Q = rng.standard_normal((3, 4)), rng.standard_normal((5, 4))
+    users, items, negs = np.array([0, 0, 2, 0]), np.array([1, 2, 3, 4]), np.array([0, 3, -1, 1])
+    loss, count = ref.user_losses_ref(P, Q, users, items, negs, 3)
+    np.testing.assert_array_equal(count, [3, 0, 0])
+    want = np.mean([ref.bpr_loss(P[0], Q[i], Q[j]) for i, j in [(1, 0), (2, 3), (4, 1)]])
+    np.testing.assert_allclose(loss, [want, 0.0, 0.0])

@@ -22,7 +22,10 @@ threads that update the shared factors without locks (Hogwild, Niu et al.
 2011), which is *not* bitwise reproducible.
 
 ``mode``: 0 = BPR, 1 = APR with the closed-form adversarial perturbation,
-2 = APR with random noise (Gaussian rows, L2-normalised, times ``eps``).
+2 = APR with random noise (Gaussian rows, L2-normalised, times ``eps``), 3 = VAT:
+the closed-form perturbation of mode 1 with the radius ``eps * scale[u]`` of the
+triple's user (``scale`` from :func:`aprnb.kernels.vat.vulnerability_scale`, in
+the factors' dtype; the other modes never read it).
 """
 import math
 
@@ -39,6 +42,7 @@ from .sampling import filter_slot, first_draw, resolve_negative
 MODE_BPR = 0
 MODE_APR = 1
 MODE_APR_RANDOM = 2
+MODE_VAT = 3
 
 
 @inline
@@ -77,7 +81,7 @@ def _prefetch_rows(A, r, step):
 
 @kernel(refcount=False)
 def run_chunk(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, lo, hi, states, rs,
-              lr, reg, eps, reg_adv, mode, adagrad, buf, ring):
+              lr, reg, eps, reg_adv, mode, adagrad, buf, ring, scale):
     """Train on the pairs ``lo:hi`` with the RNG streams of block ``states[rs:]``.
 
     Every triple needs a random filter word, a random CSR row (rarely) and
@@ -94,7 +98,9 @@ def run_chunk(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, lo, hi,
     Prefetches never stall, so the memory traffic of the next triples overlaps
     the arithmetic of this one. The updates and the draws of each stream happen
     in triple order, exactly as in a plain loop. ``buf`` (>= 6, d) and ``ring``
-    (RING,) are this chunk's private scratch. Returns ``(summed loss, triples)``.
+    (RING,) are this chunk's private scratch. ``scale`` (n_users,) holds the
+    per-user radius factors of ``MODE_VAT`` (length 0 in the other modes).
+    Returns ``(summed loss, triples)``.
 
     The loss of a triple is ``m + log1p(e)`` (:func:`aprnb.kernels._math.bpr_terms`);
     we sum the ``m`` and multiply the factors ``1 + e``, each in (1, 2], over
@@ -138,8 +144,11 @@ def run_chunk(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, lo, hi,
             cnt += 1
             if mode == MODE_BPR:
                 mm, e = _bpr_update(P, Q, GP, GQ, gbuf, u, i, j, lr, reg, adagrad)
-            elif mode == MODE_APR:
-                mm, e = _apr_update(P, Q, GP, GQ, gbuf, u, i, j, lr, reg, eps, reg_adv,
+            elif mode == MODE_APR or mode == MODE_VAT:
+                eu = eps                                    # VAT: radius eps * c_u
+                if mode == MODE_VAT:
+                    eu = eps * P.dtype.type(scale[u])
+                mm, e = _apr_update(P, Q, GP, GQ, gbuf, u, i, j, lr, reg, eu, reg_adv,
                                     adagrad)
             else:
                 for r in range(3):
@@ -172,8 +181,12 @@ def _resolve_and_prefetch(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_it
 
 
 def _epoch(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, states,
-           lr, reg, eps, reg_adv, mode, adagrad, n_chunks, shuffle=False):
+           lr, reg, eps, reg_adv, mode, adagrad, n_chunks, shuffle=False, scale=None):
     n = pos_users.shape[0]
+    if scale is None:         # pruned at compile time: BPR/APR calls pass no scale
+        sc = np.zeros(0, dtype=P.dtype)
+    else:
+        sc = scale
     d = P.shape[1]
     losses = np.zeros(n_chunks)
     counts = np.zeros(n_chunks, dtype=np.int64)
@@ -189,7 +202,7 @@ def _epoch(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, states,
             shuffle_range(pos_users, pos_items, lo, hi, states, t * STRIDE)
         loss, cnt = run_chunk(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items,
                               lo, hi, states, t * STRIDE, lr, reg, eps, reg_adv, mode, adagrad,
-                              bufs[t], rings[t])
+                              bufs[t], rings[t], sc)
         losses[t] = loss
         counts[t] = cnt
     return losses.sum(), counts.sum()

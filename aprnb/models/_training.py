@@ -21,10 +21,11 @@ import numpy as np
 
 from .._memory import huge_page_aligned
 from .._threads import numba_threads, running_threads
-from ..kernels import MODE_BPR, all_finite, epoch_parallel, epoch_serial
+from ..kernels import MODE_BPR, MODE_VAT, all_finite, epoch_parallel, epoch_serial
 from ..kernels._rng import seed_states, shuffle_pairs
 from ..kernels.batch import batch_epoch
-from ..kernels.sampling import build_filter
+from ..kernels.sampling import build_filter, sample_negatives
+from ..kernels.vat import user_mean_losses, vulnerability_scale
 
 
 class DivergenceError(FloatingPointError):
@@ -36,12 +37,35 @@ class Phase:
     """A run of epochs with one kernel mode (a model's schedule is a list of them).
 
     ``reset``: restart the Adagrad accumulators when the phase starts.
+    ``vul_lambda``: VAT's lambda, the upper bound of the per-user radius factor
+    (``MODE_VAT`` only).
     """
     epochs: int
     mode: int = MODE_BPR
     eps: float = 0.0
     reg_adv: float = 0.0
     reset: bool = False
+    vul_lambda: float = 0.0
+
+
+def vat_scale(run, vul_lambda):
+    """VAT's per-user radius factors ``c_u`` at the current parameters of ``run``.
+
+    Every training pair gets one fresh uniform negative from ``run``'s own VAT
+    stream (seeded from the fit's generator after the epoch streams, so that
+    the epochs draw exactly what APR's would); :func:`user_mean_losses` and
+    :func:`vulnerability_scale` (``aprnb/kernels/vat.py``) turn the clean losses
+    into ``c_u``, in the factors' dtype. ``docs/derivations.md`` section 10.
+    """
+    if run.vat_states is None:
+        run.vat_states = seed_states(run.rng, 1)
+    X = run.X
+    negs = sample_negatives(X.indptr, X.indices, run.users, X.shape[1], run.vat_states,
+                            run.filt)
+    loss, count = user_mean_losses(run.P, run.Q, run.users, run.items, negs, X.shape[0])
+    scale = np.empty(X.shape[0], dtype=run.P.dtype)
+    vulnerability_scale(loss, count, float(vul_lambda), scale)
+    return scale
 
 
 def positives(X):
@@ -90,6 +114,7 @@ class Training:
         self.threads = running_threads(n_threads)
         self.slices = n_slices
         self.states = seed_states(rng, n_slices)
+        self.rng, self.vat_states = rng, None       # VAT's stream: drawn on first use
         self.kernel = _kernel(batch_size, self.threads)
         self.lr, self.reg, self.adagrad = lr, reg, adagrad
         self.initial_accumulator = initial_accumulator
@@ -119,6 +144,8 @@ class Training:
             self.GP.fill(self.initial_accumulator)
             self.GQ.fill(self.initial_accumulator)
         t0 = time.perf_counter()
+        # VAT only: BPR and APR call the kernel exactly as before
+        extra = {"scale": vat_scale(self, phase.vul_lambda)} if phase.mode == MODE_VAT else {}
         with numba_threads(self.threads):
             if epoch == 0 and self.slices > 1:      # after this, each slice reshuffles
                 shuffle_pairs(self.users, self.items, self.states, 0)
@@ -126,7 +153,7 @@ class Training:
                 self.P, self.Q, self.GP, self.GQ, self.filt, self.X.indptr, self.X.indices,
                 self.users, self.items, self.states, self.lr, self.reg, dt(phase.eps),
                 dt(phase.reg_adv), phase.mode, self.adagrad, self.slices,
-                shuffle=epoch > 0 or self.slices == 1)
+                shuffle=epoch > 0 or self.slices == 1, **extra)
         seconds = time.perf_counter() - t0
         if not (np.isfinite(loss) and all_finite(self.P) and all_finite(self.Q)):
             self.restore(self._good)
@@ -135,4 +162,4 @@ class Training:
         for a, b in zip(self._good, (self.P, self.Q, self.GP, self.GQ)):
             np.copyto(a, b)
         return {"epoch": epoch + 1, "loss": loss / max(1, count), "seconds": seconds,
-                "mode": "bpr" if phase.mode == MODE_BPR else "apr"}
+                "mode": {MODE_BPR: "bpr", MODE_VAT: "vat"}.get(phase.mode, "apr")}

@@ -30,6 +30,7 @@ Modules
 ``_math``    sigmoid, softplus, l2_normalize (and ``NORM_FLOOR``)
 ``bpr``      one BPR triple: loss, gradients, one SGD/Adagrad step
 ``apr``      one APR triple: perturbation, loss, gradients, one step
+``vat``      VAT: per-user losses, the vulnerability scale, one VAT triple
 ``batch``    many triples: the summed dataset gradient, the mini-batch APR step
 ``_step``    the SGD/Adagrad row update shared by the steps
 ``metrics``  top-K under the tie rule and the holdout, leave-one-out and sampled
@@ -45,12 +46,16 @@ from .bpr import bpr_grads, bpr_loss, bpr_step_ref
 from .metrics import (as_csr, blocked_holdout, candidates, items_of, loo_rank, naive_holdout,
                       naive_loo, naive_sampled, naive_top_k, pairs, rank_metrics, ranked,
                       user_scores)
+from .vat import (user_losses_ref, vat_grads, vat_loss, vat_perturbation, vat_step_ref,
+                  vulnerability_scale_ref)
 
 __all__ = [
     "NORM_FLOOR", "sigmoid", "softplus", "l2_normalize", "bpr_loss", "bpr_grads",
     "apr_perturbation", "apr_loss", "apr_grads", "bpr_step_ref", "apr_step_ref",
     "batch_bpr_row_gradients", "batch_perturbation", "apr_batch_step_ref",
     "dataset_bpr_gradient",
+    "user_losses_ref", "vulnerability_scale_ref", "vat_perturbation", "vat_loss", "vat_grads",
+    "vat_step_ref",
     # metrics and ranking (formerly tests/naive.py)
     "as_csr", "items_of", "pairs", "user_scores", "candidates", "ranked", "naive_top_k",
     "naive_holdout", "loo_rank", "rank_metrics", "naive_loo", "naive_sampled",
