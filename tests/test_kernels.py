@@ -253,6 +253,23 @@ def compare_epoch(got, expected, c, adagrad, tol):
        st.sampled_from([0, 1]), st.booleans())
 def test_epoch_serial_equals_loop_over_reference_steps(c, mode, adagrad):
     negs, estates = negatives_in_order(c)
+    P, Q, GP, GQ, total, count = reference_epoch(c, negs, mode, adagrad)
+    got = run_kernel(epoch_serial, c, mode, adagrad)
+    assert count == int((negs >= 0).sum()) and count > 0
+    tol = EPOCH_TOL[c["dt"]]
+    if c["dt"] == np.float32:
+        # Long float32 epochs can amplify rounding (hypothesis found a 154-step APR epoch
+        # at lr 0.25, eps 1 whose factors drift 1.5e-3). Allow 4x the drift of the same
+        # loop rounded to float32 after every step, the dynamics' own sensitivity.
+        drift = max(np.abs(a - b).max() for a, b in
+                    zip(reference_epoch(c, negs, mode, adagrad, np.float32)[:2], (P, Q)))
+        tol = dict(tol, atol=max(tol["atol"], 4 * drift))
+    compare_epoch(got, (P, Q, GP, GQ, estates, total, count), c, adagrad, tol)
+
+
+def reference_epoch(c, negs, mode, adagrad, round_to=None):
+    """The epoch as a float64 loop over reference steps, optionally rounding the
+    parameters to ``round_to`` after every step."""
     P, Q = c["P"].astype(np.float64), c["Q"].astype(np.float64)
     GP, GQ = (c["GP"].astype(np.float64), c["GQ"].astype(np.float64)) if adagrad \
         else (None, None)
@@ -267,11 +284,13 @@ def test_epoch_serial_equals_loop_over_reference_steps(c, mode, adagrad):
         else:
             P, Q, GP, GQ, loss = ref.apr_step_ref(P, Q, u, i, j, lr, reg, eps, reg_adv,
                                                   GP, GQ)
+        if round_to is not None:
+            P, Q = (A.astype(round_to).astype(np.float64) for A in (P, Q))
+            if adagrad:
+                GP, GQ = (A.astype(round_to).astype(np.float64) for A in (GP, GQ))
         total += loss
         count += 1
-    got = run_kernel(epoch_serial, c, mode, adagrad)
-    assert count == int((negs >= 0).sum()) and count > 0
-    compare_epoch(got, (P, Q, GP, GQ, estates, total, count), c, adagrad, EPOCH_TOL[c["dt"]])
+    return P, Q, GP, GQ, total, count
 
 
 @FEW
