@@ -105,3 +105,20 @@ def test_jobs_give_the_same_numbers_as_one_process(folder, study, tmp_path):
     serial = study[0][0]["protocols"]["loo"]
     for a, b in zip(res[0]["protocols"]["loo"]["runs"], serial["runs"]):
         assert a["test"] == b["test"]
+
+
+def test_random_noise_arm_for_the_first_seeds_only(folder, tmp_path):
+    res = reproduce([str(folder)], out=str(tmp_path), seeds=2, random_noise_seeds=1,
+                    protocols=("loo",), **SMALL)
+    p = res[0]["protocols"]["loo"]
+    assert ["APR, random noise" in r["test"] for r in p["runs"]] == [True, False]
+    assert p["test"]["APR, random noise"]["hr@100"]["n"] == 1
+    assert p["test"]["AMF"]["hr@100"]["n"] == 2
+    row = next(r for r in p["paired"] if r["a"] == "APR, random noise")
+    assert row["hr@100"]["seeds"]["n"] == 1
+    assert "(n = 1)" in (tmp_path / "results.md").read_text()
+    none = reproduce([str(folder)], out=str(tmp_path), seeds=1, random_noise_seeds=0,
+                     protocols=("loo",), **SMALL)[0]["protocols"]["loo"]
+    assert "APR, random noise" not in none["test"]
+    assert all(r["a"] != "APR, random noise" for r in none["paired"])
+    assert "--random-noise-seeds 0" in (tmp_path / "results.md").read_text()

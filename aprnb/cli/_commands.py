@@ -128,7 +128,7 @@ def cmd_demo(a):
 
 def cmd_reproduce(a):
     reproduce(a.data, out=a.out, quick=a.quick, n_threads=a.threads, seed=a.seed,
-              seeds=a.seeds, jobs=a.jobs,
+              seeds=a.seeds, jobs=a.jobs, random_noise_seeds=a.random_noise_seeds,
               protocols=tuple(p.strip() for p in a.protocols.split(",") if p.strip()))
     return 0
 

@@ -65,16 +65,17 @@ def _arms(task, sel, common):
     bc, t_c, c_bc = fit(BPR, train, extra, common, curve, init=bf)
     af, t_a, c_af = fit(APR, train, extra, common, curve, init=bf, eps=sel["eps"],
                         reg_adv=1.0)
-    rn, t_r, _ = fit(APR, train, extra, common, init=bf, eps=sel["eps"], reg_adv=1.0,
-                     noise="random")
     vt, t_v, _ = fit(VAT, train, extra, common, init=bf, **sel["vat"])
     arms = {"MF-BPR": bc if sel["bpr_epochs"] > epochs else bf, "AMF": af,
-            "MF-BPR (E epochs)": bf, "MF-BPR (E + E_apr epochs)": bc,
-            "APR, random noise": rn, "VAT": vt}
-    seconds = {"bpr_E": t_b, "bpr_more": t_c, "amf": t_a, "apr_random": t_r, "vat": t_v,
-               "bpr_epoch": float(np.median([h["seconds"] for h in bf.history_])),
-               "amf_epoch": float(np.median([h["seconds"] for h in af.history_])),
-               "vat_epoch": float(np.median([h["seconds"] for h in vt.history_]))}
+            "MF-BPR (E epochs)": bf, "MF-BPR (E + E_apr epochs)": bc, "VAT": vt}
+    seconds = {"bpr_E": t_b, "bpr_more": t_c, "amf": t_a, "vat": t_v}
+    if task.get("random_noise", True):
+        arms["APR, random noise"], seconds["apr_random"], _ = fit(
+            APR, train, extra, common, init=bf, eps=sel["eps"], reg_adv=1.0, noise="random")
+    seconds.update({
+        "bpr_epoch": float(np.median([h["seconds"] for h in bf.history_])),
+        "amf_epoch": float(np.median([h["seconds"] for h in af.history_])),
+        "vat_epoch": float(np.median([h["seconds"] for h in vt.history_]))})
     curves = None
     if curve is not None:
         bpr = c_bf + [(e + epochs, m) for e, m in c_bc]
@@ -91,7 +92,8 @@ def run_seed(task, sel, seed, n_threads, show_progress=False, first=False):
     task : dict
         ``label, train, test, proto, k, metric, epochs, apr_epochs`` and,
         optionally, ``curve = (test, protocol, k, metric, every)`` (a test curve
-        for the figure, drawn for the first seed only; nothing is selected on it).
+        for the figure, drawn for the first seed only; nothing is selected on it)
+        and ``random_noise`` (default True: also train the random-noise arm).
     sel : dict
         The configuration chosen on validation (:func:`reproduce._select`).
     seed : int

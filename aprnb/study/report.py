@@ -61,11 +61,14 @@ def _accuracy(r, label, p):
          f"(first seed): MF-BPR reported after {sel['bpr_epochs']} epochs "
          f"({_r4(sel['val_bpr'])}), AMF eps = {sel['eps']} ({_r4(sel['val_amf'])}), VAT "
          f"eps = {sel['vat']['eps']} ({_r4(sel['val_vat'])}); validation {m}.", "",
-         "Mean ± sd [min, max] over the seeds:", "",
+         "Mean ± sd [min, max] over the seeds (n = seeds where it differs from the "
+         "number above):", "",
          f"| model | {names[0].upper()} | {names[1].upper()} |", "|---|---|---|",
          f"| ItemPop (no seed) | {p['itempop'][names[0]]:.4f} | {p['itempop'][names[1]]:.4f} |"]
+    n = len(p["seeds"])
     for name, v in p["test"].items():
-        L.append(f"| {name} | {_ms(v[names[0]])} | {_ms(v[names[1]])} |")
+        note = "" if v[names[0]]["n"] == n else f" (n = {v[names[0]]['n']})"
+        L.append(f"| {name}{note} | {_ms(v[names[0]])} | {_ms(v[names[1]])} |")
     L.append("")
     if label == "loo" and r["name"] == "gowalla":
         L += ["The paper's Gowalla (HR@100 / NDCG@100, its own split and one run): " + ", ".join(
@@ -101,6 +104,11 @@ def _paired(label, p, names):
 BEYOND = ("coverage", "gini", "arp", "aplt", "novelty")
 
 
+def _ms_short(s):
+    """``mean ± sd`` in 4 significant digits (the mean alone for one seed)."""
+    return f"{s['mean']:.4g}" if s["n"] == 1 else f"{s['mean']:.4g} ± {s['sd']:.2g}"
+
+
 def _beyond(label, p):
     """Beyond accuracy: coverage, Gini, ARP, APLT and novelty of the top-K lists."""
     k = p["metric"].split("@")[1]
@@ -109,7 +117,7 @@ def _beyond(label, p):
          "|---|" + "---|" * len(BEYOND),
          "| ItemPop | " + " | ".join(f"{p['itempop'][f'{b}@{k}']:.4g}" for b in BEYOND) + " |"]
     for name, v in p["test"].items():
-        cells = [f"{v[f'{b}@{k}']['mean']:.4g} ± {v[f'{b}@{k}']['sd']:.2g}" for b in BEYOND]
+        cells = [_ms_short(v[f"{b}@{k}"]) for b in BEYOND]
         L.append(f"| {name} | " + " | ".join(cells) + " |")
     return L + [""]
 

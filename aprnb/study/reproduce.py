@@ -98,14 +98,17 @@ def _select(task, n_threads, seed):
     return sel
 
 
-def _run_seeds(task, sel, seeds, n_threads, jobs):
-    """``run_seed`` for every seed, in ``jobs`` worker processes when ``jobs > 1``."""
+def _run_seeds(task, sel, seeds, n_threads, jobs, random_seeds):
+    """``run_seed`` for every seed, in ``jobs`` worker processes when ``jobs > 1``; the
+    random-noise arm for the first ``random_seeds`` seeds only."""
+    tasks = [dict(task, random_noise=n < random_seeds) for n in range(len(seeds))]
     if jobs == 1:
-        return [run_seed(task, sel, s, n_threads, True, s == seeds[0]) for s in seeds]
+        return [run_seed(t, sel, s, n_threads, True, n == 0)
+                for n, (t, s) in enumerate(zip(tasks, seeds))]
     ctx = multiprocessing.get_context("spawn")      # no fork of a threaded parent
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        futures = [pool.submit(run_seed, task, sel, s, n_threads, False, s == seeds[0])
-                   for s in seeds]
+        futures = [pool.submit(run_seed, t, sel, s, n_threads, False, n == 0)
+                   for n, (t, s) in enumerate(zip(tasks, seeds))]
         return [f.result() for f in futures]
 
 
@@ -114,12 +117,15 @@ def _paired(runs, metrics):
     out = []
     for a, b in COMPARISONS:
         row = {"a": a, "b": b}
+        runs_ab = [r for r in runs if a in r["test"] and b in r["test"]]
+        if not runs_ab:
+            continue
         for m in metrics:
-            over = paired_over_seeds([r["test"][a] for r in runs], [r["test"][b] for r in runs],
-                                     m)
+            over = paired_over_seeds([r["test"][a] for r in runs_ab],
+                                     [r["test"][b] for r in runs_ab], m)
             # per user: the metric averaged over the seeds, then paired on the users
-            ua = np.mean([r["per_user"][a][m] for r in runs], axis=0)
-            ub = np.mean([r["per_user"][b][m] for r in runs], axis=0)
+            ua = np.mean([r["per_user"][a][m] for r in runs_ab], axis=0)
+            ub = np.mean([r["per_user"][b][m] for r in runs_ab], axis=0)
             row[m] = {"seeds": _plain(over), "users": _plain(paired(ua, ub))}
         out.append(row)
     return out
@@ -143,20 +149,20 @@ def _robustness(runs):
             for (n, kd, e, m), vs in cells.items()]
 
 
-def run_protocol(task, seeds, n_threads, jobs):
+def run_protocol(task, seeds, n_threads, jobs, random_seeds):
     """Selection, the seeds, and the summary of one protocol of one data set."""
     sel = _select(task, n_threads, seeds[0])
     pop = ItemPop().fit(task["train"])
     pop_scores = score(pop, task["train"], task["test"], task["proto"], task["k"], n_threads)[0]
     t0 = time.perf_counter()
-    runs = _run_seeds(task, sel, seeds, n_threads, jobs)
+    runs = _run_seeds(task, sel, seeds, n_threads, jobs, random_seeds)
+    names = dict.fromkeys(name for r in runs for name in r["test"])
     metrics = [m for m in runs[0]["test"]["AMF"] if m.split("@")[0] in ("hr", "recall", "ndcg")]
     out = {"protocol": task["label"], "metric": task["metric"], "epochs": task["epochs"],
            "apr_epochs": task["apr_epochs"], "seeds": list(seeds), "selection": sel,
            "itempop": pop_scores, "seconds_seeds": time.perf_counter() - t0,
-           "test": {name: {m: _plain(s) for m, s in over_seeds([r["test"][name]
-                                                                 for r in runs]).items()}
-                    for name in runs[0]["test"]},
+           "test": {name: {m: _plain(s) for m, s in over_seeds(
+               [r["test"][name] for r in runs if name in r["test"]]).items()} for name in names},
            "paired": _paired(runs, metrics),
            "runs": [{k: v for k, v in r.items() if k not in ("per_user", "users")}
                     for r in runs]}
@@ -166,19 +172,22 @@ def run_protocol(task, seeds, n_threads, jobs):
     return out
 
 
-def run_dataset(path, seeds, protocols, epochs, apr_epochs, n_threads, jobs):
+def run_dataset(path, seeds, protocols, epochs, apr_epochs, n_threads, jobs, random_seeds):
     ds = open_dataset(path, split="given")
     log(f"{ds.name}: {ds.train.shape[0]} users, {ds.train.shape[1]} items, "
         f"{ds.train.nnz} train / {ds.test.nnz} test")
     res = {"name": ds.name, "shape": list(ds.train.shape), "protocols": {}}
     every = max(1, apr_epochs // 5)
     for task in _tasks(ds.train, ds.test, seeds[0], protocols, epochs, apr_epochs, every):
-        res["protocols"][task["label"]] = run_protocol(task, seeds, n_threads, jobs)
+        res["protocols"][task["label"]] = run_protocol(task, seeds, n_threads, jobs,
+                                                       random_seeds)
     return res
 
 
-def _command(paths, out, quick, n_threads, n_seeds, jobs, protocols):
+def _command(paths, out, quick, n_threads, n_seeds, jobs, protocols, random_seeds):
     parts = ["python -m aprnb reproduce --data", *paths, "--out", out, "--seeds", str(n_seeds)]
+    if random_seeds < n_seeds:
+        parts += ["--random-noise-seeds", str(random_seeds)]
     if jobs != 1:
         parts += ["--jobs", str(jobs)]
     if tuple(protocols) != PROTOCOLS:
@@ -191,14 +200,20 @@ def _command(paths, out, quick, n_threads, n_seeds, jobs, protocols):
 
 
 def reproduce(paths, out="results", quick=False, n_threads=None, seed=0, epochs=None,
-              apr_epochs=None, seeds=5, jobs=1, protocols=PROTOCOLS):
+              apr_epochs=None, seeds=5, jobs=1, protocols=PROTOCOLS, random_noise_seeds=None):
     """Run the whole study on each data folder in ``paths``; returns the results list.
 
     ``seeds`` training seeds ``seed, seed + 1, ...`` per trained model, run in
     ``jobs`` worker processes; ``n_threads`` threads each (default: the cores
     divided among the workers). ``protocols`` is a subset of ``("loo", "holdout")``.
+    The random-noise arm, whose per-triple Gaussian draws make its epochs about 20x
+    slower than APR's, is trained for the first ``random_noise_seeds`` seeds
+    (default all; 0 leaves it out).
     """
     n_seeds = check_positive_int(seeds, "seeds")
+    random_seeds = (n_seeds if random_noise_seeds is None else
+                    min(n_seeds, check_positive_int(random_noise_seeds, "random_noise_seeds",
+                                                    0)))
     jobs = check_positive_int(jobs, "jobs")
     protocols = tuple(protocols)
     if not protocols or any(p not in PROTOCOLS for p in protocols):
@@ -211,7 +226,7 @@ def reproduce(paths, out="results", quick=False, n_threads=None, seed=0, epochs=
     for path in paths:                      # before anything is written or trained
         if not os.path.exists(path):
             raise FileNotFoundError(f"data folder {path} does not exist")
-    command = _command(paths, out, quick, n_threads, n_seeds, jobs, protocols)
+    command = _command(paths, out, quick, n_threads, n_seeds, jobs, protocols, random_seeds)
     os.makedirs(out, exist_ok=True)
     epochs = epochs or (20 if quick else 500)
     apr_epochs = apr_epochs or (10 if quick else 250)
@@ -219,7 +234,8 @@ def reproduce(paths, out="results", quick=False, n_threads=None, seed=0, epochs=
     results = []
     for path in paths:
         t0 = time.perf_counter()
-        res = run_dataset(path, seed_list, protocols, epochs, apr_epochs, n_threads, jobs)
+        res = run_dataset(path, seed_list, protocols, epochs, apr_epochs, n_threads, jobs,
+                          random_seeds)
         res["seconds"] = time.perf_counter() - t0
         res["figures"] = plot(res, out)
         results.append(res)
