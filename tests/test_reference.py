@@ -532,8 +532,8 @@ def test_mode2_batch_epoch_replays_noise_stream(seed, eps, batch):
 
 @SETTINGS
 @given(seeded_vecs(3), st.floats(0.05, 2.0), st.floats(0.01, 2.0), st.floats(0.0, 3.0))
-def test_vat_grads_match_central_differences_with_delta_and_scale_constant(v, eps, c_u,
-                                                                          reg_adv):
+def test_vat_grads_match_central_differences_with_delta_and_scale_constant(
+        v, eps, c_u, reg_adv):
     # (V4): the perturbation (and with it c_u) is the inner player's move, held fixed
     p, qi, qj = v
     delta = ref.vat_perturbation(p, qi, qj, eps, c_u)

@@ -166,7 +166,7 @@ def test_bootstrap_memory_is_bounded(monkeypatch):
         seen.update(kw, n=data[0].size)
         return _Res()
 
-    monkeypatch.setattr(S._st, "bootstrap", fake)
+    monkeypatch.setattr(st, "bootstrap", fake)    # the scipy.stats that aprnb.stats uses
     a, b = _pairs(100_000, seed=10)
     S.paired(a, b)
     assert seen["n_resamples"] == 9999 and seen["method"] == "percentile"

@@ -124,8 +124,8 @@ def run_seed(task, sel, seed, n_threads, show_progress=False, first=False):
     if task["label"] == "loo":
         out["robustness"] = {
             name: [dict(r) for r in robustness(arms[name], train, test, eps=ROBUST_EPS,
-                                                kinds=ATTACKS, k=k, random_state=seed,
-                                                n_threads=n_threads)]
+                                               kinds=ATTACKS, k=k, random_state=seed,
+                                               n_threads=n_threads)]
             for name in ROBUST_MODELS}
         if first:
             out["eps_curve"] = [dict(r) for r in robustness(
