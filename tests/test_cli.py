@@ -98,7 +98,10 @@ def test_train_evaluate_robustness_round_trip(model, lightgcn, tmp_path, capsys)
     assert sorted(os.listdir(tmp_path)) == ["m.npz"]
     code, stdout, err = run(["evaluate", "--model", out, "--data", lightgcn, "--k", "5",
                              *QUIET], capsys)
-    assert code == 0 and "ndcg@5=" in stdout, err
+    assert code == 0 and "ndcg@5=" in stdout and "coverage@5" not in stdout, err
+    code, stdout, err = run(["evaluate", "--model", out, "--data", lightgcn, "--k", "5",
+                             "--beyond-accuracy", *QUIET], capsys)
+    assert code == 0 and "coverage@5=" in stdout and "novelty@5=" in stdout, err
     code, stdout, err = run(["robustness", "--model", out, "--data", lightgcn, "--k", "5",
                              "--eps", "0.5", "--kinds", "random", "pgd", "--steps", "2",
                              *QUIET], capsys)

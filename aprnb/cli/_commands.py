@@ -58,7 +58,7 @@ def cmd_evaluate(a):
     proto = protocol(a, ds)
     res = evaluate(model, ds.train, ds.test, k=ks(a, proto, [20, 100]), protocol=proto,
                    negatives=negatives(ds, proto), n_threads=a.threads,
-                   check_split=not a.no_split_check)
+                   check_split=not a.no_split_check, beyond_accuracy=a.beyond_accuracy)
     if a.json:
         n = res.pop("n_users")
         emit_json({"model": a.model, "protocol": proto, "n_users": n, "metrics": res,

@@ -126,6 +126,9 @@ def _add_evaluate(add):
     _add_data(p)
     p.add_argument("--k", type=int, nargs="+",
                    help="cut-offs (default: 10 under the sampled protocol, else 20 100)")
+    p.add_argument("--beyond-accuracy", action="store_true",
+                   help="also coverage, gini, arp, aplt and novelty of the top-K lists "
+                        "(full-ranking protocols)")
     _add_check(p)
     _add_common(p)
 
