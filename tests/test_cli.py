@@ -87,7 +87,7 @@ def train_args(lightgcn, out, *extra):
 # ---------------------------------------------------------------------------------------
 # the happy path (so that the failures below are failures of validation only)
 # ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("model", ["bpr", "apr", "itempop"])
+@pytest.mark.parametrize("model", ["bpr", "apr", "vat", "itempop"])
 def test_train_evaluate_robustness_round_trip(model, lightgcn, tmp_path, capsys):
     out = tmp_path / "m.npz"
     code, stdout, err = run(train_args(lightgcn, out, "--model", model), capsys)

@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import data
 from ..io import _check_path
-from ..models import APR, BPR, ItemPop
+from ..models import APR, BPR, VAT, ItemPop
 
 
 def _header(value):
@@ -83,6 +83,9 @@ def model_from_args(a):
     if a.model == "apr":
         return APR(eps=a.eps, reg_adv=a.reg_adv, noise=a.noise, bpr_epochs=a.bpr_epochs,
                    **common)
+    if a.model == "vat":
+        return VAT(eps=a.eps, reg_adv=a.reg_adv, vul_lambda=a.vul_lambda,
+                   bpr_epochs=a.bpr_epochs, **common)
     return ItemPop()
 
 

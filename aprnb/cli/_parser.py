@@ -89,8 +89,9 @@ def _add_demo(add):
 def _add_train(add):
     p = add("train", "train a model and write it to an .npz file (with its split and ids)")
     _add_data(p)
-    p.add_argument("--model", default="bpr", choices=["bpr", "apr", "itempop"],
-                   help="bpr: MF-BPR; apr: AMF (adversarial training); itempop: popularity")
+    p.add_argument("--model", default="bpr", choices=["bpr", "apr", "vat", "itempop"],
+                   help="bpr: MF-BPR; apr: AMF (adversarial training); vat: vulnerability-"
+                        "aware adversarial training; itempop: popularity")
     p.add_argument("--factors", type=int, default=64, help="embedding width")
     p.add_argument("--lr", type=float, default=0.05, help="learning rate")
     p.add_argument("--reg", type=float, default=0.0, help="L2 regularisation")
@@ -102,12 +103,15 @@ def _add_train(add):
                    help="standard deviation of the Gaussian initialisation")
     p.add_argument("--batch-size", type=int, default=1,
                    help="1: per-triple updates; >1: serial mini-batches with summed gradients")
-    p.add_argument("--eps", type=float, default=0.5, help="apr: perturbation size")
-    p.add_argument("--reg-adv", type=float, default=1.0, help="apr: adversarial weight")
+    p.add_argument("--eps", type=float, default=0.5, help="apr, vat: perturbation size")
+    p.add_argument("--reg-adv", type=float, default=1.0,
+                   help="apr, vat: adversarial weight")
+    p.add_argument("--vul-lambda", type=float, default=2.0,
+                   help="vat: the largest per-user factor of eps (average users get half)")
     p.add_argument("--noise", default="adversarial", choices=["adversarial", "random"],
                    help="apr: adversarial perturbation or random noise of the same size")
     p.add_argument("--bpr-epochs", type=int, default=0,
-                   help="apr: plain BPR epochs before the APR epochs")
+                   help="apr, vat: plain BPR epochs before the adversarial epochs")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"],
                    help="floating-point type of the factors")
     p.add_argument("--init", help="warm-start from a saved model (.npz); its recorded split "
