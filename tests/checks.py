@@ -155,3 +155,13 @@ def large_margin_triple(dt=np.float64):
     P = np.array([[4.0, 0.0, 0.0]], dtype=dt)
     Q = np.array([[4.0, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=dt)
     return P, Q
+
+
+def keep_one_per_row(mask, rng):
+    """Keep one random True per row of the boolean matrix ``mask`` (in place): at most
+    one test item per user, as the leave-one-out protocol needs."""
+    for u in range(mask.shape[0]):
+        its = np.flatnonzero(mask[u])
+        mask[u] = False
+        if len(its):
+            mask[u, rng.choice(its)] = True

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from aprnb import evaluate
 from aprnb.data import Dataset
+from checks import keep_one_per_row
 
 TOL = 1e-12
 BEYOND = ("coverage", "gini", "arp", "aplt", "novelty")
@@ -108,11 +109,7 @@ def problems(draw, loo=False):
     cell = rng.choice(3, size=(n_users, n_items), p=[0.8 - p_train, p_train, 0.2])
     test = cell == 2
     if loo:                                    # one test item per user at most
-        for u in range(n_users):
-            its = np.flatnonzero(test[u])
-            test[u] = False
-            if len(its):
-                test[u, rng.choice(its)] = True
+        keep_one_per_row(test, rng)
     train = sp.csr_matrix((cell == 1).astype(np.float32))
     ks = draw(st.lists(st.integers(1, n_items + 3), min_size=1, max_size=3, unique=True))
     users = draw(st.none() | st.lists(st.integers(0, n_users - 1), unique=True,

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import aprnb
 from aprnb import evaluate
 from aprnb.data import leave_one_out, load_ncf, merge
+from checks import keep_one_per_row
 from aprnb.evaluation import top_k
 from aprnb.reference import (blocked_holdout, naive_holdout, naive_loo, naive_sampled,
                              naive_top_k, pairs)
@@ -63,11 +64,7 @@ def problems(draw, loo=False):
     if draw(st.booleans()):                      # sometimes let test items also be in train
         train_dense |= rng.random((n_users, n_items)) < 0.2
     if loo:                                      # at most one test item per user
-        for u in range(n_users):
-            its = np.flatnonzero(test_dense[u])
-            test_dense[u] = False
-            if len(its):
-                test_dense[u, rng.choice(its)] = True
+        keep_one_per_row(test_dense, rng)
     if test_dense.any() and not (test_dense & ~train_dense).any():
         # not every test item a training item: evaluate refuses that (all metrics 0)
         train_dense[np.unravel_index(np.argmax(test_dense), test_dense.shape)] = False
