@@ -285,3 +285,12 @@ def test_vat_with_every_user_factor_one_is_apr_bitwise(small_synthetic, monkeypa
 def test_vat_refuses_mini_batches(small_synthetic):
     with pytest.raises(ValueError, match="batch_size=1"):
         aprnb.VAT(batch_size=8, epochs=1, show_progress=False).fit(small_synthetic)
+
+
+@pytest.mark.parametrize("value, exc", [(0.0, ValueError), (-1.0, ValueError),
+                                        (float("nan"), ValueError), ("2", TypeError)])
+def test_vat_rejects_a_bad_vul_lambda(small_synthetic, value, exc):
+    model = aprnb.VAT(vul_lambda=value, epochs=1, show_progress=False)
+    with pytest.raises(exc, match="vul_lambda"):
+        model.fit(small_synthetic)
+    assert not hasattr(model, "user_factors_")
