@@ -102,7 +102,9 @@ def _add_train(add):
     p.add_argument("--init-std", type=float, default=0.01,
                    help="standard deviation of the Gaussian initialisation")
     p.add_argument("--batch-size", type=int, default=1,
-                   help="1: per-triple updates; >1: serial mini-batches with summed gradients")
+                   help="1: per-triple updates; >1: mini-batches with summed gradients "
+                        "(the official code's semantics; Hogwild over batches on several "
+                        "threads)")
     p.add_argument("--eps", type=float, default=0.5, help="apr, vat: perturbation size")
     p.add_argument("--reg-adv", type=float, default=1.0,
                    help="apr, vat: adversarial weight")

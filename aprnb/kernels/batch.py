@@ -13,22 +13,50 @@ For each mini-batch of ``batch_size`` triples:
 
 All gradients of a batch are taken at the parameters from before the batch, as
 an autodiff framework does. With ``batch_size=1`` this is the per-triple kernel
-(up to floating-point rounding of the normalisation). Serial only: the streams of chunk 0.
+(up to floating-point rounding of the normalisation).
+
+Threads. As in :mod:`aprnb.kernels.epoch`, the pairs are cut into ``n_chunks``
+contiguous slices, each with its own RNG streams (block ``states[t * STRIDE:]``)
+and its own scratch, and each slice is cut into mini-batches. ``batch_serial``
+runs the slices one after another: with one chunk this is the serial mini-batch
+epoch, batch after batch over all pairs, bitwise reproducible with a seed.
+``batch_parallel`` runs the slices on Numba threads at once, updating the
+shared factors without locks: Hogwild over mini-batches. Inside a batch the
+semantics above hold exactly (the summed gradients, the perturbation, one
+de-duplicated update per row), but a batch may read rows that the other
+threads' batches are updating, so a multi-thread epoch is not bitwise
+reproducible. On one thread ``batch_parallel`` runs the slices in order and
+equals ``batch_serial`` bit for bit (``tests/test_kernels.py``).
+
+Speed. Every batch makes a few passes over its rows (claim and zero the
+slots, the clean pass, the descent pass, the update). They are pipelined
+like the per-triple kernel's: every first negative draw of a batch is made
+and its filter word prefetched before the negatives are resolved; each
+resolved triple's embedding rows are prefetched while the clean pass trails
+``LAG`` triples behind; the perturbation of a slot is computed in the descent
+pass just before the slot's first use; the update prefetches ``AHEAD`` rows.
+The inner loop is compiled without reference counting.
 """
 
 import numpy as np
+from numba import prange
 
 from ._grads import add_bpr_loss_grad, apr_grad, margin, perturbed
-from ._intrinsics import sqrt
-from ._jit import inline, kernel
+from ._intrinsics import prefetch, sqrt
+from ._jit import inline, kernel, twin
 from ._math import guarded_inv_norm, sigmoid, softplus
 from .epoch import MODE_APR, MODE_APR_RANDOM, fill_random_unit
-from ._rng import NOISE, shuffle_pairs
-from .sampling import sample_negative
+from ._rng import NOISE, STRIDE, shuffle_range
+from .sampling import filter_slot, first_draw, resolve_negative
+
+#: Rows ahead that ``_apply_rows`` prefetches.
+AHEAD = 8
+#: Triples by which the clean pass trails the negative draws (``_gather_clean``).
+LAG = 8
 
 
 @inline
-def _claim(slot, rows, n, r, G, D, G2):
+def _claim(slot, rows, n, r, G, G2):
     """Slot of row ``r`` in the batch buffers, allocating (and zeroing) a new one."""
     s = slot[r]
     if s < 0:
@@ -36,14 +64,17 @@ def _claim(slot, rows, n, r, G, D, G2):
         slot[r] = s
         rows[s] = r
         G[s, :] = 0.0
-        D[s, :] = 0.0
         G2[s, :] = 0.0
     return s
 
 
 @inline
-def _apply_rows(W, GW, rows, n, G2, lr, adagrad):
+def _apply_rows(W, GW, rows, n, G2, lr, adagrad, step):
     for s in range(n):
+        if s + AHEAD < n:
+            _prefetch_row(W, rows[s + AHEAD], step)
+            if adagrad:
+                _prefetch_row(GW, rows[s + AHEAD], step)
         r = rows[s]
         for f in range(W.shape[1]):
             g = G2[s, f]
@@ -55,83 +86,132 @@ def _apply_rows(W, GW, rows, n, G2, lr, adagrad):
 
 
 @inline
-def _perturb_rows(D, G, n, eps, mode, state):
-    dt = D.dtype.type
-    for s in range(n):
-        if mode == MODE_APR:
-            sq = 0.0
-            for f in range(D.shape[1]):
-                sq += G[s, f] * G[s, f]
-            c = dt(eps * guarded_inv_norm(sq))
-            for f in range(D.shape[1]):
-                D[s, f] = c * G[s, f]
-        elif mode == MODE_APR_RANDOM:
-            fill_random_unit(D, s, eps, state, NOISE)
+def _normalize_row(G, s, eps):
+    """Step 2 for slot ``s``, in place: ``G[s] <- eps * G[s] / max(|G[s]|, 1e-6)``."""
+    sq = 0.0
+    for f in range(G.shape[1]):
+        sq += G[s, f] * G[s, f]
+    c = G.dtype.type(eps * guarded_inv_norm(sq))
+    for f in range(G.shape[1]):
+        G[s, f] = c * G[s, f]
 
 
 @inline
-def _gather(filt, indptr, indices, pos_users, pos_items, lo, hi, states, slots, rows, bufs, T):
-    """Draw the negatives of the pairs ``lo:hi`` and claim a buffer slot for each row.
+def _random_rows(G, n, eps, state, rs):
+    """Step 2 of random-noise APR: a fresh Gaussian row of norm ``eps`` per slot."""
+    for s in range(n):
+        fill_random_unit(G, s, eps, state, rs + NOISE)
+
+
+@inline
+def _prefetch_row(A, r, step):
+    for f in range(0, A.shape[1], step):
+        prefetch(A, r, f)
+
+
+@inline
+def _first_draws(filt, pos_users, lo, hi, states, rs, n_items, T):
+    """Every triple's first negative draw (stream DRAW, in triple order) into
+    ``T[2, :hi - lo]``, prefetching its filter word."""
+    for k in range(lo, hi):
+        u = pos_users[k]
+        j0 = first_draw(n_items, states, rs)
+        T[2, k - lo] = j0
+        word, _ = filter_slot(filt, u, j0, n_items)
+        prefetch(filt, word, 0)
+
+
+@inline
+def _clean_one(P, Q, T, t, ts, slot_u, slot_i, GU, GI, mode):
+    """Step 1 for triple ``t``: ``sigma(-x)`` into ``ts[t]`` and (APR) its BPR gradient
+    added to its rows' slots. Returns its clean loss."""
+    dt = P.dtype.type
+    u, i, j = T[0, t], T[1, t], T[2, t]
+    x = margin(P, Q, u, i, j, dt(0.0))
+    s = dt(sigmoid(-x))
+    ts[t] = s
+    if mode == MODE_APR:
+        add_bpr_loss_grad(P, Q, u, i, j, s, GU, slot_u[u], GI, slot_i[i], slot_i[j])
+    return softplus(-x)
+
+
+@inline
+def _gather_clean(P, Q, filt, indptr, indices, pos_users, pos_items, lo, hi, states, rs, slots,
+                  rows, bufs, T, ts, mode, total, step):
+    """Draw the negatives of the pairs ``lo:hi``, claim a slot for each row, and run
+    step 1 (the clean pass) on the batch's triples.
 
     Fills the batch's triples ``T[0:3, :nb]`` (users, positives, negatives) and
-    returns ``(nb, nu, ni)``: triples, touched user rows, touched item rows.
+    returns ``(nb, nu, ni, total)``: triples, touched user rows, touched item
+    rows, and ``total`` plus the clean losses, added in triple order. Pipelined
+    so that memory latency overlaps: :func:`_first_draws` first; then each
+    negative is resolved (stream REDRAW, in triple order: the same draws as a
+    plain loop) and the triple's three embedding rows are prefetched, while
+    the clean pass runs LAG triples behind.
     """
     slot_u, slot_i = slots
     rows_u, rows_i = rows
-    GU, DU, G2U, GI, DI, G2I = bufs
+    GU, G2U, GI, G2I = bufs
     n_items = slot_i.shape[0]
+    _first_draws(filt, pos_users, lo, hi, states, rs, n_items, T)
     nb = 0
     nu = 0
     ni = 0
     for k in range(lo, hi):
         u = pos_users[k]
         i = pos_items[k]
-        j = sample_negative(filt, indptr, indices, u, n_items, states, 0)
+        j = resolve_negative(filt, indptr, indices, u, T[2, k - lo], n_items, states, rs)
         if j < 0:
             continue
+        _prefetch_row(P, u, step)
+        _prefetch_row(Q, i, step)
+        _prefetch_row(Q, j, step)
         if slot_u[u] < 0:
-            _claim(slot_u, rows_u, nu, u, GU, DU, G2U)
+            _claim(slot_u, rows_u, nu, u, GU, G2U)
             nu += 1
         if slot_i[i] < 0:
-            _claim(slot_i, rows_i, ni, i, GI, DI, G2I)
+            _claim(slot_i, rows_i, ni, i, GI, G2I)
             ni += 1
         if slot_i[j] < 0:
-            _claim(slot_i, rows_i, ni, j, GI, DI, G2I)
+            _claim(slot_i, rows_i, ni, j, GI, G2I)
             ni += 1
         T[0, nb] = u
         T[1, nb] = i
         T[2, nb] = j
         nb += 1
-    return nb, nu, ni
-
-
-@inline
-def _clean_pass(P, Q, T, nb, ts, slot_u, slot_i, GU, GI, mode, total):
-    """Step 1: clean margins, ``sigma(-x)`` per triple and (APR) the summed BPR gradient.
-
-    Returns ``total`` plus the clean losses of the batch, added one by one.
-    """
-    dt = P.dtype.type
-    for t in range(nb):
-        u, i, j = T[0, t], T[1, t], T[2, t]
-        x = margin(P, Q, u, i, j, dt(0.0))
-        total += softplus(-x)
-        s = dt(sigmoid(-x))
-        ts[t] = s
-        if mode == MODE_APR:
-            add_bpr_loss_grad(P, Q, u, i, j, s, GU, slot_u[u], GI, slot_i[i], slot_i[j])
-    return total
+        if nb > LAG:
+            total += _clean_one(P, Q, T, nb - 1 - LAG, ts, slot_u, slot_i, GU, GI, mode)
+    for t in range(max(0, nb - LAG), nb):
+        total += _clean_one(P, Q, T, t, ts, slot_u, slot_i, GU, GI, mode)
+    return nb, nu, ni, total
 
 
 @inline
 def _descent_pass(P, Q, T, nb, ts, slot_u, slot_i, DU, DI, G2U, G2I, reg, reg_adv,
-                  adversarial):
-    """Step 3: the APR (or, with ``adversarial=False``, BPR) gradients summed per row."""
+                  adversarial, mode, eps):
+    """Step 3: the APR (or, with ``adversarial=False``, BPR) gradients summed per row.
+
+    With ``mode == MODE_APR`` it also runs step 2 on each slot just before its
+    first use: slots were claimed in triple order, so the next slot still to
+    normalise is the next new one met here (``nu_done``, ``ni_done``).
+    """
     dt = P.dtype.type
     reg_ = dt(reg)
+    nu_done = 0
+    ni_done = 0
     for t in range(nb):
         u, i, j = T[0, t], T[1, t], T[2, t]
         su, si, sj = slot_u[u], slot_i[i], slot_i[j]
+        if mode == MODE_APR:
+            if su == nu_done:
+                _normalize_row(DU, su, eps)
+                nu_done += 1
+            if si == ni_done:
+                _normalize_row(DI, si, eps)
+                ni_done += 1
+            if sj == ni_done:
+                _normalize_row(DI, sj, eps)
+                ni_done += 1
         s = ts[t]
         a = dt(0.0)
         if adversarial:
@@ -151,47 +231,79 @@ def _descent_pass(P, Q, T, nb, ts, slot_u, slot_i, DU, DI, G2U, G2I, reg, reg_ad
             G2I[sj, f] += gj
 
 
-@kernel
-def batch_epoch(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, states,
-                lr, reg, eps, reg_adv, mode, adagrad, n_chunks, batch_size, shuffle=False):
-    """One epoch in mini-batches; same arguments as ``epoch_serial`` plus ``batch_size``.
+@kernel(refcount=False)
+def run_batches(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, lo, hi, states, rs,
+                lr, reg, eps, reg_adv, mode, adagrad, B, slots, rows, ubuf, ibuf, T, ts):
+    """Train on the pairs ``lo:hi`` in mini-batches of ``B``, with the streams ``states[rs:]``.
 
-    ``n_chunks`` is ignored (serial: one chunk; ``shuffle`` shuffles all pairs).
-    Returns ``(summed clean loss, triples)``.
+    The batches are ``lo:lo+B``, ``lo+B:lo+2B``, ...; each is one step of the
+    module docstring. Scratch, private to the caller's chunk: ``slots``
+    (n_users + n_items, all -1 on entry and on return) maps a row to its buffer
+    slot; ``rows`` (3B,) lists the touched user rows, then the item rows;
+    ``ubuf`` (2, B, d) and ``ibuf`` (2, 2B, d) hold the per-slot clean gradient
+    ``G`` (turned into the perturbation ``D`` in place) and the descent gradient
+    ``G2`` of users and items;
+    ``T`` (3, B) the batch's triples and ``ts`` (B,) their ``sigma(-x)``.
+    Compiled without reference counting (``_jit.NO_REFCOUNT``): it allocates
+    nothing. Returns ``(summed clean loss, triples)``.
     """
-    if shuffle:
-        shuffle_pairs(pos_users, pos_items, states, 0)
-    d = P.shape[1]
-    n = pos_users.shape[0]
-    B = batch_size
-    slot_u = np.full(P.shape[0], -1, dtype=np.int64)
-    slot_i = np.full(Q.shape[0], -1, dtype=np.int64)
-    rows_u = np.empty(B, dtype=np.int64)
-    rows_i = np.empty(2 * B, dtype=np.int64)
-    GU, DU, G2U = np.zeros((B, d), P.dtype), np.zeros((B, d), P.dtype), np.zeros((B, d), P.dtype)
-    GI, DI, G2I = (np.zeros((2 * B, d), P.dtype), np.zeros((2 * B, d), P.dtype),
-                   np.zeros((2 * B, d), P.dtype))
-    T = np.empty((3, B), dtype=np.int64)            # users, positives, negatives
-    ts = np.empty(B, dtype=P.dtype)                 # sigma(-x) per triple
+    n_users = P.shape[0]
+    slot_u, slot_i = slots[:n_users], slots[n_users:]
+    rows_u, rows_i = rows[:B], rows[B:]
+    GU, G2U = ubuf[0], ubuf[1]         # G becomes the perturbation D in step 2
+    GI, G2I = ibuf[0], ibuf[1]
+    step = max(1, 64 // P.itemsize)
     lr_ = P.dtype.type(lr)
     adversarial = mode == MODE_APR or mode == MODE_APR_RANDOM
     total = 0.0
     count = 0
-    for start in range(0, n, B):
-        nb, nu, ni = _gather(filt, indptr, indices, pos_users, pos_items, start,
-                             min(n, start + B), states, (slot_u, slot_i), (rows_u, rows_i),
-                             (GU, DU, G2U, GI, DI, G2I), T)
-        total = _clean_pass(P, Q, T, nb, ts, slot_u, slot_i, GU, GI, mode, total)
-        if adversarial:                     # step 2: the perturbation per touched row
-            _perturb_rows(DU, GU, nu, eps, mode, states)
-            _perturb_rows(DI, GI, ni, eps, mode, states)
-        _descent_pass(P, Q, T, nb, ts, slot_u, slot_i, DU, DI, G2U, G2I, reg, reg_adv,
-                      adversarial)
-        _apply_rows(P, GP, rows_u, nu, G2U, lr_, adagrad)
-        _apply_rows(Q, GQ, rows_i, ni, G2I, lr_, adagrad)
+    for start in range(lo, hi, B):
+        nb, nu, ni, total = _gather_clean(P, Q, filt, indptr, indices, pos_users, pos_items,
+                                          start, min(hi, start + B), states, rs,
+                                          (slot_u, slot_i), (rows_u, rows_i),
+                                          (GU, G2U, GI, G2I), T, ts, mode, total, step)
+        if mode == MODE_APR_RANDOM:         # step 2 (MODE_APR: inside the descent pass)
+            _random_rows(GU, nu, eps, states, rs)
+            _random_rows(GI, ni, eps, states, rs)
+        _descent_pass(P, Q, T, nb, ts, slot_u, slot_i, GU, GI, G2U, G2I, reg, reg_adv,
+                      adversarial, mode, eps)
+        _apply_rows(P, GP, rows_u, nu, G2U, lr_, adagrad, step)
+        _apply_rows(Q, GQ, rows_i, ni, G2I, lr_, adagrad, step)
         for s in range(nu):
             slot_u[rows_u[s]] = -1
         for s in range(ni):
             slot_i[rows_i[s]] = -1
         count += nb
     return total, count
+
+
+def _batch_epoch(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, states,
+                 lr, reg, eps, reg_adv, mode, adagrad, n_chunks, batch_size, shuffle=False):
+    n = pos_users.shape[0]
+    d = P.shape[1]
+    B = batch_size
+    losses = np.zeros(n_chunks)
+    counts = np.zeros(n_chunks, dtype=np.int64)
+    # Chunk-private scratch (see run_batches).
+    slots = np.full((n_chunks, P.shape[0] + Q.shape[0]), -1, dtype=np.int64)
+    rows = np.empty((n_chunks, 3 * B), dtype=np.int64)
+    ubuf = np.zeros((n_chunks, 2, B, d), dtype=P.dtype)
+    ibuf = np.zeros((n_chunks, 2, 2 * B, d), dtype=P.dtype)
+    T = np.empty((n_chunks, 3, B), dtype=np.int64)
+    ts = np.empty((n_chunks, B), dtype=P.dtype)
+    for t in prange(n_chunks):
+        lo = (t * n) // n_chunks
+        hi = ((t + 1) * n) // n_chunks
+        if shuffle:           # each chunk reshuffles its own slice (stream DRAW)
+            shuffle_range(pos_users, pos_items, lo, hi, states, t * STRIDE)
+        loss, cnt = run_batches(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items,
+                                lo, hi, states, t * STRIDE, lr, reg, eps, reg_adv, mode,
+                                adagrad, B, slots[t], rows[t], ubuf[t], ibuf[t], T[t], ts[t])
+        losses[t] = loss
+        counts[t] = cnt
+    return losses.sum(), counts.sum()
+
+
+batch_serial, batch_parallel = twin(_batch_epoch, "batch_serial", "batch_parallel")
+#: The serial twin under its former name.
+batch_epoch = batch_serial

@@ -23,7 +23,7 @@ from .._memory import huge_page_aligned
 from .._threads import numba_threads, running_threads
 from ..kernels import MODE_BPR, MODE_VAT, all_finite, epoch_parallel, epoch_serial
 from ..kernels._rng import seed_states, shuffle_pairs
-from ..kernels.batch import batch_epoch
+from ..kernels.batch import batch_parallel, batch_serial
 from ..kernels.sampling import build_filter, sample_negatives
 from ..kernels.vat import user_mean_losses, vulnerability_scale
 
@@ -83,7 +83,8 @@ def positives(X):
 
 def _kernel(batch_size, threads):
     if batch_size > 1:
-        return functools.partial(batch_epoch, batch_size=batch_size)
+        return functools.partial(batch_serial if threads == 1 else batch_parallel,
+                                 batch_size=batch_size)
     return epoch_serial if threads == 1 else epoch_parallel
 
 

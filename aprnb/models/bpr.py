@@ -46,8 +46,10 @@ class BPR(FactorModel):
     initial_accumulator : float, default 0.1
         Starting value of the Adagrad accumulators (TensorFlow 1's default).
     batch_size : int, default 1
-        1 = per-triple updates (Hogwild-parallel). Larger values run the serial
-        mini-batch kernel with summed per-row gradients, as autodiff code does.
+        1 = per-triple updates (Hogwild-parallel). Larger values run the
+        mini-batch kernel with summed per-row gradients, as autodiff code does;
+        on several threads each thread runs the batches of its slice of the
+        pairs (Hogwild over mini-batches; one thread is bitwise reproducible).
     reset_optimizer : bool, default False
         When warm-starting from a fitted model with Adagrad state
         (``fit(init=model)``), False continues with its accumulators (a true
