@@ -14,6 +14,7 @@ eps, reg_adv), ``fit(train, init=...)``, ``history_[e]["seconds"]``,
 ``aprnb.data.load_lightgcn``.
 """
 import contextlib
+import hashlib
 import json
 import sys
 import time
@@ -39,11 +40,15 @@ def params(req):
              random_state=req["seed"], show_progress=False)
     if req.get("model", "BPR") == "APR":
         p.update(eps=0.5, reg_adv=1.0)
+    if req.get("batch_size", 1) != 1:
+        p["batch_size"] = req["batch_size"]
     return p
 
 
 def timed_fit(model, train, init=None):
-    """``{"epoch": seconds of epochs 2..N, "wall": fit call, "setup": wall - sum(epochs)}``."""
+    """``{"epoch": seconds of epochs 2..N, "wall": fit call, "setup": wall - sum(epochs),
+    "factors_tN": SHA-256 of the fitted factors}`` (N = threads: a seeded one-thread fit
+    must give the same digest on both sides when a change keeps the arithmetic)."""
     t0 = time.perf_counter()
     if init is None:
         model.fit(train)
@@ -51,7 +56,10 @@ def timed_fit(model, train, init=None):
         model.fit(train, init=init)
     wall = time.perf_counter() - t0
     secs = [float(h["seconds"]) for h in model.history_]
-    return {"epoch": secs[1:], "wall": [wall], "setup": [wall - sum(secs)]}
+    digest = hashlib.sha256(np.ascontiguousarray(model.user_factors_).tobytes()
+                            + np.ascontiguousarray(model.item_factors_).tobytes()).hexdigest()
+    return {"epoch": secs[1:], "wall": [wall], "setup": [wall - sum(secs)],
+            f"factors_t{model.n_threads}": digest}
 
 
 class Worker:

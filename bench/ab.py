@@ -14,9 +14,11 @@ the machine hits both sides.
 
 Tasks (64 factors, lr 0.05, reg 0, seeded; Numba and BLAS threads = the row's count):
 
-* BPR and APR (eps 0.5, reg_adv 1) fits with ``optimizer="sgd"`` and ``"adagrad"``:
+* BPR and APR (eps 0.5, reg_adv 1) fits with ``optimizer="sgd"`` and ``"adagrad"``,
+  and APR Adagrad in mini-batches of 512 (``apr_mb512``):
   ``history_[e]["seconds"]`` of epochs 2..N (per epoch), and the fit set-up time
-  (wall time of ``fit`` minus the sum of its epoch seconds);
+  (wall time of ``fit`` minus the sum of its epoch seconds); the notes say whether
+  the seeded one-thread fits of both sides gave bitwise identical factors;
 * ``aprnb.evaluate((P, Q), train, test, k=20, protocol="holdout")`` on all Gowalla
   users with test items, on fixed factors (a seeded BPR fit made once by the
   *before* side, saved to a file and loaded by both);
@@ -45,9 +47,15 @@ TASKS = {
     "bpr_adagrad": ("BPR Adagrad", {"op": "fit", "model": "BPR", "optimizer": "adagrad"}),
     "apr_sgd": ("APR SGD", {"op": "fit", "model": "APR", "optimizer": "sgd"}),
     "apr_adagrad": ("APR Adagrad", {"op": "fit", "model": "APR", "optimizer": "adagrad"}),
+    "apr_mb512": ("APR Adagrad mini-batch 512",
+                  {"op": "fit", "model": "APR", "optimizer": "adagrad", "batch_size": 512}),
     "evaluate": ("evaluate, all users, top-20 holdout", {"op": "evaluate"}),
     "warm": ("APR SGD warm start from a BPR model", {"op": "warm", "optimizer": "sgd"}),
 }
+
+
+#: the plain fit tasks
+FITS = ("bpr_sgd", "bpr_adagrad", "apr_sgd", "apr_adagrad", "apr_mb512")
 
 
 class Side:
@@ -168,7 +176,7 @@ def _row(res, label, key, t, metric, unit):
 def rows(res, threads, tasks=tuple(TASKS)):
     out = []
     for t in threads:
-        for key in ("bpr_sgd", "bpr_adagrad", "apr_sgd", "apr_adagrad"):
+        for key in FITS:
             if key in tasks:
                 out.append(_row(res, f"{TASKS[key][0]} epoch, ms", key, t, "epoch", "ms"))
         if "evaluate" in tasks:
@@ -176,7 +184,7 @@ def rows(res, threads, tasks=tuple(TASKS)):
         if "warm" in tasks:
             out.append(_row(res, f"{TASKS['warm'][0]}: whole fit, s", "warm", t, "wall", "s"))
             out.append(_row(res, f"{TASKS['warm'][0]}: epoch, ms", "warm", t, "epoch", "ms"))
-        for key in ("bpr_sgd", "bpr_adagrad", "apr_sgd", "apr_adagrad", "warm"):
+        for key in FITS + ("warm",):
             if key in tasks:
                 out.append(_row(res, f"fit set-up (wall - epochs), {TASKS[key][0]}, ms", key,
                                 t, "setup", "ms"))
@@ -191,6 +199,14 @@ def notes(res, sides, args):
            f"{args.epochs} epochs per fit, epoch rows are the epochs 2..{args.epochs} of all "
            f"rounds; ratio = after / before of the medians.",
            "evaluate on the same fixed factors on both sides: " + ", ".join(same) + "."]
+    same = []
+    for key in FITS + ("warm",):
+        b, a = (checks.get((side, key, "factors_t1")) for side in ("before", "after"))
+        if a is not None and b is not None:
+            same.append(f"{TASKS[key][0]} {'yes' if a == b else 'NO'}")
+    if same:
+        out.append("bitwise identical factors from the seeded one-thread fits (last round): "
+                   + ", ".join(same) + ".")
     for s in sides:
         i = s.info
         out.append(f"{s.name}: `{s.path}` commit {i['commit']}, aprnb {i.get('version')} "
