@@ -206,7 +206,8 @@ def _add_bench(add):
     p = add("bench", "training and evaluation throughput on this machine, on synthetic data "
             "(no repository or data files needed)")
     p.add_argument("--quick", action="store_true",
-                   help="smaller data and fewer repeats: under a minute, compilation included")
+                   help="smaller data, fewer repeats, no mini-batch row: under a minute on 2 "
+                        "cores, compiling the kernels on a first run included")
     p.add_argument("--threads", type=_thread_counts, default=None,
                    help="comma-separated thread counts (default: 1, 2, 4, ... up to all of "
                         "Numba's threads)")
