@@ -5,9 +5,9 @@ compiles the kernels once on a small set (``warmup_s``: Numba compiling them on
 the first run after an install, loading them from its cache later), then measures:
 
 * training: epochs of MF-BPR (SGD), APR (SGD) and APR (Adagrad) with per-triple
-  updates at each thread count, and APR with mini-batches of 512 (Adagrad; a
-  serial kernel, so at one thread only; not with ``quick``, whose budget its
-  compilation would exceed on a first run). One fit of ``repeats + 1`` epochs per row;
+  updates, and APR with mini-batches of 512 (Adagrad; Hogwild over mini-batches on
+  several threads; not with ``quick``, whose budget its compilation would exceed on
+  a first run), at each thread count. One fit of ``repeats + 1`` epochs per row;
   the first epoch is dropped. An epoch's time is the model's
   ``history_[e]["seconds"]`` (shuffle and epoch kernel); triples per second are
   the training interactions divided by it. ``setup_s`` is the time from calling
@@ -64,7 +64,7 @@ from .models import APR, BPR
 FULL = dict(users=30_000, items=40_000, interactions=800_000, eval_users=5_000, repeats=5)
 QUICK = dict(users=10_000, items=10_000, interactions=200_000, eval_users=2_000, repeats=3)
 
-#: The training rows: (model, optimizer, batch size); a batch size > 1 runs at 1 thread
+#: The training rows at each thread count: (model, optimizer, batch size)
 TRAINING = (("BPR", "sgd", 1), ("APR", "sgd", 1), ("APR", "adagrad", 1),
             ("APR", "adagrad", 512))
 
@@ -182,8 +182,7 @@ def _model(name, optimizer, batch_size, threads, epochs, factors, dtype, seed):
 
 def _rows(threads, minibatch=True):
     """``(model, optimizer, batch size, threads)`` of every training row, in order."""
-    return [(m, o, b, t) for t in threads for m, o, b in TRAINING
-            if b == 1 or (minibatch and t == 1)]
+    return [(m, o, b, t) for t in threads for m, o, b in TRAINING if b == 1 or minibatch]
 
 
 def _warm_up(rows, factors, dtype, seed, eval_threads=()):

@@ -234,3 +234,11 @@ def test_stats_rates_and_summary():
     assert s.summary() == {"median": 2.0, "min": 1.0, "max": 4.0}
     assert s.per(8.0).summary() == {"median": 4.0, "min": 2.0, "max": 8.0}
     assert math.isnan(Stats().summary()["median"])
+
+
+def test_full_run_adds_the_minibatch_row_at_each_thread_count():
+    assert benchmark._rows([1, 2]) == [
+        ("BPR", "sgd", 1, 1), ("APR", "sgd", 1, 1), ("APR", "adagrad", 1, 1),
+        ("APR", "adagrad", 512, 1), ("BPR", "sgd", 1, 2), ("APR", "sgd", 1, 2),
+        ("APR", "adagrad", 1, 2), ("APR", "adagrad", 512, 2)]
+    assert all(b == 1 for _, _, b, _ in benchmark._rows([1, 2], minibatch=False))
