@@ -1,13 +1,13 @@
 """Shared helpers of the benchmark scripts: environment report, timing, memory, tables.
 
-Nothing here depends on the optional peers (implicit, cornac, torch,
-threadpoolctl); scripts ask :func:`optional_import` for them and skip a peer
-with a message when it is missing.
+Nothing here depends on the optional peers (implicit, cornac, torch); scripts ask
+:func:`optional_import` for them and skip a peer with a message when it is missing.
+The machine description and the timing statistics live in the package
+(``aprnb/_machine.py``, ``aprnb/_timing.py``), where ``aprnb bench`` uses them too.
 """
 import contextlib
 import importlib
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from aprnb import _machine
+from aprnb._timing import Stats, time_call  # noqa: F401  (the scripts import them from here)
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -105,29 +108,6 @@ def thread_list(spec, max_threads=None):
 # ---------------------------------------------------------------------------------------
 # Hardware / software report
 # ---------------------------------------------------------------------------------------
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _cpu_flags():
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return [f for f in ("avx2", "fma", "avx512f") if f in flags]
-    except OSError:
-        pass
-    return []
-
-
 def _mem_total_gb():
     try:
         with open("/proc/meminfo") as fh:
@@ -176,38 +156,25 @@ def numba_threading_layer():
 
 def hardware_report():
     """Dict of the facts a reader needs to interpret the numbers."""
-    import numba
-    import scipy
     import aprnb
+    machine = _machine.describe()
     rep = {
-        "cpu": _cpu_model(),
-        "logical_cpus": os.cpu_count(),
-        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-        else os.cpu_count(),
-        "simd": ",".join(_cpu_flags()) or "?",
+        "cpu": machine["cpu"],
+        "logical_cpus": machine["cores"],
+        "usable_cpus": machine["usable_cores"],
+        "simd": machine["simd"] or "?",
         "memory_gb": round(_mem_total_gb(), 1),
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "numba": numba.__version__,
+        "os": machine["platform"],
+        "python": machine["python"],
+        "numpy": machine["numpy"],
+        "scipy": machine["scipy"],
+        "numba": machine["numba"],
         "llvmlite": _version("llvmlite"),
-        "numba_threads": numba.config.NUMBA_NUM_THREADS,
+        "numba_threads": machine["numba_threads"],
         "numba_threading_layer": numba_threading_layer(),
         "aprnb": f"{aprnb.__version__} (commit {git_commit()})",
+        "blas": machine["blas"],
     }
-    tpc = optional_import("threadpoolctl", "BLAS report")
-    if tpc is not None:
-        blas = [f"{d.get('internal_api')} {d.get('version')} ({d.get('threading_layer')}, "
-                f"{d.get('num_threads')} threads, {d.get('architecture')})"
-                for d in tpc.threadpool_info() if d.get("user_api") == "blas"]
-        rep["blas"] = "; ".join(blas) or "?"
-    else:
-        try:
-            cfg = np.show_config(mode="dicts")
-            rep["blas"] = str(cfg["Build Dependencies"]["blas"].get("name"))
-        except Exception:
-            rep["blas"] = "?"
     for peer in ("implicit", "cornac", "torch"):
         v = _version(peer)
         rep[peer] = v if v is not None else "not installed"
@@ -226,60 +193,6 @@ def hardware_markdown(rep=None):
 # ---------------------------------------------------------------------------------------
 # Timing
 # ---------------------------------------------------------------------------------------
-@dataclass
-class Stats:
-    """Median and spread of a list of samples (seconds unless said otherwise)."""
-    samples: list = field(default_factory=list)
-
-    def __post_init__(self):
-        self.samples = [float(x) for x in self.samples]
-
-    def add(self, *xs):
-        self.samples.extend(float(x) for x in xs)
-        return self
-
-    @property
-    def n(self):
-        return len(self.samples)
-
-    @property
-    def median(self):
-        return statistics.median(self.samples) if self.samples else float("nan")
-
-    @property
-    def min(self):
-        return min(self.samples) if self.samples else float("nan")
-
-    @property
-    def max(self):
-        return max(self.samples) if self.samples else float("nan")
-
-    def quartiles(self):
-        if len(self.samples) < 2:
-            return self.median, self.median
-        q = np.percentile(self.samples, [25, 75])
-        return float(q[0]), float(q[1])
-
-    def fmt_ms(self, digits=1):
-        """``"123.4 [120.1-130.0]"``: median and min-max in milliseconds."""
-        if not self.samples:
-            return "n/a"
-        return (f"{1e3 * self.median:.{digits}f} "
-                f"[{1e3 * self.min:.{digits}f}-{1e3 * self.max:.{digits}f}]")
-
-    def fmt_s(self, digits=2):
-        if not self.samples:
-            return "n/a"
-        return f"{self.median:.{digits}f} [{self.min:.{digits}f}-{self.max:.{digits}f}]"
-
-
-def time_call(fn, *args, **kwargs):
-    """``(seconds, result)`` of one call, wall clock."""
-    t0 = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return time.perf_counter() - t0, out
-
-
 def measure(fn, warmup=1, repeat=5):
     """Call ``fn()`` ``warmup`` times untimed, then ``repeat`` times; return :class:`Stats`."""
     for _ in range(warmup):

@@ -26,28 +26,16 @@ import sys
 
 import numpy as np
 
+from aprnb.benchmark import bare_matmul, default_block_rows
+
 from . import _hooks, common
 from .common import Section, ratio
-
-#: users per block of the bare matmul: about 64 MB of float32 scores per block
-BARE_BLOCK_BYTES = 64 * 2**20
 
 
 def trained_model(X, seed, epochs):
     import aprnb
     return aprnb.BPR(factors=64, epochs=epochs, random_state=seed, optimizer="sgd",
                      show_progress=False).fit(X)
-
-
-def default_block_rows(n_items, itemsize=4):
-    """Users per block of the bare matmul (about 64 MB of scores)."""
-    return max(16, BARE_BLOCK_BYTES // (n_items * itemsize))
-
-
-def bare_matmul(P, Q, users, rows):
-    for lo in range(0, len(users), rows):
-        S = P[users[lo:lo + rows]] @ Q.T
-    return S
 
 
 def implicit_model(P, Q, n_threads):

@@ -1,12 +1,13 @@
 """Scaling: BPR epoch time and evaluation cost on synthetic sets up to 20M interactions.
 
 ``aprnb.data.make_synthetic`` loops over users in Python, which is too slow for
-millions of users, so the sets are drawn here with vectorised numpy (seeded):
-user degrees are geometric around the mean degree (at least 2), items follow a
-Zipf(0.8) popularity law over a random permutation of the catalogue, duplicates
-are merged. One interaction in twenty goes to a test matrix (for the
-evaluation rows). Sizes default to 1M, 5M, 10M and 20M interactions with up to
-1M users and 1M items; the largest set needs about 2.5 GB of RAM in total.
+millions of users, so the sets are drawn with vectorised numpy (seeded;
+``aprnb.benchmark.synthetic_split``, which ``aprnb bench`` uses too): user degrees
+are geometric around the mean degree (at least 2), items follow a Zipf(0.8)
+popularity law over a random permutation of the catalogue, duplicates are merged.
+One interaction in twenty goes to a test matrix (for the evaluation rows). Sizes
+default to 1M, 5M, 10M and 20M interactions with up to 1M users and 1M items; the
+largest set needs about 2.5 GB of RAM in total.
 
 Per size: a fresh ``aprnb.BPR`` (64 factors, SGD, 2 threads by default) is fitted
 for a few epochs (the first dropped), reporting the median kernel and wall time
@@ -19,46 +20,17 @@ import sys
 import time
 
 import numpy as np
-import scipy.sparse as sp
+
+from aprnb.benchmark import bare_matmul, default_block_rows
+from aprnb.benchmark import synthetic_split as synthetic
 
 from . import common
 from .common import Section, Stats
-from .evaluate import bare_matmul, default_block_rows
 
 #: (n_users, n_items, target interactions)
 SIZES = [(50_000, 50_000, 1_000_000), (250_000, 250_000, 5_000_000),
          (500_000, 500_000, 10_000_000), (1_000_000, 1_000_000, 22_000_000)]
 QUICK_SIZES = [(50_000, 50_000, 1_000_000), (1_000_000, 1_000_000, 22_000_000)]
-
-
-def synthetic(n_users, n_items, nnz, seed, test_share=0.05):
-    """``(train, test)`` CSR float32 with sorted, unique indices (see module docstring)."""
-    rng = np.random.default_rng(seed)
-    mean = nnz / n_users
-    deg = np.maximum(2, rng.geometric(1.0 / max(1.0, mean - 1.0), size=n_users) + 1)
-    deg = np.minimum(deg, n_items // 2)
-    users = np.repeat(np.arange(n_users, dtype=np.int64), deg)
-    pop = 1.0 / np.arange(1, n_items + 1) ** 0.8
-    pop = pop[rng.permutation(n_items)]
-    # iid popularity draws as per-item counts, spread over users by a shuffle
-    # (much faster than a searchsorted per draw at this size).
-    counts = rng.multinomial(len(users), pop / pop.sum())
-    items = np.repeat(np.arange(n_items, dtype=np.int64), counts)
-    rng.shuffle(items)
-    keys = users * n_items + items
-    del users, items
-    keys.sort()                  # sort + mask: np.unique is far slower on 20M int64
-    keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
-    is_test = rng.random(len(keys)) < test_share
-
-    def csr(k):
-        u = k // n_items
-        indptr = np.zeros(n_users + 1, dtype=np.int64)
-        np.cumsum(np.bincount(u, minlength=n_users), out=indptr[1:])
-        idx = (k - u * n_items).astype(np.int32)
-        return sp.csr_matrix((np.ones(len(k), dtype=np.float32), idx, indptr),
-                             shape=(n_users, n_items))
-    return csr(keys[~is_test]), csr(keys[is_test])
 
 
 def fit_epochs(X, n_threads, epochs, seed, model="BPR"):

@@ -30,9 +30,10 @@ LAYERS = [
     ("top-level package", ["aprnb"]),
     # jitted functions: arrays and scalars only (numba, llvmlite, numpy, standard library)
     ("kernels", ["aprnb.kernels"]),
-    # checks, threads, memory, the .npz format, provenance, the NumPy reference twins
+    # checks, threads, memory, the .npz format, provenance, the NumPy reference twins,
+    # the machine description and timing statistics of benchmarks
     ("foundation", ["aprnb._validation", "aprnb._threads", "aprnb._memory", "aprnb._npz",
-                    "aprnb._provenance", "aprnb._modelfile",
+                    "aprnb._provenance", "aprnb._modelfile", "aprnb._machine", "aprnb._timing",
                     "aprnb.reference"]),
     ("data", ["aprnb.data", "aprnb.datasets"]),
     ("evaluation", ["aprnb.evaluation"]),
@@ -40,7 +41,7 @@ LAYERS = [
     # what takes fitted models: load() rebuilding them, perturbations and robustness
     ("model users", ["aprnb.io", "aprnb.perturbation", "aprnb.robustness", "aprnb.stats",
                      "aprnb.distributed"]),
-    ("study", ["aprnb.study", "aprnb.demo"]),
+    ("study", ["aprnb.study", "aprnb.demo", "aprnb.benchmark"]),
     ("command line", ["aprnb.cli", "aprnb.__main__"]),
 ]
 

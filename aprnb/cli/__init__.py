@@ -1,4 +1,4 @@
-"""Command line: ``aprnb demo | train | evaluate | robustness | recommend | reproduce``.
+"""Command line: ``aprnb demo | train | evaluate | robustness | recommend | reproduce | bench``.
 
 Only the standard library is imported before argparse has run, so that ``aprnb
 --help`` answers at once; the commands (and with them NumPy, Numba and the models)

@@ -7,6 +7,7 @@ import math
 import time
 
 from .._validation import check_k_bound, check_ks
+from ..benchmark import format_report, run_benchmark
 from ..demo import run_demo
 from ..evaluation import evaluate
 from ..io import load
@@ -133,7 +134,24 @@ def cmd_reproduce(a):
     return 0
 
 
+def cmd_bench(a):
+    if a.json not in (None, "-"):
+        check_out(a.json, name="--json")
+    res = run_benchmark(quick=a.quick, threads=a.threads, users=a.users, items=a.items,
+                        interactions=a.interactions, eval_users=a.eval_users,
+                        factors=a.factors, repeats=a.repeats, dtype=a.dtype,
+                        random_state=a.seed, progress=True)
+    if a.json == "-":
+        emit_json(res)
+        return 0
+    print(format_report(res))
+    if a.json is not None:
+        emit_json(res, a.json)
+        print(f"wrote {a.json}")
+    return 0
+
+
 #: command name (as parsed into ``args.command``) -> its function
 COMMANDS = {"demo": cmd_demo, "train": cmd_train, "evaluate": cmd_evaluate,
             "robustness": cmd_robustness, "recommend": cmd_recommend,
-            "reproduce": cmd_reproduce}
+            "reproduce": cmd_reproduce, "bench": cmd_bench}

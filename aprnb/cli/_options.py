@@ -89,11 +89,11 @@ def model_from_args(a):
     return ItemPop()
 
 
-def check_out(path):
-    """Fail before training, not after, on an unusable output path."""
-    path = _check_path(path, name="--out")
+def check_out(path, name="--out"):
+    """Fail before the work, not after, on an unusable output path (option ``name``)."""
+    path = _check_path(path, name=name)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"--out {path}: folder {folder} does not exist; create it "
+        raise FileNotFoundError(f"{name} {path}: folder {folder} does not exist; create it "
                                 f"first")
     return path

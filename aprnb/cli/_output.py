@@ -25,8 +25,14 @@ def clean(x):
     return x
 
 
-def emit_json(obj):
-    print(json.dumps(clean(obj), allow_nan=False))
+def emit_json(obj, path=None):
+    """Print ``obj`` as one line of JSON, or write it to the file ``path``."""
+    text = json.dumps(clean(obj), allow_nan=False)
+    if path is None or path == "-":
+        print(text)
+        return
+    with open(path, "w") as fh:
+        fh.write(text + "\n")
 
 
 def metrics_line(res):

@@ -195,6 +195,42 @@ def _add_reproduce(add):
     _add_common(p, json_flag=False)
 
 
+def _thread_counts(text):
+    """``--threads 1,2`` -> [1, 2] (the range is checked by the benchmark)."""
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated thread counts such as "
+                                         f"1,2, got {text!r}") from None
+
+
+def _add_bench(add):
+    p = add("bench", "training and evaluation throughput on this machine, on synthetic data "
+            "(no repository or data files needed)")
+    p.add_argument("--quick", action="store_true",
+                   help="smaller data, fewer repeats, no mini-batch row: under a minute on 2 "
+                        "cores, compiling the kernels on a first run included")
+    p.add_argument("--threads", type=_thread_counts, default=None,
+                   help="comma-separated thread counts (default: 1, 2, 4, ... up to all of "
+                        "Numba's threads)")
+    p.add_argument("--users", type=int, help="users of the synthetic set (default 30000; "
+                   "10000 with --quick)")
+    p.add_argument("--items", type=int, help="items (default 40000; 10000 with --quick)")
+    p.add_argument("--interactions", type=int, help="interactions, about (default 800000; "
+                   "200000 with --quick)")
+    p.add_argument("--eval-users", type=int, help="users in the evaluation sample (default "
+                   "5000; 2000 with --quick)")
+    p.add_argument("--repeats", type=int, help="timed epochs per training row and rounds per "
+                   "evaluation row (default 5; 3 with --quick)")
+    p.add_argument("--factors", type=int, default=64, help="embedding width")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+                   help="floating-point type of the factors")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--json", nargs="?", const="-", metavar="PATH",
+                   help="write the results as one JSON object to PATH (the table is still "
+                        "printed); without PATH, or with -, print only the JSON")
+
+
 def build_parser():
     """The ``aprnb`` argument parser; a parsed command's name is in ``command``."""
     ap = _Parser(prog="aprnb", formatter_class=_Formatter,
@@ -209,6 +245,6 @@ def build_parser():
                               formatter_class=_Formatter)
 
     for add_command in (_add_demo, _add_train, _add_evaluate, _add_robustness,
-                        _add_recommend, _add_reproduce):
+                        _add_recommend, _add_reproduce, _add_bench):
         add_command(add)
     return ap
