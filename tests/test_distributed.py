@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import ray
+import scipy.sparse as sp
 
 import aprnb
 from aprnb.cli import main
@@ -32,6 +33,19 @@ def split():
     """(train, test) of 300 users x 200 items: one test item per user (leave-one-out)."""
     return leave_one_out(make_synthetic(n_users=300, n_items=200, random_state=0),
                          random_state=0)
+
+
+@pytest.fixture
+def ray_calls(monkeypatch):
+    """The number of evaluations run through Ray so far (a list, one entry per call)."""
+    calls, run = [], _ray.run
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(_ray, "run", counted)
+    return calls
 
 
 def factors(train, dtype, seed=0, d=8):
@@ -121,18 +135,24 @@ def test_no_user_to_evaluate(split):
     assert_identical(got, evaluate((P, Q), train, empty, **kw))
 
 
-def test_scores_past_float32_are_computed_in_float64_for_every_task(split):
-    """Factors whose largest score would overflow float32: the whole evaluation scores in
-    float64, also the tasks whose own users' factors are small."""
-    train, test = split
-    P, Q = factors(train, np.float32, seed=5)
-    P[:10] *= np.float32(1e37)              # the first task's users only
-    kw = dict(k=(5, 20), protocol="loo", per_user=True, beyond_accuracy=True)
-    assert_identical(evaluate((P, Q), train, test, backend="ray", **kw),
-                     evaluate((P, Q), train, test, **kw))
+def test_scores_past_float32_are_computed_in_float64_for_every_task():
+    """One user's score would overflow float32, so the evaluation scores in float64: also
+    in the tasks of the other users, for whom float32 would tie item 1 with item 0
+    (``1 + 1e-8 == 1`` in float32) and so rank their test item 1 second, not first."""
+    n = 40
+    P = np.ones((n, 2), dtype=np.float32)
+    P[0] = (1e38, 0.0)                      # |p| |q| > float32 max / 4
+    Q = np.array([[1, 0], [1, 1e-8], [0, 0]], dtype=np.float32)
+    test = sp.csr_matrix((np.ones(n, np.float32), (np.arange(n), np.ones(n, int))),
+                         shape=(n, 3))
+    train = sp.csr_matrix((n, 3), dtype=np.float32)
+    kw = dict(k=(1,), protocol="loo", per_user=True)
+    ref = evaluate((P, Q), train, test, **kw)
+    assert ref["hr@1"] == (n - 1) / n           # float64: item 1 ahead for all but user 0
+    assert_identical(evaluate((P, Q), train, test, backend="ray", **kw), ref)
 
 
-def test_robustness_on_ray_equals_local(split):
+def test_robustness_on_ray_equals_local(split, ray_calls):
     train, test = split
     model = aprnb.BPR(factors=8, epochs=3, n_threads=1, random_state=0,
                       show_progress=False).fit(train)
@@ -141,6 +161,7 @@ def test_robustness_on_ray_equals_local(split):
     got = robustness(model, train, test, backend="ray", **kw)
     assert len(ref) == 5 and ref[0]["hr@20"] > 0
     assert list(got) == list(ref) and str(got) == str(ref)
+    assert len(ray_calls) == 5                  # every row was evaluated on Ray
 
 
 @pytest.mark.parametrize("backend", ["Ray", "dask", "", None, 1])
@@ -167,7 +188,7 @@ def test_without_ray_the_error_says_how_to_install_it(split, monkeypatch):
         evaluate(factors(train, np.float32), train, test, backend="ray")
 
 
-def test_command_line_backend_ray(tmp_path, capsys):
+def test_command_line_backend_ray(tmp_path, capsys, ray_calls):
     """``aprnb evaluate/robustness --backend ray`` print what the local backend prints."""
     rng = np.random.default_rng(0)
     with open(tmp_path / "train.txt", "w") as fh, open(tmp_path / "test.txt", "w") as ft:
@@ -188,4 +209,6 @@ def test_command_line_backend_ray(tmp_path, capsys):
             assert main([str(a) for a in argv]) == 0
             printed.append(json.loads(capsys.readouterr().out))
         assert printed[0] == printed[1]
+        assert ray_calls, "--backend ray did not run on Ray"
+        ray_calls.clear()
         assert "coverage@5" in json.dumps(printed[0]) or "rows" in printed[0]
