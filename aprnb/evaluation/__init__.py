@@ -51,6 +51,8 @@ integers, so nothing depends on ``n_threads`` or ``block_size``.
 :func:`evaluate` checks its arguments once and hands canonical matrices to the
 private engine (:mod:`aprnb.evaluation._engine`), which scores users in blocks
 with one BLAS call per tile and Numba kernels for the top-K and the metrics.
+``backend="ray"`` runs that engine as Ray tasks over parts of the users
+(:mod:`aprnb.evaluation._ray`), with the same results.
 """
 import numpy as np
 import scipy.sparse as sp

@@ -11,9 +11,9 @@
   exclusion and test matrices and of the negatives (:meth:`Ranking.part`);
 * scores every part in a Ray task with the local engine (:meth:`Ranking.score`: the same
   block loop, BLAS calls and Numba kernels);
-* gets back each part's per-user values and integer recommendation counts only, puts
-  the values together in user order and summarises them with the local code
-  (:meth:`Ranking.finish`).
+* gets back each part's per-user values and integer recommendation counts only (part
+  by part, adding the counts as they come), puts the values together in user order and
+  summarises them with the local code (:meth:`Ranking.finish`).
 
 A user's values depend only on the user's own rows and on ``Q``, and the local results
 do not depend on the blocking, so the results equal the local ones bit for bit (on
@@ -81,10 +81,12 @@ def run(task, P, Q, n_threads, per_user=False):
     remote = _remote(ray).options(num_cpus=n_threads)
     refs = [remote.remote(task.part(lo, hi), P[users[lo:hi]], q_ref, beyond_ref, n_threads)
             for lo, hi in parts if hi > lo]
-    done = ray.get(refs)
-    out = (np.concatenate([o for o, _ in done]) if done
-           else np.zeros((0, task.width)))
-    counts = None
-    if task.beyond is not None:
-        counts = sum((c for _, c in done), task.beyond.new_counts())
-    return task.finish(out, counts, per_user)
+    outs = [np.zeros((0, task.width))]
+    counts = task.beyond.new_counts() if task.beyond is not None else None
+    for i in range(len(refs)):          # in user order, one part at a time: the count
+        o, c = ray.get(refs[i])         # matrices of finished parts are not all held
+        refs[i] = None                  # at once (Ray frees a result with its last ref)
+        outs.append(o)
+        if counts is not None:
+            counts += c
+    return task.finish(np.concatenate(outs), counts, per_user)
