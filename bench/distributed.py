@@ -91,8 +91,8 @@ def run(args):
     print(f"  {n_users} x {n_items}, {X.nnz} train interactions, {ref['n_users']} users "
           f"evaluated", file=sys.stderr, flush=True)
     res = common.interleave({"local 1": local(1), "local 2": local(2)}, repeat)
-    rows = {f"local, {n} thread{'s' * (n > 1)}": (res[f"local {n}"]["wall"], "reference",
-                                                    n) for n in (1, 2)}
+    rows = {f"local, {n} thread{'s' * (n > 1)}": (res[f"local {n}"]["wall"], "reference", n)
+            for n in (1, 2)}
     for w in (1, 2):
         st, equal = time_ray(w, call, repeat, ref)
         rows[f"Ray, {w} worker CPU{'s' * (w > 1)}"] = (st, "yes" if equal else "NO", w)
