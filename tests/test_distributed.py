@@ -181,6 +181,13 @@ def test_bad_thread_count_on_ray(split, n_threads):
         evaluate(factors(train, np.float32), train, test, backend="ray", n_threads=n_threads)
 
 
+def test_more_threads_per_task_than_a_node_has(split):
+    """Ray would wait for ever for a 3-CPU node: a ValueError instead."""
+    train, test = split
+    with pytest.raises(ValueError, match="exceeds the 2 CPUs of the largest Ray node"):
+        evaluate(factors(train, np.float32), train, test, backend="ray", n_threads=3)
+
+
 def test_without_ray_the_error_says_how_to_install_it(split, monkeypatch):
     train, test = split
     monkeypatch.setitem(__import__("sys").modules, "ray", None)    # import ray fails

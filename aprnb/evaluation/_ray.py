@@ -76,6 +76,10 @@ def run(task, P, Q, n_threads, per_user=False):
     P, Q = no_overflow(P, Q)           # once, for all parts: every part scores in one dtype
     users = task.users
     cpus = int(ray.cluster_resources().get("CPU", 1))
+    node_cpus = max([n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]] or [0])
+    if n_threads > node_cpus:           # Ray would wait for such a node for ever
+        raise ValueError(f"n_threads={n_threads} (CPUs per Ray task) exceeds the {node_cpus:g} "
+                         f"CPUs of the largest Ray node; pass at most {int(node_cpus)}")
     parts = bounds(len(users), TASKS_PER_CPU * max(1, cpus // n_threads))
     q_ref, beyond_ref = ray.put(Q), ray.put(task.beyond)
     remote = _remote(ray).options(num_cpus=n_threads)
