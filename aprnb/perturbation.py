@@ -22,7 +22,7 @@ import numpy as np
 from ._validation import (check_choice, check_float, check_interactions, check_k_bound, check_ks,
                           check_positive_int, check_random_state)
 from ._provenance import check_split as _check_split
-from .evaluation import check_protocol, evaluate, factors_of, unpack_data
+from .evaluation import BACKENDS, check_protocol, evaluate, factors_of, unpack_data
 from .kernels.attack import dataset_bpr_gradient, normalize_rows, project_rows
 from .kernels._rng import seed_states
 from .kernels.sampling import sample_negatives
@@ -128,7 +128,7 @@ class RobustnessReport(list):
 
 def robustness(model, train, test=None, eps=(0.5, 1.0, 2.0), kinds=("adversarial", "random"),
                protocol=None, k=100, random_state=0, steps=10, n_threads=None,
-               negatives=None, check_split=True):
+               negatives=None, check_split=True, backend="local"):
     """Clean vs perturbed accuracy for each ``eps`` and kind of noise.
 
     Parameters
@@ -150,6 +150,9 @@ def robustness(model, train, test=None, eps=(0.5, 1.0, 2.0), kinds=("adversarial
     check_split : bool
         As in :func:`aprnb.evaluate`: refuse a ``train`` that is not the model's
         training matrix, or a test interaction it trained on.
+    backend : {"local", "ray"}
+        Where every evaluation runs, as in :func:`aprnb.evaluate` (``"ray"``: tasks on
+        a Ray cluster, same results); the perturbations are computed here.
 
     Returns
     -------
@@ -159,6 +162,7 @@ def robustness(model, train, test=None, eps=(0.5, 1.0, 2.0), kinds=("adversarial
         ``(perturbed - clean) / clean``.
     """
     P, Q = factors_of(model)
+    backend = check_choice(backend, "backend", BACKENDS)
     train, test, negatives = unpack_data(train, test, negatives, protocol)
     ks = [check_k_bound(kk, Q.shape[0]) for kk in check_ks(k)]
     protocol = check_protocol(protocol, negatives, default="loo")
@@ -171,7 +175,7 @@ def robustness(model, train, test=None, eps=(0.5, 1.0, 2.0), kinds=("adversarial
     metrics = ([f"hr@{ks[-1]}", f"ndcg@{ks[-1]}"] if protocol != "holdout"
                else [f"recall@{ks[-1]}", f"ndcg@{ks[-1]}"])
     score = partial(evaluate, train=train, test=test, k=ks, protocol=protocol,
-                    n_threads=n_threads, negatives=negatives)
+                    n_threads=n_threads, negatives=negatives, backend=backend)
     clean = score((P, Q))
     rows = [dict(kind="clean", eps=0.0, **{m: clean[m] for m in metrics})]
     for kind in kinds:

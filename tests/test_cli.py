@@ -411,3 +411,13 @@ def test_python_m_aprnb_reports_errors_with_exit_codes(tmp_path):
 def test_python_m_aprnb_version(tmp_path):
     proc = _python_m(["--version"], tmp_path)
     assert proc.returncode == 0 and proc.stdout.strip() == f"aprnb {aprnb.__version__}"
+
+
+@pytest.mark.parametrize("command", [["evaluate"], ["robustness", "--eps", "0.5"]])
+def test_backend_ray_without_ray_says_how_to_install_it(command, lightgcn, work, capsys,
+                                                        monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)             # import ray fails
+    code, out, err = run([*command, "--model", work / "model.npz", "--data", lightgcn,
+                          "--backend", "ray", *QUIET], capsys)
+    assert code == 1 and out == "", err
+    assert len(err.strip().splitlines()) == 1 and "pip install 'aprnb[ray]'" in err

@@ -45,9 +45,9 @@ def main(argv=None):
     except (ValueError, TypeError) as e:
         print(f"aprnb {a.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
-    except (OSError, FloatingPointError) as e:
+    except (OSError, FloatingPointError, ImportError) as e:
         # FloatingPointError covers aprnb.DivergenceError; OSError missing files, disk and
-        # permission problems.
+        # permission problems; ImportError an optional extra not installed (--backend ray).
         print(f"aprnb {a.command}: error: {one_line(e)}", file=sys.stderr)
         return 1
     except MemoryError:

@@ -59,7 +59,8 @@ def cmd_evaluate(a):
     proto = protocol(a, ds)
     res = evaluate(model, ds.train, ds.test, k=ks(a, proto, [20, 100]), protocol=proto,
                    negatives=negatives(ds, proto), n_threads=a.threads,
-                   check_split=not a.no_split_check, beyond_accuracy=a.beyond_accuracy)
+                   check_split=not a.no_split_check, beyond_accuracy=a.beyond_accuracy,
+                   backend=a.backend)
     if a.json:
         n = res.pop("n_users")
         emit_json({"model": a.model, "protocol": proto, "n_users": n, "metrics": res,
@@ -76,7 +77,8 @@ def cmd_robustness(a):
     cutoffs = ks(a, proto, [100])
     rep = robustness(model, ds.train, ds.test, eps=a.eps, kinds=a.kinds, protocol=proto,
                      k=cutoffs, random_state=a.seed, steps=a.steps, n_threads=a.threads,
-                     negatives=negatives(ds, proto), check_split=not a.no_split_check)
+                     negatives=negatives(ds, proto), check_split=not a.no_split_check,
+                     backend=a.backend)
     if a.json:
         rows = [{"kind": r["kind"], "eps": r["eps"],
                  "metrics": {m: r[m] for m in rep.metrics},

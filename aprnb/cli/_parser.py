@@ -67,6 +67,14 @@ def _add_common(p, json_flag=True):
                        help="print one JSON object instead of text")
 
 
+def _add_backend(p):
+    p.add_argument("--backend", default="local", choices=["local", "ray"],
+                   help="local: this process's threads; ray: tasks on a Ray cluster "
+                        "(pip install 'aprnb[ray]'; the cluster of RAY_ADDRESS or of "
+                        "'ray start' on this machine, else a new one here; --threads is "
+                        "then per task, default 1), same results")
+
+
 def _add_check(p):
     p.add_argument("--no-split-check", action="store_true",
                    help="skip the refusal to score a model on data other than its own "
@@ -135,6 +143,7 @@ def _add_evaluate(add):
     p.add_argument("--beyond-accuracy", action="store_true",
                    help="also coverage, gini, arp, aplt and novelty of the top-K lists "
                         "(full-ranking protocols)")
+    _add_backend(p)
     _add_check(p)
     _add_common(p)
 
@@ -152,6 +161,7 @@ def _add_robustness(add):
     p.add_argument("--k", type=int, nargs="+",
                    help="cut-off of the reported metrics (default: 10 under the sampled "
                         "protocol, else 100)")
+    _add_backend(p)
     _add_check(p)
     _add_common(p)
 

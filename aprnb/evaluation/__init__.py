@@ -51,6 +51,8 @@ integers, so nothing depends on ``n_threads`` or ``block_size``.
 :func:`evaluate` checks its arguments once and hands canonical matrices to the
 private engine (:mod:`aprnb.evaluation._engine`), which scores users in blocks
 with one BLAS call per tile and Numba kernels for the top-K and the metrics.
+``backend="ray"`` runs that engine as Ray tasks over parts of the users
+(:mod:`aprnb.evaluation._ray`), with the same results.
 """
 import numpy as np
 import scipy.sparse as sp
@@ -58,7 +60,8 @@ import scipy.sparse as sp
 from .._provenance import check_split as _check_split
 from .._provenance import overlap
 from .._threads import check_n_threads, running_threads
-from .._validation import check_bool, check_interactions, check_k_bound, check_ks
+from .._validation import (check_bool, check_choice, check_interactions, check_k_bound,
+                           check_ks)
 from ..data.dataset import Dataset
 from . import _engine
 from ._checks import (PROTOCOLS, check_beyond_accuracy, check_block_size, check_negatives,
@@ -66,7 +69,10 @@ from ._checks import (PROTOCOLS, check_beyond_accuracy, check_block_size, check_
                       metric_names)
 
 __all__ = ["evaluate", "top_k", "metric_names", "check_protocol", "factors_of",
-           "unpack_data", "PROTOCOLS"]
+           "unpack_data", "PROTOCOLS", "BACKENDS"]
+
+#: Where :func:`evaluate` runs: this process's threads, or tasks on a Ray cluster.
+BACKENDS = ("local", "ray")
 
 
 def unpack_data(train, test, negatives, protocol=None):
@@ -91,7 +97,7 @@ def unpack_data(train, test, negatives, protocol=None):
 
 def evaluate(model, train, test=None, k=(20,), protocol=None, users=None, negatives=None,
              n_threads=None, block_size=None, exclude_train=True, check_split=True,
-             raw_ids=False, per_user=False, beyond_accuracy=False):
+             raw_ids=False, per_user=False, beyond_accuracy=False, backend="local"):
     """Evaluate a model under full ranking (or the sampled protocol).
 
     Parameters
@@ -114,6 +120,7 @@ def evaluate(model, train, test=None, k=(20,), protocol=None, users=None, negati
     n_threads : int, optional
         Worker threads (default and most: Numba's threads), each scoring whole blocks
         of users with one-thread BLAS and a serial kernel. Results do not depend on it.
+        With ``backend="ray"``: the threads (and Ray CPUs) of each Ray task, default 1.
     block_size : int, optional
         Users per block (default: 1024 users scored in cache-sized tiles of items
         for ``"holdout"``; about 64 MB of scores per block for ``"loo"``).
@@ -131,6 +138,13 @@ def evaluate(model, train, test=None, k=(20,), protocol=None, users=None, negati
         Also compute ``coverage@K``, ``gini@K``, ``arp@K``, ``aplt@K`` and
         ``novelty@K`` of each user's top-K list (module docstring), for
         ``"holdout"`` and ``"loo"``; with ``"sampled"`` a ``ValueError``.
+    backend : {"local", "ray"}
+        ``"ray"`` scores parts of the users as tasks on a Ray cluster
+        (``pip install 'aprnb[ray]'``) with the same engine; the results equal the local
+        ones bit for bit (:mod:`aprnb.evaluation._ray`). It uses the Ray this process
+        is connected to (``ray.init(address=...)`` first for a cluster), else calls
+        ``ray.init()``: the cluster of ``RAY_ADDRESS`` or of ``ray start`` on this
+        machine, else a new one on this machine's cores.
 
     Returns
     -------
@@ -145,10 +159,15 @@ def evaluate(model, train, test=None, k=(20,), protocol=None, users=None, negati
     train, test, negatives = unpack_data(train, test, negatives, protocol)
     protocol = check_protocol(protocol, negatives)
     per_user = check_bool(per_user, "per_user")
+    backend = check_choice(backend, "backend", BACKENDS)
+    task_threads = 1 if n_threads is None else check_n_threads(n_threads)
     task, n_threads = _prepare(model, P.shape[0], Q.shape[0], train, test, k, protocol,
                                users, negatives, n_threads, block_size, exclude_train,
                                check_split, raw_ids,
                                check_beyond_accuracy(beyond_accuracy, protocol))
+    if backend == "ray":
+        from . import _ray
+        return _ray.run(task, P, Q, task_threads, per_user)
     return task.run(P, Q, n_threads, per_user)
 
 

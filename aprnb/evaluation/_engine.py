@@ -23,6 +23,8 @@ its own BLAS calls (BLAS limited to one thread) and GIL-free kernels. Letting
 BLAS and Numba each start their own threads instead made the two pools fight
 over the cores, and two threads were slower than one.
 """
+import copy
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -105,6 +107,15 @@ def _csr64(M):
     return M.indptr.astype(np.int64), M.indices.astype(np.int64)
 
 
+def _rows(indptr, indices, rows):
+    """The CSR rows ``rows`` (in that order) of ``(indptr, indices)``, as a new pair."""
+    lens = indptr[rows + 1] - indptr[rows]
+    sub = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lens, out=sub[1:])
+    take = np.repeat(indptr[rows] - sub[:-1], lens) + np.arange(sub[-1], dtype=np.int64)
+    return sub, indices[take]
+
+
 class Ranking:
     """One evaluation task, prepared once: who is ranked, against what, by which rule.
 
@@ -156,9 +167,9 @@ class Ranking:
     def per_user(self, P, Q, n_threads):
         """Metric values per evaluated user, shape ``(len(self.users), width)``; the
         columns are named by :attr:`names`."""
-        return self._score(P, Q, n_threads)[0]
+        return self.score(P, Q, n_threads)[0]
 
-    def _score(self, P, Q, n_threads):
+    def score(self, P, Q, n_threads):
         """``(per-user values, recommendation counts or None)``, see :meth:`per_user`."""
         P, Q = no_overflow(P, Q)
         out = np.zeros((len(self.users), self.width))
@@ -207,7 +218,34 @@ class Ranking:
     def run(self, P, Q, n_threads, per_user=False):
         """Mean metrics over the evaluated users (a dict, see :func:`aprnb.evaluate`);
         with ``per_user`` also ``"users"`` and the ``"per_user"`` values."""
-        out, counts = self._score(P, Q, n_threads)
+        return self.finish(*self.score(P, Q, n_threads), per_user)
+
+    def part(self, lo, hi):
+        """The task for the evaluated users ``users[lo:hi]`` alone, as a worker needs it.
+
+        The users are renumbered ``0 .. hi-lo-1`` and only their rows of the exclusion
+        and test matrices (and of the negatives) are kept, so the part travels without
+        the rest; score it with the same rows of ``P`` (``P[users[lo:hi]]``). A user's
+        values depend only on the user's own rows, so they equal the whole task's.
+        :attr:`beyond` is left out (None): it holds per-item tables, shared by every
+        part; set it back before scoring.
+        """
+        b = self.users[lo:hi]
+        t = copy.copy(self)
+        t.users = np.arange(len(b), dtype=np.int64)
+        t.shape = (len(b), self.shape[1])
+        t.ex_indptr, t.ex_indices = _rows(self.ex_indptr, self.ex_indices, b)
+        t.te_indptr, t.te_indices = _rows(self.te_indptr, self.te_indices, b)
+        if self.protocol in ("loo", "sampled"):
+            t.pos_items = self.pos_items[lo:hi]
+        if self.negatives is not None:
+            t.negatives = self.negatives[b]
+        t.beyond = None
+        return t
+
+    def finish(self, out, counts, per_user=False):
+        """The result dict of :meth:`run` from the per-user values ``out`` (rows in the
+        order of :attr:`users`) and the summed recommendation ``counts``."""
         res = summarise(out, self.names, per_user)
         if self.beyond is not None:
             res.update(self.beyond.finish(counts, len(out)))
