@@ -12,7 +12,8 @@ from aprnb import BPR, evaluate
 from aprnb.kernels import sample_negatives
 from aprnb.kernels._rng import seed_states
 from aprnb._threads import numba_threads
-from aprnb.kernels.sampling import _fill_filter, build_filter, filter_words, maybe_positive
+from aprnb.kernels.sampling import (PARALLEL_FILL, _fill_parallel, _fill_serial,
+                                    build_filter, filter_words, maybe_positive)
 
 
 def state(seed):
@@ -169,25 +170,27 @@ def random_csr(draw):
 
 
 @settings(max_examples=100, deadline=None)
-@given(case=random_csr(), parts=st.integers(1, 7), idx=st.sampled_from([np.int32, np.int64]))
-def test_filter_equals_the_numpy_reference_for_any_split(case, parts, idx):
+@given(case=random_csr(), parts=st.integers(1, 7), idx=st.sampled_from([np.int32, np.int64]),
+       fill=st.sampled_from([_fill_serial, _fill_parallel]))
+def test_filter_equals_the_numpy_reference_for_any_split(case, parts, idx, fill):
     # The words are split into ``parts`` ranges, one per thread; every split
     # (including more parts than words) must set exactly the reference's bits.
     indptr, indices, n_items = case
     ref = reference_filter(indptr, indices, n_items)
     filt = np.zeros_like(ref)
-    _fill_filter(filt, indptr.astype(idx), indices.astype(idx), n_items, parts)
+    fill(filt, indptr.astype(idx), indices.astype(idx), n_items, parts)
     np.testing.assert_array_equal(filt, ref)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_build_filter_is_the_reference_on_one_and_two_threads(threads):
     rng = np.random.default_rng(3)
-    X = sp.random(3000, 700, density=0.02, format="csr", random_state=rng)
+    X = sp.random(3000, 1000, density=0.03, format="csr", random_state=rng)
     X.sort_indices()
-    ref = reference_filter(X.indptr, X.indices, 700)
+    assert X.nnz >= PARALLEL_FILL                           # the parallel fill runs
+    ref = reference_filter(X.indptr, X.indices, 1000)
     with numba_threads(threads):
-        filt = build_filter(X.indptr, X.indices, 700)
+        filt = build_filter(X.indptr, X.indices, 1000)
     np.testing.assert_array_equal(filt, ref)
     assert ref.sum() > 0
 

@@ -45,7 +45,7 @@ import numpy as np
 from numba import prange
 
 from ._intrinsics import prefetch
-from ._jit import inline, integer, kernel
+from ._jit import inline, integer, kernel, twin
 from ._rng import DRAW, REDRAW, mix64, randint
 
 #: Positives per 64-bit filter word (about 16 bits each): 1.3% false alarms.
@@ -102,7 +102,6 @@ def _set_owned(filt, u, j, n_items, lo, hi, ring_w, ring_m, n):
     return n
 
 
-@kernel(parallel=True, nogil=True)
 def _fill_filter(filt, indptr, indices, n_items, parts):
     """Set the bits of every positive; part ``p`` owns the ``p``-th slice of the words.
 
@@ -130,6 +129,13 @@ def _fill_filter(filt, indptr, indices, n_items, parts):
             filt[ring_w[t & (FILL_AHEAD - 1)]] |= ring_m[t & (FILL_AHEAD - 1)]
 
 
+_fill_serial, _fill_parallel = twin(_fill_filter, "_fill_filter_serial",
+                                    "_fill_filter_parallel", nogil=True)
+
+#: Fewer positives than this fill the filter on one thread (starting threads costs more).
+PARALLEL_FILL = 1 << 16
+
+
 def _filter_keys(indptr, n_items):
     deg = np.diff(np.asarray(indptr, dtype=np.int64))
     return int(np.where(2 * deg > n_items, n_items, deg).sum())
@@ -138,8 +144,9 @@ def _filter_keys(indptr, n_items):
 def build_filter(indptr, indices, n_items, zeros=np.zeros):
     """The filter of the positives of a CSR matrix (``uint64`` array, 16 bits per positive).
 
-    Built on Numba's current threads (:func:`numba.get_num_threads`); the
-    result is the same on any number of threads.
+    Built on Numba's current threads (:func:`numba.get_num_threads`; one
+    below :data:`PARALLEL_FILL` positives); the result is the same on any
+    number of threads.
 
     Parameters
     ----------
@@ -158,8 +165,9 @@ def build_filter(indptr, indices, n_items, zeros=np.zeros):
         :func:`sample_negatives` together with the same ``indptr``/``indices``.
     """
     filt = zeros(filter_words(_filter_keys(indptr, n_items)), np.uint64)
+    parts = numba.get_num_threads() if len(indices) >= PARALLEL_FILL else 1
     if len(indices):
-        _fill_filter(filt, indptr, indices, n_items, numba.get_num_threads())
+        (_fill_parallel if parts > 1 else _fill_serial)(filt, indptr, indices, n_items, parts)
     return filt
 
 
