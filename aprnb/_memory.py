@@ -16,6 +16,22 @@ import numpy as np
 HUGE_PAGE = 2 << 20
 
 
+def huge_page_zeros(shape, dtype):
+    """A zero-filled C-contiguous array of ``shape`` that starts on a 2 MiB boundary.
+
+    What :func:`huge_page_aligned` returns, without a source to copy: the
+    buffer comes zeroed from the allocator, so filling it costs no extra pass.
+    Arrays smaller than one huge page are plain ``np.zeros``.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if nbytes < HUGE_PAGE:
+        return np.zeros(shape, dtype=dtype)
+    buf = np.zeros(nbytes + HUGE_PAGE, dtype=np.uint8)
+    off = (-buf.ctypes.data) % HUGE_PAGE
+    return buf[off:off + nbytes].view(dtype).reshape(shape)
+
+
 def huge_page_aligned(a):
     """A C-contiguous copy of ``a`` that starts on a 2 MiB boundary.
 
@@ -26,8 +42,6 @@ def huge_page_aligned(a):
     a = np.asarray(a)
     if a.nbytes < HUGE_PAGE:
         return np.array(a, order="C", copy=True)
-    buf = np.empty(a.nbytes + HUGE_PAGE, dtype=np.uint8)
-    off = (-buf.ctypes.data) % HUGE_PAGE
-    out = buf[off:off + a.nbytes].view(a.dtype).reshape(a.shape)
+    out = huge_page_zeros(a.shape, a.dtype)
     out[...] = a
     return out

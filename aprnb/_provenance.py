@@ -17,9 +17,14 @@ def fingerprint(M):
     :func:`aprnb._validation.check_interactions`)."""
     h = hashlib.sha256()
     h.update(np.asarray(M.shape, dtype=np.int64).tobytes())
-    h.update(np.ascontiguousarray(M.indptr, dtype=np.int64).tobytes())
-    h.update(np.ascontiguousarray(M.indices, dtype=np.int64).tobytes())
+    for a in (M.indptr, M.indices):       # as int64, a block at a time: no full copies
+        for lo in range(0, len(a), _BLOCK):
+            h.update(np.ascontiguousarray(a[lo:lo + _BLOCK], dtype=np.int64))
     return "sha256:" + h.hexdigest()
+
+
+#: Entries per block of :func:`fingerprint` (8 MB as int64).
+_BLOCK = 1 << 20
 
 
 def factors_fingerprint(P, Q):

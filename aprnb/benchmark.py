@@ -75,43 +75,59 @@ TOP_K = 20
 BARE_BLOCK_BYTES = 64 * 2**20
 
 
-def synthetic_split(n_users, n_items, interactions, random_state=0, test_share=0.05):
+def _degrees(rng, n_users, n_items, nnz, sigma):
+    mean = nnz / n_users
+    if sigma is None:       # the older sets: geometric degrees
+        deg = np.maximum(2, rng.geometric(1.0 / max(1.0, mean - 1.0), size=n_users) + 1)
+    else:
+        deg = np.maximum(2, rng.lognormal(np.log(mean) - sigma ** 2 / 2, sigma, n_users))
+    return np.minimum(deg, n_items // 2).astype(np.int64)
+
+
+def _csr(keys, n_users, n_items):
+    """CSR (float32 ones, int32 indices) of sorted unique cell keys ``u * n_items + i``."""
+    u = keys // n_items
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(u, minlength=n_users), out=indptr[1:])
+    u *= n_items
+    np.subtract(keys, u, out=u)
+    return sp.csr_matrix((np.ones(len(keys), dtype=np.float32), u.astype(np.int32), indptr),
+                         shape=(n_users, n_items))
+
+
+def synthetic_split(n_users, n_items, interactions, random_state=0, test_share=0.05,
+                    sigma=None):
     """``(train, test)``: a seeded synthetic implicit-feedback set, drawn vectorised.
 
-    User degrees are geometric around ``interactions / n_users`` (at least 2, at
-    most ``n_items // 2``); items follow a Zipf(0.8) popularity law over a random
-    permutation of the catalogue; duplicates are merged, so the set holds somewhat
-    fewer than ``interactions`` pairs. One pair in ``1 / test_share`` goes to the test
-    matrix. Both are CSR float32 matrices with sorted, unique indices. Unlike
-    :func:`aprnb.data.make_synthetic`, which loops over users, it takes seconds for
-    millions of interactions (and has no planted structure).
+    User degrees are geometric around ``interactions / n_users`` (``sigma=None``)
+    or log-normal with that mean and log-standard-deviation ``sigma`` (a heavy
+    tail of active users); at least 2, at most ``n_items // 2``. Items follow a
+    Zipf(0.8) popularity law over a random permutation of the catalogue;
+    duplicates are merged, so the set holds somewhat fewer than ``interactions``
+    pairs. One pair in ``1 / test_share`` goes to the test matrix. Both are CSR
+    float32 matrices with sorted, unique int32 indices. Unlike
+    :func:`aprnb.data.make_synthetic`, which loops over users, it takes seconds
+    for millions of interactions (and has no planted structure). The peak is
+    about 32 bytes per target interaction (int64 keys and their temporaries).
     """
     rng = np.random.default_rng(random_state)
-    mean = interactions / n_users
-    deg = np.maximum(2, rng.geometric(1.0 / max(1.0, mean - 1.0), size=n_users) + 1)
-    deg = np.minimum(deg, n_items // 2)
-    users = np.repeat(np.arange(n_users, dtype=np.int64), deg)
+    deg = _degrees(rng, n_users, n_items, interactions, sigma)
     pop = 1.0 / np.arange(1, n_items + 1) ** 0.8
     pop = pop[rng.permutation(n_items)]
     # iid popularity draws as per-item counts, spread over users by a shuffle
     # (much faster than a searchsorted per draw at this size).
-    counts = rng.multinomial(len(users), pop / pop.sum())
-    items = np.repeat(np.arange(n_items, dtype=np.int64), counts)
-    rng.shuffle(items)
-    keys = users * n_items + items
-    del users, items
-    keys.sort()                  # sort + mask: np.unique is far slower on 20M int64
-    keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
+    counts = rng.multinomial(int(deg.sum()), pop / pop.sum())
+    keys = np.repeat(np.arange(n_items, dtype=np.int64), counts)
+    rng.shuffle(keys)
+    keys += np.repeat(np.arange(n_users, dtype=np.int64) * n_items, deg)
+    keys.sort()                  # sort + mask: np.unique is far slower on 100M int64
+    keep = np.empty(len(keys), dtype=bool)
+    keep[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=keep[1:])
+    keys = keys[keep]
+    del keep
     is_test = rng.random(len(keys)) < test_share
-
-    def csr(k):
-        u = k // n_items
-        indptr = np.zeros(n_users + 1, dtype=np.int64)
-        np.cumsum(np.bincount(u, minlength=n_users), out=indptr[1:])
-        idx = (k - u * n_items).astype(np.int32)
-        return sp.csr_matrix((np.ones(len(k), dtype=np.float32), idx, indptr),
-                             shape=(n_users, n_items))
-    return csr(keys[~is_test]), csr(keys[is_test])
+    return _csr(keys[~is_test], n_users, n_items), _csr(keys[is_test], n_users, n_items)
 
 
 def default_block_rows(n_items, itemsize=4):

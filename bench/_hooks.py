@@ -29,6 +29,18 @@ INTERNALS = {
         "evaluate.py profile: the exclusion + selection kernel, timed apart from BLAS",
     ("aprnb.kernels.topk", "holdout_finish"):
         "evaluate.py profile: the per-block metrics kernel, timed apart from BLAS",
+    ("aprnb._validation", "check_interactions"):
+        "scaling.py set-up steps: validation and the canonical CSR copy",
+    ("aprnb.models._training", "positives"):
+        "scaling.py set-up steps: the (user, item) arrays the epochs shuffle",
+    ("aprnb.models._training", "sampling_filter"):
+        "scaling.py set-up steps: the negative-sampling filter",
+    ("aprnb.models._factor", "normal_factors"):
+        "scaling.py set-up steps: the initial factors",
+    ("aprnb._memory", "huge_page_aligned"):
+        "scaling.py set-up steps: the huge-page-aligned copies of the factors",
+    ("aprnb._provenance", "fingerprint"):
+        "scaling.py set-up steps: the training matrix's fingerprint",
 }
 
 _SKIPPED = set()

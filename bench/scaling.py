@@ -1,134 +1,243 @@
-"""Scaling: BPR epoch time and evaluation cost on synthetic sets up to 20M interactions.
+"""Scaling: fit set-up, BPR/APR epochs, memory and evaluation from 1M to 100M interactions.
 
-``aprnb.data.make_synthetic`` loops over users in Python, which is too slow for
-millions of users, so the sets are drawn with vectorised numpy (seeded;
-``aprnb.benchmark.synthetic_split``, which ``aprnb bench`` uses too): user degrees
-are geometric around the mean degree (at least 2), items follow a Zipf(0.8)
-popularity law over a random permutation of the catalogue, duplicates are merged.
-One interaction in twenty goes to a test matrix (for the evaluation rows). Sizes
-default to 1M, 5M, 10M and 20M interactions with up to 1M users and 1M items; the
-largest set needs about 2.5 GB of RAM in total.
+Synthetic sets, drawn with vectorised numpy (seeded; ``aprnb.data.make_synthetic``
+loops over users in Python, far too slow here): user degrees are log-normal
+(sigma 1, a heavy tail of active users, at least 2, at most half the catalogue)
+around a mean of about 50, items follow a Zipf(0.8) popularity law over a random
+permutation of the catalogue, duplicates are merged, and one interaction in
+twenty goes to a test matrix. The ladder grows users and items with the
+interactions, up to 2M users x 500k items x ~100M (``SIZES``); ``20.7M`` is the
+older 1M x 1M set with geometric degrees (the set-up target of issue 15).
 
-Per size: a fresh ``aprnb.BPR`` (64 factors, SGD, 2 threads by default) is fitted
-for a few epochs (the first dropped), reporting the median kernel and wall time
-per epoch and triples per second, and the same for ``APR(eps=0.5)`` (kernel time
-and the APR/BPR ratio; ``--no-apr`` skips it); then ``aprnb.evaluate`` (holdout, top-20) on a
-seeded subset of users, alongside the bare matmul of the same user blocks, with
-the cost per user and the extrapolation to all users.
+Every size runs in a fresh subprocess, so that its peak memory is its own. Per
+size: the generation time; the fit set-up (a ``BPR(epochs=0)`` fit: validation,
+filter, initial factors, copies, provenance) over ``--setup-runs`` fits, and its
+steps timed one by one; ``--runs`` fits of BPR and APR(eps=0.5) (64 factors, SGD;
+``--adagrad`` adds BPR with Adagrad) of ``--epochs`` epochs each, the first
+dropped: kernel seconds per epoch, wall seconds per epoch (adds the finiteness
+check and snapshot copy), triples/s and nanoseconds per interaction (flat if the
+epoch is linear in nnz); the peak resident set during the first BPR fit (kernel
+high-water mark, reset at the fit's start; it includes the data and the
+interpreter) per training interaction; then ``aprnb.evaluate`` (holdout, top-20)
+on a seeded sample of users, with users/s.
 """
+import json
+import subprocess
 import sys
 import time
 
 import numpy as np
 
-from aprnb.benchmark import bare_matmul, default_block_rows
 from aprnb.benchmark import synthetic_split as synthetic
 
-from . import common
+from . import _hooks, common
 from .common import Section, Stats
 
-#: (n_users, n_items, target interactions)
-SIZES = [(50_000, 50_000, 1_000_000), (250_000, 250_000, 5_000_000),
-         (500_000, 500_000, 10_000_000), (1_000_000, 1_000_000, 22_000_000)]
-QUICK_SIZES = [(50_000, 50_000, 1_000_000), (1_000_000, 1_000_000, 22_000_000)]
+#: name -> (n_users, n_items, target interactions before the test split and dedup,
+#: log-normal sigma of the user degrees, or None for the older geometric degrees)
+SIZES = {"1M": (20_000, 5_000, 1_230_000, 1.0),
+         "10M": (200_000, 50_000, 11_250_000, 1.0),
+         "20.7M": (1_000_000, 1_000_000, 22_000_000, None),
+         "30M": (600_000, 150_000, 33_000_000, 1.0),
+         "100M": (2_000_000, 500_000, 108_000_000, 1.0)}
+DEFAULT_SIZES = "1M,10M,20.7M,30M,100M"
 
 
-def fit_epochs(X, n_threads, epochs, seed, model="BPR"):
+# -- one size, in a child process -------------------------------------------------------
+def _model(name, epochs, n_threads, seed):
     import aprnb
+    cls, opt = {"BPR": ("BPR", "sgd"), "APR": ("APR", "sgd"),
+                "BPR-adagrad": ("BPR", "adagrad")}[name]
+    return getattr(aprnb, cls)(factors=64, learning_rate=0.05, epochs=epochs, optimizer=opt,
+                               n_threads=n_threads, random_state=seed, show_progress=False)
+
+
+def _fit_times(X, name, epochs, n_threads, seed):
+    """``(kernel s/epoch, wall s/epoch)``: medians over the epochs after the first."""
     stamps = []
-    m = getattr(aprnb, model)(factors=64, learning_rate=0.05, epochs=epochs, optimizer="sgd",
-                              n_threads=n_threads, random_state=seed, show_progress=False)
-    t0 = time.perf_counter()
+    m = _model(name, epochs, n_threads, seed)
     m.fit(X, callback=lambda e, s: stamps.append(time.perf_counter()))
-    kern = [h["seconds"] for h in m.history_]
-    return m, Stats(kern[1:]), Stats(np.diff(stamps)), (stamps[0] - t0) - kern[0]
+    kern = [h["seconds"] for h in m.history_][1:]
+    return float(np.median(kern)), float(np.median(np.diff(stamps))), m
 
 
-def warm_up(n_threads, seed):
-    """JIT warm-up on a small set so that no row pays compilation."""
-    import aprnb
-    Xw, Tw = synthetic(2000, 1000, 20_000, seed)
-    aprnb.BPR(epochs=1, n_threads=n_threads, optimizer="sgd", show_progress=False).fit(Xw)
-    aprnb.evaluate(aprnb.BPR(epochs=1, optimizer="sgd", show_progress=False).fit(Xw), Xw, Tw,
-                   k=[20], n_threads=n_threads)
+def _setup_steps(X, n_threads, seed):
+    """Seconds of each set-up step, run one after another (``fit`` overlaps two)."""
+    names = {"validate": ("aprnb._validation", "check_interactions"),
+             "positives": ("aprnb.models._training", "positives"),
+             "filter": ("aprnb.models._training", "sampling_filter"),
+             "initial draw": ("aprnb.models._factor", "normal_factors"),
+             "aligned copies": ("aprnb._memory", "huge_page_aligned"),
+             "fingerprint": ("aprnb._provenance", "fingerprint")}
+    fns = {k: _hooks.internal(mod, name, "scaling set-up steps") for k, (mod, name) in
+           names.items()}
+    if any(f is None for f in fns.values()):
+        return {}
+    out = {}
+    out["validate"], C = common.time_call(fns["validate"], X)
+    out["positives"] = common.time_call(fns["positives"], C)[0]
+    out["filter"] = common.time_call(fns["filter"], C, n_threads)[0]
+    rng = np.random.default_rng(seed)
+    t, P = common.time_call(fns["initial draw"], rng, C.shape[0], 64, 0.01, np.float32)
+    t2, Q = common.time_call(fns["initial draw"], rng, C.shape[1], 64, 0.01, np.float32)
+    out["initial draw"] = t + t2
+    out["aligned copies"] = sum(common.time_call(fns["aligned copies"], A)[0] for A in (P, Q))
+    out["fingerprint"] = common.time_call(fns["fingerprint"], C)[0]
+    return out
 
 
-def fit_row(X, n_threads, epochs, args):
-    """``(BPR model, table row)``: BPR (and APR unless ``--no-apr``) epochs on ``X``."""
-    with common.PeakRSS() as pk:
-        m, kern, wall, setup = fit_epochs(X, n_threads, epochs, args.seed)
-    row = [f"{X.shape[0]:,}", f"{X.shape[1]:,}", f"{X.nnz:,}", kern.fmt_ms(0),
-           wall.fmt_ms(0), f"{X.nnz / kern.median / 1e6:.2f}", f"{1e3 * setup:.0f}",
-           f"{pk.increase:.0f}"]
-    if not args.no_apr:
-        _, akern, _, _ = fit_epochs(X, n_threads, epochs, args.seed, model="APR")
-        row += [akern.fmt_ms(0), f"{akern.median / kern.median:.2f}x"]
-    return m, row
-
-
-def eval_row(m, X, T, n_threads, n_eval, seed):
-    """evaluate on a seeded user subset vs the bare matmul, extrapolated to all users."""
+def _evaluate(m, X, T, n_threads, n_eval, seed):
     import aprnb
     rng = np.random.default_rng(seed)
     has_test = np.flatnonzero(np.diff(T.indptr) > 0)
     users = np.sort(rng.choice(has_test, size=min(n_eval, len(has_test)), replace=False))
-    P, Q = m.user_factors_, m.item_factors_
-    ev, mm = Stats(), Stats()
+    ev = Stats()
     with common.blas_threads(n_threads):
         for _ in range(2):
-            ev.add(common.time_call(aprnb.evaluate, (P, Q), X, T, k=[20], users=users,
+            ev.add(common.time_call(aprnb.evaluate, m, X, T, k=[20], users=users,
                                     n_threads=n_threads)[0])
-            mm.add(common.time_call(bare_matmul, P, Q, users,
-                                    default_block_rows(X.shape[1], P.itemsize))[0])
-    per_user = ev.median / len(users)
-    return [f"{X.shape[0]:,}", f"{X.shape[1]:,}", len(users), f"{ev.median:.2f}",
-            f"{mm.median:.2f}", f"{ev.median / mm.median:.2f}x", f"{1e3 * per_user:.2f}",
-            f"{per_user * len(has_test):.0f}"]
+    return {"eval_users": len(users), "eval_s": ev.median}
 
 
-def sections(rows_fit, rows_eval, n_threads, epochs, no_apr):
-    fit = Section(f"Scaling: BPR epoch on synthetic data (64 factors, SGD, {n_threads} threads)",
-                  ["users", "items", "train interactions", "kernel ms/epoch [min-max]",
-                   "wall ms/epoch", "M triples/s", "fit setup ms", "fit peak RSS +MB"]
-                  + ([] if no_apr else ["APR kernel ms/epoch", "APR / BPR"]),
-                  rows_fit,
-                  [f"{epochs} epochs per fit, first dropped; Zipf(0.8) item popularity, "
-                   f"geometric user degrees; generated with numpy (seeded)."])
-    evs = Section(f"Scaling: evaluate (holdout top-20) on a user subset, {n_threads} threads",
-                  ["users", "items", "users evaluated", "aprnb s", "bare matmul s",
-                   "aprnb / matmul", "ms per user", "extrapolated s for all test users"],
-                  rows_eval, ["median of 2 calls each; BLAS threads limited to the same "
-                              "count."])
-    return [fit, evs]
+def measure_size(name, runs, setup_runs, epochs, n_threads, n_eval, seed, models):
+    """All figures of one size (a JSON-able dict); run it in a fresh process."""
+    Xw, _ = synthetic(2000, 1000, 20_000, seed)
+    for mod in models:                                  # JIT warm-up / cache load
+        _model(mod, 1, n_threads, seed).fit(Xw)
+    n_users, n_items, nnz, sigma = SIZES[name]
+    t_gen, (X, T) = common.time_call(synthetic, n_users, n_items, nnz, seed, sigma=sigma)
+    out = {"name": name, "users": n_users, "items": n_items, "nnz": int(X.nnz), "gen_s": t_gen,
+           "rss_data_mb": common.current_rss_mb(), "threads": n_threads}
+    print(f"  {name}: {n_users:,} x {n_items:,}, {X.nnz:,} train (generated in {t_gen:.1f} s)",
+          file=sys.stderr, flush=True)
+    out["setup_s"] = [common.time_call(_model("BPR", 0, n_threads, seed).fit, X)[0]
+                      for _ in range(setup_runs)]
+    out["steps"] = _setup_steps(X, n_threads, seed)
+    for mod in models:
+        kern, wall = [], []
+        for r in range(runs):
+            with common.PeakRSS() as pk:
+                k, w, m = _fit_times(X, mod, epochs, n_threads, seed + r)
+            kern.append(k)
+            wall.append(w)
+            if r == 0:
+                out[f"{mod}_peak_mb"], out[f"{mod}_base_mb"] = pk.peak, pk.base
+            if mod == "BPR" and r == runs - 1:
+                out.update(_evaluate(m, X, T, n_threads, n_eval, seed))
+            del m
+        out[f"{mod}_kernel_s"], out[f"{mod}_wall_s"] = kern, wall
+    return out
+
+
+def _child(name, args, models):
+    """Run :func:`measure_size` in a fresh interpreter; its dict."""
+    code = (f"import json; from bench.scaling import measure_size; print('@@' + json.dumps("
+            f"measure_size({name!r}, {args.runs}, {args.setup_runs}, {args.epochs}, "
+            f"{args.n_threads}, {args.eval_users}, {args.seed}, {models!r})))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=str(common.REPO_DIR),
+                          stdout=subprocess.PIPE, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"size {name} failed (exit {proc.returncode})")
+    return json.loads(proc.stdout.split("@@")[-1])
+
+
+# -- the tables ---------------------------------------------------------------------------
+def _s(xs):
+    return Stats(xs).fmt_s(2)
+
+
+def _scaling_row(r, models):
+    nnz = r["nnz"]
+    b = Stats(r["BPR_kernel_s"])
+    row = [r["name"], f"{r['users']:,} x {r['items']:,}", f"{nnz:,}", _s(r["setup_s"]),
+           _s(r["BPR_kernel_s"]), f"{nnz / b.median / 1e6:.2f}", f"{1e9 * b.median / nnz:.0f}"]
+    for mod in models[1:]:
+        a = Stats(r[f"{mod}_kernel_s"])
+        row += [_s(r[f"{mod}_kernel_s"]), f"{1e9 * a.median / nnz:.0f}"]
+    peak = max(r[f"{m}_peak_mb"] for m in models) * 2**20
+    row += [f"{peak / 2**30:.2f}", f"{peak / nnz:.0f}",
+            f"{(r['BPR_peak_mb'] - r['BPR_base_mb']) * 2**20 / nnz:.0f}"]
+    return row
+
+
+def _time_row(r):
+    st = r["steps"]
+    wall, kern = Stats(r["BPR_wall_s"]).median, Stats(r["BPR_kernel_s"]).median
+    steps = [f"{st[k]:.2f}" if k in st else "n/a" for k in
+             ("validate", "positives", "filter", "initial draw", "aligned copies", "fingerprint")]
+    return ([r["name"], f"{r['gen_s']:.1f}"] + steps
+            + [f"{kern:.2f}", f"{1e3 * (wall - kern):.0f}", f"{r['eval_s']:.2f}",
+               f"{r['eval_users'] / r['eval_s']:,.0f}"])
+
+
+def sections(results, args, models):
+    """The scaling table and the where-the-time-goes table."""
+    apr = [f"{m} s/epoch [min-max]" for m in models[1:]]
+    per = [f"{m} ns/interaction" for m in models[1:]]
+    head = (["size", "users x items", "train interactions",
+             "fit set-up s [min-max]", "BPR s/epoch [min-max]", "BPR M triples/s",
+             "BPR ns/interaction"] + [x for pair in zip(apr, per) for x in pair]
+            + ["peak RSS GB", "peak bytes/interaction", "fit overhead bytes/interaction"])
+    notes = [f"{args.n_threads} threads, 64 factors, SGD lr 0.05; set-up = wall time of "
+             f"BPR(epochs=0).fit, {args.setup_runs} fits; epochs: {args.runs} fits of "
+             f"{args.epochs} epochs, per fit the median kernel time of the epochs after the "
+             f"first, then median [min-max] over the fits.",
+             "ns/interaction = epoch seconds / train interactions (constant if the epoch is "
+             "linear in nnz). Peak RSS: the process's high-water mark during the first fit "
+             "of each model (reset at its start; includes the train and test matrices and "
+             "the interpreter); fit overhead = that peak minus the RSS before the BPR fit.",
+             "Each size runs in a fresh process."]
+    fit = Section("Scaling: fit set-up, epochs and memory from 1M to 100M interactions",
+                  head, [_scaling_row(r, models) for r in results], notes)
+    where = Section(
+        "Scaling: where the time goes (seconds; BPR)",
+        ["size", "generate", "validate", "positives", "filter", "initial draw",
+         "aligned copies", "fingerprint", "BPR epoch kernel", "per-epoch Python ms",
+         "evaluate s", "evaluate users/s"],
+        [_time_row(r) for r in results],
+        ["Set-up steps timed one after another, once, after the set-up fits (fit builds the "
+         "filter on a worker thread while it draws the factors, so fit's set-up is less "
+         "than their sum). Per-epoch Python = wall - kernel per epoch (the finiteness check "
+         "and the copy of the last good epoch). evaluate: holdout top-20 over all items on "
+         f"a seeded sample of up to {args.eval_users} test users, median of 2 calls."])
+    return [fit, where]
 
 
 def run(args):
-    sizes = QUICK_SIZES if args.quick else SIZES
+    names = ["1M"] if args.quick else [s.strip() for s in args.sizes.split(",") if s.strip()]
+    unknown = [n for n in names if n not in SIZES]
+    if unknown:
+        raise SystemExit(f"unknown size(s) {unknown}; choose from {list(SIZES)}")
     if args.max_nnz:
-        sizes = [s for s in sizes if s[2] <= args.max_nnz]
-    n_threads = common.thread_list(args.threads)[-1]
-    epochs = 2 if args.quick else 3
-    n_eval = 500 if args.quick else args.eval_users
-    warm_up(n_threads, args.seed)
-    rows_fit, rows_eval = [], []
-    for n_users, n_items, nnz in sizes:
-        t_gen, (X, T) = common.time_call(synthetic, n_users, n_items, nnz, args.seed)
-        print(f"  {n_users} x {n_items}: {X.nnz} train interactions "
-              f"(generated in {t_gen:.1f} s)", file=sys.stderr, flush=True)
-        m, row = fit_row(X, n_threads, epochs, args)
-        rows_fit.append(row)
-        rows_eval.append(eval_row(m, X, T, n_threads, n_eval, args.seed))
-        del m, X, T
-    return sections(rows_fit, rows_eval, n_threads, epochs, args.no_apr), None
+        names = [n for n in names if SIZES[n][2] <= args.max_nnz]
+    args.n_threads = common.thread_list(args.threads)[-1]
+    if args.setup_runs is None:
+        args.setup_runs = args.runs
+    if args.runs < 1 or args.setup_runs < 1 or args.epochs < 2:
+        raise SystemExit("--runs and --setup-runs must be >= 1 and --epochs >= 2 (the first "
+                         "epoch of each fit is dropped)")
+    models = ["BPR"] + ([] if args.no_apr else ["APR"])
+    models += ["BPR-adagrad"] if args.adagrad else []
+    t0 = time.perf_counter()
+    results = [_child(n, args, models) for n in names]
+    print(f"  total {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    return sections(results, args, models), results
 
 
 def main(argv=None):
     p = common.common_argparser(__doc__.splitlines()[0])
     p.set_defaults(threads="2")
-    p.add_argument("--eval-users", type=int, default=2000)
-    p.add_argument("--no-apr", action="store_true", help="skip the APR(eps=0.5) epochs")
+    p.add_argument("--sizes", default=DEFAULT_SIZES,
+                   help=f"comma-separated sizes from {list(SIZES)} (default: all)")
     p.add_argument("--max-nnz", type=int, default=None,
                    help="skip sizes with more target interactions than this")
+    p.add_argument("--runs", type=int, default=5, help="fits per model and size")
+    p.add_argument("--setup-runs", type=int, default=None,
+                   help="set-up fits per size (default: --runs)")
+    p.add_argument("--epochs", type=int, default=3, help="epochs per fit (the first dropped)")
+    p.add_argument("--eval-users", type=int, default=2000)
+    p.add_argument("--no-apr", action="store_true", help="skip the APR(eps=0.5) fits")
+    p.add_argument("--adagrad", action="store_true", help="add BPR with Adagrad")
     common.script_main(__doc__, run, argv, parser=p)
 
 

@@ -299,6 +299,10 @@ def test_sgd_fit_does_not_keep_the_initial_factors_alive():
             return P, Q, state
 
     def cb(epoch, stats):
+        # Two tables at most: the aligned ones the kernels update and the last good
+        # epoch's (the pre-alignment factors are reused for it, or freed).
         gc.collect()
-        assert seen[0]() is None, "the pre-alignment factors are still referenced"
-    Spy(factors=4, epochs=2, random_state=0, show_progress=False).fit(X, init=init, callback=cb)
+        assert seen[0]() is None or seen[0]() is m.user_factors_, \
+            "the pre-alignment factors are kept beside the working and last-good tables"
+    m = Spy(factors=4, epochs=2, random_state=0, show_progress=False)
+    m.fit(X, init=init, callback=cb)

@@ -11,7 +11,9 @@ from scipy.stats import chisquare
 from aprnb import BPR, evaluate
 from aprnb.kernels import sample_negatives
 from aprnb.kernels._rng import seed_states
-from aprnb.kernels.sampling import build_filter, filter_words, maybe_positive
+from aprnb._threads import numba_threads
+from aprnb.kernels.sampling import (PARALLEL_FILL, _fill_parallel, _fill_serial,
+                                    build_filter, filter_words, maybe_positive)
 
 
 def state(seed):
@@ -129,6 +131,68 @@ def test_filter_changes_speed_not_results(case, seed):
     a = sample_negatives(indptr, indices, users, n_items, state(seed))
     b = sample_negatives(indptr, indices, users, n_items, state(seed), filt=always)
     np.testing.assert_array_equal(a, b)
+
+
+def reference_filter(indptr, indices, n_items):
+    """The filter in plain NumPy: every pair hashed at once, bits set with ``bitwise_or.at``.
+
+    Written from the docstrings of ``filter_slot`` and ``mix64`` (SplitMix64's
+    scramble of ``(u * n_items + j) * 0x9E3779B97F4A7C15``; word = high 32 bits
+    masked to the table, two bits from the low 12), not from the kernel.
+    """
+    u64 = np.uint64
+    deg = np.diff(indptr)
+    dense = 2 * deg > n_items
+    keys = int(np.where(dense, n_items, deg).sum())
+    n_words = 1 << max(0, int(np.ceil(np.log2(max(1, keys) / 4))))
+    users = np.repeat(np.arange(len(deg)), np.where(dense, n_items, deg))
+    items = np.concatenate([np.arange(n_items) if dense[u] else indices[indptr[u]:indptr[u + 1]]
+                            for u in range(len(deg))] + [np.zeros(0, np.int64)])
+    z = (users.astype(u64) * u64(n_items) + items.astype(u64)) * u64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> u64(30))) * u64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> u64(27))) * u64(0x94D049BB133111EB)
+    h = z ^ (z >> u64(31))
+    filt = np.zeros(n_words, dtype=u64)
+    np.bitwise_or.at(filt, ((h >> u64(32)) & u64(n_words - 1)).astype(np.int64),
+                     (u64(1) << (h & u64(63))) | (u64(1) << ((h >> u64(6)) & u64(63))))
+    return filt
+
+
+@st.composite
+def random_csr(draw):
+    """Random CSR arrays with sorted rows; some rows dense (more than half the items)."""
+    n_items = draw(st.integers(1, 120))
+    rows = draw(st.lists(st.one_of(
+        st.lists(st.integers(0, n_items - 1), unique=True, max_size=min(n_items, 40)),
+        st.sets(st.integers(0, n_items - 1), min_size=n_items // 2 + 1,
+                max_size=n_items).map(list)), min_size=1, max_size=30))
+    return csr_rows(rows, n_items) + (n_items,)
+
+
+@settings(max_examples=100, deadline=None)
+@given(case=random_csr(), parts=st.integers(1, 7), idx=st.sampled_from([np.int32, np.int64]),
+       fill=st.sampled_from([_fill_serial, _fill_parallel]))
+def test_filter_equals_the_numpy_reference_for_any_split(case, parts, idx, fill):
+    # The words are split into ``parts`` ranges, one per thread; every split
+    # (including more parts than words) must set exactly the reference's bits.
+    indptr, indices, n_items = case
+    ref = reference_filter(indptr, indices, n_items)
+    filt = np.zeros_like(ref)
+    fill(filt, indptr.astype(idx), indices.astype(idx), n_items, parts)
+    np.testing.assert_array_equal(filt, ref)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_build_filter_is_the_reference_on_one_and_two_threads(threads):
+    rng = np.random.default_rng(3)
+    X = sp.random(3000, 1000, density=0.03, format="csr", random_state=rng)
+    X.sort_indices()
+    assert X.nnz >= PARALLEL_FILL                           # the parallel fill runs
+    ref = reference_filter(X.indptr, X.indices, 1000)
+    with numba_threads(threads):
+        filt = build_filter(X.indptr, X.indices, 1000)
+    np.testing.assert_array_equal(filt, ref)
+    assert ref.sum() > 0
 
 
 @pytest.mark.parametrize("filt,err", [

@@ -105,7 +105,7 @@ def _clone(fn, name):
     return out
 
 
-def twin(fn, serial_name, parallel_name):
+def twin(fn, serial_name, parallel_name, nogil=False):
     """One Python function compiled twice: serially and with ``parallel=True``.
 
     Returns ``(serial, parallel)`` dispatchers, both cached and with the flag
@@ -117,10 +117,12 @@ def twin(fn, serial_name, parallel_name):
     compilation therefore gets a clone of ``fn`` under its own name.
     ``tests/test_jit.py`` checks, after a cache reload in a fresh process, that
     the parallel twin still calls the parallel scheduler and the serial one
-    does not.
+    does not. ``nogil=True`` releases the GIL in both (for kernels run on a
+    Python worker thread).
     """
-    serial = njit(**_FLOAT)(_clone(fn, serial_name))
-    parallel = njit(parallel=True, **_FLOAT)(_clone(fn, parallel_name))
+    options = dict(_FLOAT, nogil=True) if nogil else _FLOAT
+    serial = njit(**options)(_clone(fn, serial_name))
+    parallel = njit(parallel=True, **options)(_clone(fn, parallel_name))
     return serial, parallel
 
 

@@ -40,9 +40,12 @@ the order of the triples, not on how far ahead the kernel draws.
 The rows ``indices[indptr[u]:indptr[u+1]]`` must be sorted and free of
 duplicates (``aprnb.data.as_interactions`` guarantees it).
 """
+import numba
 import numpy as np
+from numba import prange
 
-from ._jit import inline, integer, kernel
+from ._intrinsics import prefetch
+from ._jit import inline, integer, kernel, twin
 from ._rng import DRAW, REDRAW, mix64, randint
 
 #: Positives per 64-bit filter word (about 16 bits each): 1.3% false alarms.
@@ -75,17 +78,62 @@ def filter_slot(filt, u, j, n_items):
     return word, mask
 
 
-@integer
-def _fill_filter(filt, indptr, indices, n_items):
-    for u in range(indptr.shape[0] - 1):
-        if 2 * (indptr[u + 1] - indptr[u]) > n_items:     # dense row: every pair
-            for j in range(n_items):
-                word, mask = filter_slot(filt, u, j, n_items)
-                filt[word] |= mask
-        else:
-            for k in range(indptr[u], indptr[u + 1]):
-                word, mask = filter_slot(filt, u, indices[k], n_items)
-                filt[word] |= mask
+#: Filter writes in flight per thread: each word is prefetched this many owned
+#: pairs before its bits are set, so that the cache misses overlap.
+FILL_AHEAD = 32
+
+
+@inline
+def _set_owned(filt, u, j, n_items, lo, hi, ring_w, ring_m, n):
+    """Queue the bits of ``(u, j)`` if its word is in ``[lo, hi)``; returns the new count.
+
+    The word is prefetched now and written :data:`FILL_AHEAD` queued pairs later
+    (the oldest entry of the ring ``ring_w``/``ring_m`` is written first).
+    """
+    word, mask = filter_slot(filt, u, j, n_items)
+    if lo <= word < hi:
+        slot = n & (FILL_AHEAD - 1)
+        if n >= FILL_AHEAD:
+            filt[ring_w[slot]] |= ring_m[slot]
+        ring_w[slot] = word
+        ring_m[slot] = mask
+        prefetch(filt, word, 0)
+        n += 1
+    return n
+
+
+def _fill_filter(filt, indptr, indices, n_items, parts):
+    """Set the bits of every positive; part ``p`` owns the ``p``-th slice of the words.
+
+    Bits of different users share words (the hash scatters them), so the work
+    is split by word, not by user: every part hashes all pairs and writes only
+    the words it owns. No two threads write one word, and the filter does not
+    depend on ``parts``. Hashing is cheap and sequential; the random writes,
+    which are the cost, are divided among the parts, and prefetched.
+    """
+    n_words = filt.shape[0]
+    for p in prange(parts):
+        lo = (np.int64(p) * n_words) // parts
+        hi = (np.int64(p + 1) * n_words) // parts
+        ring_w = np.zeros(FILL_AHEAD, dtype=np.int64)
+        ring_m = np.zeros(FILL_AHEAD, dtype=np.uint64)
+        n = 0
+        for u in range(indptr.shape[0] - 1):
+            if 2 * (indptr[u + 1] - indptr[u]) > n_items:     # dense row: every pair
+                for j in range(n_items):
+                    n = _set_owned(filt, u, j, n_items, lo, hi, ring_w, ring_m, n)
+            else:
+                for k in range(indptr[u], indptr[u + 1]):
+                    n = _set_owned(filt, u, indices[k], n_items, lo, hi, ring_w, ring_m, n)
+        for t in range(max(0, n - FILL_AHEAD), n):           # the writes still queued
+            filt[ring_w[t & (FILL_AHEAD - 1)]] |= ring_m[t & (FILL_AHEAD - 1)]
+
+
+_fill_serial, _fill_parallel = twin(_fill_filter, "_fill_filter_serial",
+                                    "_fill_filter_parallel", nogil=True)
+
+#: Fewer positives than this fill the filter on one thread (starting threads costs more).
+PARALLEL_FILL = 1 << 16
 
 
 def _filter_keys(indptr, n_items):
@@ -93,8 +141,12 @@ def _filter_keys(indptr, n_items):
     return int(np.where(2 * deg > n_items, n_items, deg).sum())
 
 
-def build_filter(indptr, indices, n_items):
+def build_filter(indptr, indices, n_items, zeros=np.zeros):
     """The filter of the positives of a CSR matrix (``uint64`` array, 16 bits per positive).
+
+    Built on Numba's current threads (:func:`numba.get_num_threads`; one
+    below :data:`PARALLEL_FILL` positives); the result is the same on any
+    number of threads.
 
     Parameters
     ----------
@@ -102,6 +154,9 @@ def build_filter(indptr, indices, n_items):
         The CSR structure (rows = users); any integer dtype.
     n_items : int
         Number of columns.
+    zeros : callable, default numpy.zeros
+        ``zeros(n_words, dtype)`` allocates the zero-filled table (training
+        passes a huge-page-aligned allocator, so the table is not copied).
 
     Returns
     -------
@@ -109,9 +164,10 @@ def build_filter(indptr, indices, n_items):
         A power-of-two number of words; pass it to the epoch kernels and to
         :func:`sample_negatives` together with the same ``indptr``/``indices``.
     """
-    filt = np.zeros(filter_words(_filter_keys(indptr, n_items)), dtype=np.uint64)
+    filt = zeros(filter_words(_filter_keys(indptr, n_items)), np.uint64)
+    parts = numba.get_num_threads() if len(indices) >= PARALLEL_FILL else 1
     if len(indices):
-        _fill_filter(filt, indptr, indices, n_items)
+        (_fill_parallel if parts > 1 else _fill_serial)(filt, indptr, indices, n_items, parts)
     return filt
 
 

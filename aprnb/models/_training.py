@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._memory import huge_page_aligned
+from .._memory import huge_page_aligned, huge_page_zeros
 from .._threads import numba_threads, running_threads
 from ..kernels import MODE_BPR, MODE_VAT, all_finite, epoch_parallel, epoch_serial
 from ..kernels._rng import seed_states, shuffle_pairs
@@ -76,9 +76,16 @@ def positives(X):
         warnings.warn(f"{int(full.sum())} user(s) interacted with every item; they have "
                       f"no negatives and are skipped in training", RuntimeWarning,
                       stacklevel=4)
-    users = np.repeat(np.arange(X.shape[0], dtype=X.indices.dtype), deg)
-    keep = ~full[users]
-    return users[keep], X.indices[keep]
+    if not full.any():              # the usual case: every pair, no mask to apply
+        return np.repeat(np.arange(X.shape[0], dtype=X.indices.dtype), deg), X.indices.copy()
+    users = np.repeat(np.arange(X.shape[0], dtype=X.indices.dtype), np.where(full, 0, deg))
+    return users, X.indices[np.repeat(~full, deg)]
+
+
+def sampling_filter(X, threads):
+    """The negative-sampling filter of ``X`` (huge-page aligned), built on ``threads``."""
+    with numba_threads(threads):
+        return build_filter(X.indptr, X.indices, X.shape[1], zeros=huge_page_zeros)
 
 
 def _kernel(batch_size, threads):
@@ -95,8 +102,11 @@ class Training:
     ----------
     X : canonical CSR training matrix
     P, Q, GP, GQ : initial factors and Adagrad accumulators (copied into
-        huge-page-aligned buffers; GP/GQ are empty for SGD)
+        huge-page-aligned buffers; GP/GQ are empty for SGD). Training takes
+        them over as its first snapshot (:meth:`parameters` with ``good=True``),
+        so pass arrays that nothing else holds.
     rng : numpy Generator (seeds the RNG streams)
+    filt : the :func:`sampling_filter` of ``X``, if already built (else built here)
     n_threads, n_slices : int (see the module docstring)
     lr, reg : float; adagrad : bool; initial_accumulator : float; batch_size : int
 
@@ -105,21 +115,21 @@ class Training:
     """
 
     def __init__(self, X, P, Q, GP, GQ, rng, n_threads, n_slices, lr, reg, adagrad,
-                 initial_accumulator=0.1, batch_size=1):
+                 initial_accumulator=0.1, batch_size=1, filt=None):
         self.X = X
+        self.threads = running_threads(n_threads)
         self.users, self.items = positives(X)
-        self.filt = huge_page_aligned(build_filter(X.indptr, X.indices, X.shape[1]))
+        self.filt = sampling_filter(X, self.threads) if filt is None else filt
         self.P, self.Q = huge_page_aligned(P), huge_page_aligned(Q)
         self.GP, self.GQ = (huge_page_aligned(GP), huge_page_aligned(GQ)) if adagrad \
             else (GP, GQ)
-        self.threads = running_threads(n_threads)
         self.slices = n_slices
         self.states = seed_states(rng, n_slices)
         self.rng, self.vat_states = rng, None       # VAT's stream: drawn on first use
         self.kernel = _kernel(batch_size, self.threads)
         self.lr, self.reg, self.adagrad = lr, reg, adagrad
         self.initial_accumulator = initial_accumulator
-        self._good = self.snapshot()
+        self._good = (P, Q, GP, GQ)     # the inputs, now copied, hold the last good state
 
     def snapshot(self):
         """A copy of the parameters (factors and optimizer state)."""

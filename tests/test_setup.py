@@ -1,0 +1,34 @@
+"""Fit set-up: the blocked initial draw and the overlapped filter give the same start."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from aprnb import BPR
+from aprnb.kernels.sampling import build_filter
+from aprnb.models._factor import normal_factors
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("block", [1, 5, 64, 1 << 20])
+def test_normal_factors_equal_the_one_shot_draw(dt, block):
+    # The initial factors must be the numbers fit drew before blocking (whole-table
+    # float64 draw, scaled, then cast), whatever the block size.
+    a = normal_factors(np.random.default_rng(11), 37, 6, 0.01, dt, block_draws=block)
+    b = (np.random.default_rng(11).standard_normal((37, 6)) * 0.01).astype(dt)
+    assert a.dtype == dt
+    np.testing.assert_array_equal(a, b)
+
+
+def test_fit_starts_from_the_one_shot_draw_and_builds_the_filter_once():
+    rng = np.random.default_rng(0)
+    X = sp.random(400, 300, density=0.05, format="csr", random_state=rng)
+    m = BPR(factors=8, epochs=0, random_state=5, show_progress=False).fit(X)
+    g = np.random.default_rng(5)
+    np.testing.assert_array_equal(
+        m.user_factors_, (g.standard_normal((400, 8)) * 0.01).astype(np.float32))
+    np.testing.assert_array_equal(
+        m.item_factors_, (g.standard_normal((300, 8)) * 0.01).astype(np.float32))
+    run = m._training(m.train_, None)
+    T = m.train_
+    np.testing.assert_array_equal(run.filt, build_filter(T.indptr, T.indices, 300))
+    assert run.filt.flags.c_contiguous and run.filt.dtype == np.uint64
