@@ -32,3 +32,20 @@ def test_fit_starts_from_the_one_shot_draw_and_builds_the_filter_once():
     T = m.train_
     np.testing.assert_array_equal(run.filt, build_filter(T.indptr, T.indices, 300))
     assert run.filt.flags.c_contiguous and run.filt.dtype == np.uint64
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_large_tables_are_drawn_in_parallel_blocks_independent_of_threads(dt):
+    from aprnb.models._factor import PARALLEL_DRAW
+    rows, cols = PARALLEL_DRAW // 16 + 3, 16           # just above the threshold
+    one = normal_factors(np.random.default_rng(3), rows, cols, 0.5, dt, block_draws=1 << 16,
+                         n_threads=1)
+    two = normal_factors(np.random.default_rng(3), rows, cols, 0.5, dt, block_draws=1 << 16,
+                         n_threads=2)
+    assert one.dtype == dt and one.shape == (rows, cols)
+    np.testing.assert_array_equal(one, two)
+    assert abs(one.mean()) < 1e-3 and abs(one.std() - 0.5) < 1e-3
+    step = (1 << 16) // cols
+    assert not np.array_equal(one[:step], one[step:2 * step])       # a stream per block
+    other = normal_factors(np.random.default_rng(4), rows, cols, 0.5, dt, block_draws=1 << 16)
+    assert not np.array_equal(one[:10], other[:10])                  # seeded by rng

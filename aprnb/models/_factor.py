@@ -20,19 +20,46 @@ from ._training import DivergenceError, Phase, Training, sampling_filter
 from .callbacks import as_callbacks
 
 
-def normal_factors(rng, rows, cols, std, dt, block_draws=1 << 20):
-    """``(rng.standard_normal((rows, cols)) * std).astype(dt)``, a block of rows at a time.
+#: Tables of more numbers than this are drawn in parallel blocks (:func:`normal_factors`).
+PARALLEL_DRAW = 1 << 22
 
-    The same numbers (the generator fills row-major, in order, whatever the
-    blocks), without the two float64 temporaries of the whole table, which at
-    a million rows cost more time (page faults) than the draws.
+
+def normal_factors(rng, rows, cols, std, dt, block_draws=1 << 20, n_threads=1):
+    """A ``(rows, cols)`` table of N(0, std^2) numbers in dtype ``dt``, seeded by ``rng``.
+
+    Up to :data:`PARALLEL_DRAW` numbers (every data set of ``docs/results.md``:
+    Gowalla's item table at 64 factors holds 2.6M) it is exactly
+    ``(rng.standard_normal((rows, cols)) * std).astype(dt)``, drawn a block of
+    rows at a time (the generator fills row-major, in order, whatever the
+    blocks), without the two float64 temporaries of the whole table.
+
+    A larger table would spend longer in that one serial stream than in the rest
+    of the fit's set-up (128M numbers, about 1 s, for a million users and a
+    million items at 64 factors). It is cut into blocks of about ``block_draws``
+    numbers, each drawn in ``dt`` by a generator of its own (PCG64, seeded by
+    ``SeedSequence`` children of one seed drawn from ``rng``) on ``n_threads``
+    Python threads (numpy releases the GIL while it fills). The numbers depend
+    on ``rng`` and the table's shape only, not on ``n_threads``.
     """
+    dt = np.dtype(dt)
     out = np.empty((rows, cols), dtype=dt)
     step = max(1, block_draws // max(1, cols))
-    for lo in range(0, rows, step):
-        z = rng.standard_normal((min(step, rows - lo), cols))
-        z *= std
-        out[lo:lo + len(z)] = z
+    starts = range(0, rows, step)
+    if rows * cols <= PARALLEL_DRAW:
+        for lo in starts:
+            z = rng.standard_normal((min(step, rows - lo), cols))
+            z *= std
+            out[lo:lo + len(z)] = z
+        return out
+    seeds = np.random.SeedSequence(rng.integers(0, 2**63, size=4)).spawn(len(starts))
+
+    def fill(k):
+        block = out[starts[k]:starts[k] + step]
+        np.random.Generator(np.random.PCG64(seeds[k])).standard_normal(out=block, dtype=dt)
+        block *= dt.type(std)
+
+    with concurrent.futures.ThreadPoolExecutor(max(1, n_threads)) as pool:
+        list(pool.map(fill, range(len(starts))))
     return out
 
 
@@ -73,8 +100,9 @@ class FactorModel(BaseRecommender):
                                  "gradient is exactly zero: nothing would train. Use a "
                                  "positive init_std (the paper's 0.01), or warm-start with "
                                  "init=")
-            P = normal_factors(rng, shape[0], self.factors, self.init_std, dt)
-            Q = normal_factors(rng, shape[1], self.factors, self.init_std, dt)
+            t = running_threads(check_n_threads(self.n_threads))
+            P = normal_factors(rng, shape[0], self.factors, self.init_std, dt, n_threads=t)
+            Q = normal_factors(rng, shape[1], self.factors, self.init_std, dt, n_threads=t)
             return P, Q, None
         if isinstance(init, BaseRecommender):
             init._check_fitted()
