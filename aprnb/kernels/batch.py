@@ -110,7 +110,7 @@ def _prefetch_row(A, r, step):
 
 
 @inline
-def _first_draws(filt, pos_users, lo, hi, states, rs, n_items, T):
+def _first_draws(filt, pos_users, pos_items, lo, hi, states, rs, n_items, T, slot_u, slot_i):
     """Every triple's first negative draw (stream DRAW, in triple order) into
     ``T[2, :hi - lo]``, prefetching its filter word."""
     for k in range(lo, hi):
@@ -119,6 +119,9 @@ def _first_draws(filt, pos_users, lo, hi, states, rs, n_items, T):
         T[2, k - lo] = j0
         word, _ = filter_slot(filt, u, j0, n_items)
         prefetch(filt, word, 0)
+        prefetch(slot_u, u, 0)                  # the slots the claims will read
+        prefetch(slot_i, pos_items[k], 0)
+        prefetch(slot_i, j0, 0)
 
 
 @inline
@@ -153,7 +156,7 @@ def _gather_clean(P, Q, filt, indptr, indices, pos_users, pos_items, lo, hi, sta
     rows_u, rows_i = rows
     GU, G2U, GI, G2I = bufs
     n_items = slot_i.shape[0]
-    _first_draws(filt, pos_users, lo, hi, states, rs, n_items, T)
+    _first_draws(filt, pos_users, pos_items, lo, hi, states, rs, n_items, T, slot_u, slot_i)
     nb = 0
     nu = 0
     ni = 0
@@ -285,7 +288,7 @@ def _batch_epoch(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, stat
     losses = np.zeros(n_chunks)
     counts = np.zeros(n_chunks, dtype=np.int64)
     # Chunk-private scratch (see run_batches).
-    slots = np.full((n_chunks, P.shape[0] + Q.shape[0]), -1, dtype=np.int64)
+    slots = np.full((n_chunks, P.shape[0] + Q.shape[0]), -1, dtype=np.int32)
     rows = np.empty((n_chunks, 3 * B), dtype=np.int64)
     ubuf = np.zeros((n_chunks, 2, B, d), dtype=P.dtype)
     ibuf = np.zeros((n_chunks, 2, 2 * B, d), dtype=P.dtype)
