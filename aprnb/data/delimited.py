@@ -4,14 +4,23 @@ Headers are detected (or given), any separator works, values follow the rule of
 matrix input (0 is no interaction, a negative value an error, unless
 ``min_value`` thresholds them), and arbitrary string or integer ids are mapped to
 contiguous indices whose raw ids the returned objects keep.
+
+Two readers give the same result. The careful parser (:func:`_read_delimited` and
+:func:`_map_ids`) reads any file, line by line in Python, and names the file and
+line of the first error. The fast path (:func:`_read_fast`) reads files of integer
+ids with a single-character separator through numpy's C ``np.loadtxt``
+(:mod:`aprnb.data._fast_delimited`), some 20 times faster; it gives up, and leaves
+the files to the careful parser, whenever it cannot be sure of returning what the
+careful parser would, and in particular on any error.
 """
 import os
 import warnings
 
 import numpy as np
 
-from ._text import (INDEX_SLACK, MAX_ID, _check_file, _check_index_size, _data_lines, _int_index,
-                    _Largest, _plain_int, _split)
+from . import _fast_delimited
+from ._text import (INDEX_SLACK, MAX_ID, MIN_INDEX, _check_file, _check_index_size, _data_lines,
+                    _int_index, _Largest, _lines, _plain_int, _split)
 from .dataset import Dataset, Interactions, _binary_csr
 from .negatives import _negative_matrix, _read_negatives
 
@@ -73,6 +82,24 @@ def _looks_like_header(first, second):
     return False, False
 
 
+def _layout(path, first, sep, header):
+    """``(sep, header, warning)`` of a file whose first data lines (one or two
+    ``(lineno, text)``) are ``first``: the separator and whether the first line is a
+    header, resolved from "auto", and the message of the warning that a weakly
+    detected header was skipped (None without one)."""
+    if sep == "auto":
+        sep = _detect_sep(first[0][1])
+    warning = None
+    if header == "auto":
+        header, weak = _looks_like_header(_split(first[0][1], sep),
+                                          _split(first[1][1], sep) if len(first) > 1 else None)
+        if weak:
+            warning = (f"{path}: line {first[0][0]} ({first[0][1][:60]!r}) was taken for a "
+                       f"header and skipped; pass header=False (CLI: --header no) if it is "
+                       f"data")
+    return sep, header, warning
+
+
 def _read_delimited(path, sep, header, comment):
     """Rows ``(user, item, value, timestamp, lineno)`` of a delimited log.
 
@@ -83,15 +110,9 @@ def _read_delimited(path, sep, header, comment):
     lines = list(_data_lines(path, comment))
     if not lines:
         return []
-    if sep == "auto":
-        sep = _detect_sep(lines[0][1])
-    if header == "auto":
-        header, weak = _looks_like_header(_split(lines[0][1], sep),
-                                          _split(lines[1][1], sep) if len(lines) > 1 else None)
-        if weak:
-            warnings.warn(f"{path}: line {lines[0][0]} ({lines[0][1][:60]!r}) was taken for a "
-                          f"header and skipped; pass header=False (CLI: --header no) if it is "
-                          f"data", UserWarning, stacklevel=5)
+    sep, header, warning = _layout(path, lines[:2], sep, header)
+    if warning:
+        warnings.warn(warning, UserWarning, stacklevel=5)
     rows = []
     for n, (lineno, s) in enumerate(lines[1:] if header else lines):
         toks = _split(s, sep)
@@ -203,6 +224,126 @@ def _keep_rows(vals, rows, path, min_value):
     return ~has | (vals != 0)
 
 
+# -- the fast path -------------------------------------------------------------------------------
+def _head(path, comment):
+    """The first two data lines of ``path``, as :func:`_data_lines` reads them, each as
+    ``(lineno, text, offset)`` where ``offset`` is the byte at which the line begins.
+
+    None when the careful parser must read the file: it is not UTF-8 (the careful
+    parser names the line), or a line read holds a lone CR, which ``np.loadtxt``
+    (universal newlines) would count as a line break when it skips lines.
+    """
+    with open(path, "rb") as fh:
+        offset = 3 if fh.read(3) == b"\xef\xbb\xbf" else 0      # _lines drops the BOM
+    first = []
+    try:
+        for lineno, line in _lines(path):
+            body = line[:-1] if line.endswith("\n") else line
+            if "\r" in (body[:-1] if body.endswith("\r") else body):
+                return None
+            s = line.strip()
+            if s and not (comment and s.startswith(comment)):
+                first.append((lineno, s, offset))
+                if len(first) == 2:
+                    break
+            offset += len(line.encode("utf-8"))
+    except ValueError:
+        return None
+    return first
+
+
+def _fast_ids(keys, one_based):
+    """``(index array, original ids)`` of the int64 ids ``keys``, as :func:`_map_ids`
+    maps their canonical spellings; None where it would raise (ids out of range for
+    ``one_based``).
+
+    With ``one_based=None`` the result is that of ``np.unique(keys,
+    return_inverse=True)``; when the ids span at most ``max(MIN_INDEX, 2 * len(keys))``
+    values it is computed through a table of that span rather than a sort.
+    """
+    lo, hi = int(keys.min()), int(keys.max())
+    if one_based is not None:
+        offset = int(one_based)
+        if lo < offset or hi - offset > MAX_ID or hi - offset + 1 > max(
+                MIN_INDEX, INDEX_SLACK * len(keys)):
+            return None
+        return np.subtract(keys, offset, dtype=np.int64), np.arange(offset, hi + 1)
+    span = hi - lo + 1
+    if span > max(MIN_INDEX, 2 * len(keys)):
+        ids, idx = np.unique(keys, return_inverse=True)
+        return idx.astype(np.int64), ids
+    shifted = np.subtract(keys, lo, dtype=np.int64)
+    present = np.zeros(span, dtype=bool)
+    present[shifted] = True
+    ids = np.flatnonzero(present).astype(np.int64)
+    ids += lo
+    # an int32 table when the int64 one would outweigh the index array
+    rank = np.cumsum(present, dtype=np.int64 if span <= len(keys) or span >= 2**31
+                     else np.int32)
+    rank -= 1
+    return rank[shifted].astype(np.int64, copy=False), ids
+
+
+def _read_fast(paths, sep, one_based, header, comment, min_value):
+    """What :func:`_read_logs` returns, read through ``np.loadtxt``, as
+    ``(interactions, warnings)``; None when the careful parser must read the files.
+
+    The first lines (comments, header, separator, number of fields) are read as the
+    careful parser reads them; :func:`aprnb.data._fast_delimited.read_body` reads the
+    rest, or declines. Anything the careful parser would refuse (an id out of range
+    for ``one_based``, a negative or non-finite value) is left to it, so that it names
+    the line; so are non-finite timestamps.
+    """
+    files, notes = [], []
+    for path in paths:
+        first = _head(path, comment)
+        if not first:
+            return None
+        sep_, header_, note = _layout(path, first, sep, header)
+        if header_ and len(first) < 2:
+            return None
+        lineno, text, offset = first[1] if header_ else first[0]
+        k = len(_split(text, sep_))
+        if not _fast_delimited.fast_separator(sep_):
+            return None
+        if comment and not (isinstance(comment, str) and comment[0] not in
+                            _fast_delimited.allowed_bytes(sep_, k).decode()):
+            return None          # a data line might start with the comment marker
+        cols = _fast_delimited.read_body(path, offset, lineno, sep_, k)
+        if cols is None:
+            return None
+        files.append(cols)
+        notes.append(note)
+    mapped = []
+    for j in (0, 1):
+        keys = files[0][j] if len(files) == 1 else np.concatenate([f[j] for f in files])
+        mapped.append(_fast_ids(keys, one_based))
+        if mapped[-1] is None:
+            return None
+    (uidx, uids), (iidx, iids) = mapped
+    out, start = [], 0
+    for path, (users, _, vals, tss) in zip(paths, files):
+        sl = slice(start, start + len(users))
+        start += len(users)
+        if vals is None:                 # no value field: every row is an interaction
+            users, items = ((uidx, iidx) if len(files) == 1
+                            else (uidx[sl].copy(), iidx[sl].copy()))
+            out.append(Interactions(users=users, items=items, values=None, timestamps=None,
+                                    user_ids=uids, item_ids=iids))
+            continue
+        if not np.isfinite(vals).all() or (min_value is None and (vals < 0).any()) or (
+                tss is not None and not np.isfinite(tss).all()):
+            return None
+        keep = _keep_rows(vals, None, path, min_value)
+        vals = vals[keep]
+        tss = tss[keep] if tss is not None else None
+        out.append(Interactions(users=uidx[sl][keep], items=iidx[sl][keep],
+                                values=None if np.isnan(vals).all() else vals,
+                                timestamps=None if tss is None or np.isnan(tss).all() else tss,
+                                user_ids=uids, item_ids=iids))
+    return out, [n for n in notes if n]
+
+
 def _read_logs(paths, sep, one_based, header, comment, min_value=None):
     """Parse delimited files and map their ids to one shared index."""
     if min_value is not None and (isinstance(min_value, bool) or not isinstance(
@@ -214,8 +355,15 @@ def _read_logs(paths, sep, one_based, header, comment, min_value=None):
     if not (sep is None or isinstance(sep, str)) or sep == "":
         raise TypeError(f"sep must be a non-empty string, None (whitespace) or 'auto', "
                         f"got {sep!r}")
-    rows, where = [], []
     paths = [_check_file(p) for p in paths]    # every path exists before any is parsed
+    fast = _read_fast(paths, sep, one_based, header, comment, min_value)
+    if fast is not None:
+        out, notes = fast
+        for note in notes:      # stacklevel: as _read_delimited's warning, one frame deeper
+            warnings.warn(note, UserWarning, stacklevel=4)
+        return out
+    # the careful parser: any file, and the file and line of the first error
+    rows, where = [], []
     for p in paths:
         r = _read_delimited(p, sep, header, comment)
         if not r:
