@@ -32,6 +32,12 @@ def huge_page_zeros(shape, dtype):
     return buf[off:off + nbytes].view(dtype).reshape(shape)
 
 
+def on_huge_pages(a):
+    """True when ``a`` is C-contiguous and starts on a 2 MiB boundary (or is smaller than
+    one huge page): what :func:`huge_page_aligned` would return a copy of."""
+    return a.flags.c_contiguous and (a.nbytes < HUGE_PAGE or a.ctypes.data % HUGE_PAGE == 0)
+
+
 def huge_page_aligned(a):
     """A C-contiguous copy of ``a`` that starts on a 2 MiB boundary.
 

@@ -37,7 +37,7 @@ def factors_fingerprint(P, Q):
     return "sha256:" + h.hexdigest()
 
 
-def record(X, data=None, init=None):
+def record(X, data=None, init=None, fp=None):
     """Provenance of a fit on the canonical matrix ``X``.
 
     Parameters
@@ -51,12 +51,14 @@ def record(X, data=None, init=None):
         matrix, its split and id maps carry over. Every matrix of the warm-start
         chain goes into ``seen``; when ``init`` was trained on another matrix, a
         warning says that :func:`check_split` will refuse the model.
+    fp : str, optional
+        ``fingerprint(X)``, if already computed.
 
     Returns
     -------
     (dict, user_ids or None, item_ids or None)
     """
-    fp = fingerprint(X)
+    fp = fingerprint(X) if fp is None else fp
     split = getattr(data, "split", None)
     uids = _ids(getattr(data, "user_ids", None))
     iids = _ids(getattr(data, "item_ids", None))

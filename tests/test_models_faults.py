@@ -298,11 +298,16 @@ def test_sgd_fit_does_not_keep_the_initial_factors_alive():
             seen.append(weakref.ref(P))
             return P, Q, state
 
-    def cb(epoch, stats):
-        # Two tables at most: the aligned ones the kernels update and the last good
-        # epoch's (the pre-alignment factors are reused for it, or freed).
-        gc.collect()
-        assert seen[0]() is None or seen[0]() is m.user_factors_, \
-            "the pre-alignment factors are kept beside the working and last-good tables"
+    class Check(aprnb.models.callbacks.Callback):
+        def on_epoch_end(self, epoch, stats, run):
+            # Two tables at most: the aligned ones the kernels update and the last good
+            # epoch's. The initial factors are the working table (they start on a huge
+            # page), the last good one, or freed.
+            gc.collect()
+            assert seen[0]() is None or seen[0]() is run.P or seen[0]() is m.user_factors_, \
+                "the initial factors are kept beside the working and last-good tables"
+            assert run.P is not m.user_factors_
+
+    cb = Check()
     m = Spy(factors=4, epochs=2, random_state=0, show_progress=False)
     m.fit(X, init=init, callback=cb)

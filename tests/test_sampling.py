@@ -173,8 +173,9 @@ def random_csr(draw):
 @given(case=random_csr(), parts=st.integers(1, 7), idx=st.sampled_from([np.int32, np.int64]),
        fill=st.sampled_from([_fill_serial, _fill_parallel]))
 def test_filter_equals_the_numpy_reference_for_any_split(case, parts, idx, fill):
-    # The words are split into ``parts`` ranges, one per thread; every split
-    # (including more parts than words) must set exactly the reference's bits.
+    # The users are cut into ``parts`` runs of about equal numbers of keys, one per
+    # thread; every split (including more parts than users) must set exactly the
+    # reference's bits.
     indptr, indices, n_items = case
     ref = reference_filter(indptr, indices, n_items)
     filt = np.zeros_like(ref)

@@ -49,3 +49,41 @@ def test_large_tables_are_drawn_in_parallel_blocks_independent_of_threads(dt):
     assert not np.array_equal(one[:step], one[step:2 * step])       # a stream per block
     other = normal_factors(np.random.default_rng(4), rows, cols, 0.5, dt, block_draws=1 << 16)
     assert not np.array_equal(one[:10], other[:10])                  # seeded by rng
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adagrad"])
+@pytest.mark.parametrize("warm", [False, True], ids=["drawn", "warm-start-from-itself"])
+def test_ctrl_c_in_the_first_epoch_puts_the_starting_state_back(optimizer, warm, monkeypatch):
+    # Set-up makes no second copy of the start: the kernels' tables are it until the
+    # first epoch ends. A Ctrl-C that lands in the first epoch's kernel must still
+    # leave the model at the start (drawn again, or copied again from init).
+    import aprnb.models._training as training
+    X = sp.random(300, 200, density=0.05, format="csr", random_state=np.random.default_rng(1))
+    kw = dict(factors=8, optimizer=optimizer, random_state=3, n_threads=1, show_progress=False)
+    m = BPR(epochs=2, **kw)
+    if warm:
+        m.fit(X)
+        start = (m.user_factors_.copy(), m.item_factors_.copy(),
+                 [a.copy() for a in m.optimizer_state_] if optimizer == "adagrad" else None)
+    else:
+        ref = BPR(epochs=0, **kw).fit(X)
+        start = (ref.user_factors_, ref.item_factors_, ref.optimizer_state_)
+    real = training._kernel
+
+    def interrupted(*args):
+        kernel = real(*args)
+
+        def run(*a, **k):
+            kernel(*a, **k)                     # the arrays change, then Ctrl-C arrives
+            raise KeyboardInterrupt
+        return run
+
+    monkeypatch.setattr(training, "_kernel", interrupted)
+    with pytest.warns(RuntimeWarning, match="0 completed"), pytest.raises(KeyboardInterrupt):
+        m.fit(X, init=m if warm else None)
+    np.testing.assert_array_equal(m.user_factors_, start[0])
+    np.testing.assert_array_equal(m.item_factors_, start[1])
+    if optimizer == "adagrad":
+        for a, b in zip(m.optimizer_state_, start[2]):
+            np.testing.assert_array_equal(a, b)
+    assert m.history_ == []

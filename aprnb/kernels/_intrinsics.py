@@ -61,3 +61,30 @@ def prefetch(typingctx, arr, row, col):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@intrinsic
+def atomic_or(typingctx, arr, idx, val):
+    """``arr[idx] |= val`` as one atomic read-modify-write (1-D integer array).
+
+    The filter fill lets every thread set bits anywhere in the table: an
+    ordinary ``|=`` from two threads on one word could lose one thread's bits.
+    The order of the ORs does not matter, so the result is the same on any
+    number of threads. Relaxed ("monotonic") ordering: nothing else is
+    synchronised through the table while it is filled.
+    """
+    if not (isinstance(arr, types.Array) and arr.ndim == 1
+            and isinstance(arr.dtype, types.Integer) and isinstance(idx, types.Integer)):
+        return None
+    sig = types.void(arr, idx, val)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        i = context.cast(builder, args[1], signature.args[1], types.intp)
+        v = context.cast(builder, args[2], signature.args[2], aryty.dtype)
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [i], wraparound=False)
+        builder.atomic_rmw("or", ptr, v, "monotonic")
+        return context.get_dummy_value()
+
+    return sig, codegen

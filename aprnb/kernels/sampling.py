@@ -44,7 +44,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._intrinsics import prefetch
+from ._intrinsics import atomic_or, prefetch
 from ._jit import inline, integer, kernel, twin
 from ._rng import DRAW, REDRAW, mix64, randint
 
@@ -78,55 +78,60 @@ def filter_slot(filt, u, j, n_items):
     return word, mask
 
 
-#: Filter writes in flight per thread: each word is prefetched this many owned
-#: pairs before its bits are set, so that the cache misses overlap.
+#: Filter writes in flight per thread: each word is prefetched this many pairs
+#: before its bits are set, so that the cache misses overlap.
 FILL_AHEAD = 32
 
 
 @inline
-def _set_owned(filt, u, j, n_items, lo, hi, ring_w, ring_m, n):
-    """Queue the bits of ``(u, j)`` if its word is in ``[lo, hi)``; returns the new count.
+def _queue(filt, u, j, n_items, ring_w, ring_m, n):
+    """Queue the bits of ``(u, j)``; returns the new count.
 
-    The word is prefetched now and written :data:`FILL_AHEAD` queued pairs later
-    (the oldest entry of the ring ``ring_w``/``ring_m`` is written first).
+    The word is prefetched now and its bits are set :data:`FILL_AHEAD` queued
+    pairs later (the oldest entry of the ring ``ring_w``/``ring_m`` is written
+    first), with an atomic OR: another thread may be setting other bits of the
+    same word.
     """
     word, mask = filter_slot(filt, u, j, n_items)
-    if lo <= word < hi:
-        slot = n & (FILL_AHEAD - 1)
-        if n >= FILL_AHEAD:
-            filt[ring_w[slot]] |= ring_m[slot]
-        ring_w[slot] = word
-        ring_m[slot] = mask
-        prefetch(filt, word, 0)
-        n += 1
-    return n
+    slot = n & (FILL_AHEAD - 1)
+    if n >= FILL_AHEAD:
+        atomic_or(filt, ring_w[slot], ring_m[slot])
+    ring_w[slot] = word
+    ring_m[slot] = mask
+    prefetch(filt, word, 0)
+    return n + 1
 
 
 def _fill_filter(filt, indptr, indices, n_items, parts):
-    """Set the bits of every positive; part ``p`` owns the ``p``-th slice of the words.
+    """Set the bits of every positive; part ``p`` takes the ``p``-th share of the pairs.
 
-    Bits of different users share words (the hash scatters them), so the work
-    is split by word, not by user: every part hashes all pairs and writes only
-    the words it owns. No two threads write one word, and the filter does not
-    depend on ``parts``. Hashing is cheap and sequential; the random writes,
-    which are the cost, are divided among the parts, and prefetched.
+    The users are cut into ``parts`` runs of about equal numbers of keys (a
+    dense row counts ``n_items``). Bits of different users share words (the
+    hash scatters them), so the parts set their bits with atomic ORs; OR does
+    not depend on order, and the filter does not depend on ``parts``.
     """
-    n_words = filt.shape[0]
+    n_users = indptr.shape[0] - 1
+    ends = np.empty(n_users, dtype=np.int64)        # keys of the users up to u, inclusive
+    total = 0
+    for u in range(n_users):
+        deg = indptr[u + 1] - indptr[u]
+        total += n_items if 2 * deg > n_items else deg
+        ends[u] = total
     for p in prange(parts):
-        lo = (np.int64(p) * n_words) // parts
-        hi = (np.int64(p + 1) * n_words) // parts
+        first = np.searchsorted(ends, (np.int64(p) * total) // parts, side="right")
+        last = np.searchsorted(ends, (np.int64(p + 1) * total) // parts, side="right")
         ring_w = np.zeros(FILL_AHEAD, dtype=np.int64)
         ring_m = np.zeros(FILL_AHEAD, dtype=np.uint64)
         n = 0
-        for u in range(indptr.shape[0] - 1):
+        for u in range(first, last):
             if 2 * (indptr[u + 1] - indptr[u]) > n_items:     # dense row: every pair
                 for j in range(n_items):
-                    n = _set_owned(filt, u, j, n_items, lo, hi, ring_w, ring_m, n)
+                    n = _queue(filt, u, j, n_items, ring_w, ring_m, n)
             else:
                 for k in range(indptr[u], indptr[u + 1]):
-                    n = _set_owned(filt, u, indices[k], n_items, lo, hi, ring_w, ring_m, n)
+                    n = _queue(filt, u, indices[k], n_items, ring_w, ring_m, n)
         for t in range(max(0, n - FILL_AHEAD), n):           # the writes still queued
-            filt[ring_w[t & (FILL_AHEAD - 1)]] |= ring_m[t & (FILL_AHEAD - 1)]
+            atomic_or(filt, ring_w[t & (FILL_AHEAD - 1)], ring_m[t & (FILL_AHEAD - 1)])
 
 
 _fill_serial, _fill_parallel = twin(_fill_filter, "_fill_filter_serial",

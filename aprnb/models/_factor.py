@@ -6,21 +6,24 @@
 result; a failure or Ctrl-C commits the last good epoch instead.
 """
 import concurrent.futures
+import copy
 import warnings
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .._provenance import record
-from .._threads import check_n_threads, running_threads
+from .._memory import huge_page_aligned, huge_page_zeros
+from .._provenance import fingerprint, record
+from .._threads import check_n_threads, numba_threads, running_threads
 from .._validation import (check_choice, check_dtype, check_factors, check_float,
                            check_positive_int, check_random_state)
+from ..kernels.normal import fill_normal
 from ._base import BaseRecommender, training_data
 from ._training import DivergenceError, Phase, Training, sampling_filter
 from .callbacks import as_callbacks
 
 
-#: Tables of more numbers than this are drawn in parallel blocks (:func:`normal_factors`).
+#: Tables of more numbers than this are drawn on Numba's threads (:func:`normal_factors`).
 PARALLEL_DRAW = 1 << 22
 
 
@@ -30,36 +33,28 @@ def normal_factors(rng, rows, cols, std, dt, block_draws=1 << 20, n_threads=1):
     Up to :data:`PARALLEL_DRAW` numbers (every data set of ``docs/results.md``:
     Gowalla's item table at 64 factors holds 2.6M) it is exactly
     ``(rng.standard_normal((rows, cols)) * std).astype(dt)``, drawn a block of
-    rows at a time (the generator fills row-major, in order, whatever the
-    blocks), without the two float64 temporaries of the whole table.
+    ``block_draws`` numbers at a time (the generator fills row-major, in order,
+    whatever the blocks), without the two float64 temporaries of the whole table.
 
-    A larger table would spend longer in that one serial stream than in the rest
-    of the fit's set-up (128M numbers, about 1 s, for a million users and a
-    million items at 64 factors). It is cut into blocks of about ``block_draws``
-    numbers, each drawn in ``dt`` by a generator of its own (PCG64, seeded by
-    ``SeedSequence`` children of one seed drawn from ``rng``) on ``n_threads``
-    Python threads (numpy releases the GIL while it fills). The numbers depend
-    on ``rng`` and the table's shape only, not on ``n_threads``.
+    A larger table would spend longer in numpy's one serial stream than in the
+    rest of the fit's set-up (128M numbers, about 1.8 s, for a million users and
+    a million items at 64 factors). It is drawn by
+    :func:`aprnb.kernels.normal.fill_normal` on ``n_threads`` Numba threads,
+    straight into a huge-page-aligned table, with a 64-bit key drawn from
+    ``rng``. The numbers depend on ``rng`` and the table's shape only, not on
+    ``n_threads``.
     """
     dt = np.dtype(dt)
-    out = np.empty((rows, cols), dtype=dt)
+    if rows * cols > PARALLEL_DRAW:
+        out = huge_page_zeros((rows, cols), dt)
+        with numba_threads(n_threads):
+            return fill_normal(out, int(rng.integers(0, 2**63)), std)
+    out = huge_page_zeros((rows, cols), dt)
     step = max(1, block_draws // max(1, cols))
-    starts = range(0, rows, step)
-    if rows * cols <= PARALLEL_DRAW:
-        for lo in starts:
-            z = rng.standard_normal((min(step, rows - lo), cols))
-            z *= std
-            out[lo:lo + len(z)] = z
-        return out
-    seeds = np.random.SeedSequence(rng.integers(0, 2**63, size=4)).spawn(len(starts))
-
-    def fill(k):
-        block = out[starts[k]:starts[k] + step]
-        np.random.Generator(np.random.PCG64(seeds[k])).standard_normal(out=block, dtype=dt)
-        block *= dt.type(std)
-
-    with concurrent.futures.ThreadPoolExecutor(max(1, n_threads)) as pool:
-        list(pool.map(fill, range(len(starts))))
+    for lo in range(0, rows, step):
+        z = rng.standard_normal((min(step, rows - lo), cols))
+        z *= std
+        out[lo:lo + len(z)] = z
     return out
 
 
@@ -92,18 +87,15 @@ class FactorModel(BaseRecommender):
         return [Phase(self.epochs)]
 
     # -- the starting point -----------------------------------------------------------------
-    def _initial_factors(self, init, shape, rng, dt):
-        """``(P, Q, optimizer state or None)`` to start from."""
+    def _warm_start(self, init, shape):
+        """``init`` checked: None, or the arrays ``(P0, Q0, optimizer state or None)``."""
         if init is None:
             if self.init_std == 0:
                 raise ValueError("init_std=0 starts every factor at zero, where every BPR "
                                  "gradient is exactly zero: nothing would train. Use a "
                                  "positive init_std (the paper's 0.01), or warm-start with "
                                  "init=")
-            t = running_threads(check_n_threads(self.n_threads))
-            P = normal_factors(rng, shape[0], self.factors, self.init_std, dt, n_threads=t)
-            Q = normal_factors(rng, shape[1], self.factors, self.init_std, dt, n_threads=t)
-            return P, Q, None
+            return None
         if isinstance(init, BaseRecommender):
             init._check_fitted()
             P0, Q0 = init.user_factors_, init.item_factors_
@@ -119,7 +111,19 @@ class FactorModel(BaseRecommender):
             raise ValueError(f"init factors have shapes {P0.shape} and {Q0.shape}, but train "
                              f"{shape} with factors={self.factors} needs "
                              f"{(shape[0], self.factors)} and {(shape[1], self.factors)}")
-        return np.array(P0, dtype=dt, order="C"), np.array(Q0, dtype=dt, order="C"), state
+        return P0, Q0, state
+
+    def _initial_factors(self, source, shape, rng, dt):
+        """``(P, Q, optimizer state or None)`` to start from: drawn, or copied from the
+        :meth:`_warm_start` arrays ``source`` (into huge-page-aligned tables)."""
+        if source is None:
+            t = running_threads(check_n_threads(self.n_threads))
+            P = normal_factors(rng, shape[0], self.factors, self.init_std, dt, n_threads=t)
+            Q = normal_factors(rng, shape[1], self.factors, self.init_std, dt, n_threads=t)
+            return P, Q, None
+        P0, Q0, state = source
+        return (huge_page_aligned(np.asarray(P0, dtype=dt)),
+                huge_page_aligned(np.asarray(Q0, dtype=dt)), state)
 
     def _optimizer_state(self, state, P, Q, dt):
         """Adagrad accumulators: carried over from ``init`` or fresh (empty for SGD)."""
@@ -129,9 +133,12 @@ class FactorModel(BaseRecommender):
         if state is not None and not self.reset_optimizer:
             GP, GQ = state
             if GP.shape == P.shape and GQ.shape == Q.shape:
-                return np.array(GP, dtype=dt), np.array(GQ, dtype=dt)
-        return (np.full(P.shape, self.initial_accumulator, dtype=dt),
-                np.full(Q.shape, self.initial_accumulator, dtype=dt))
+                return (huge_page_aligned(np.asarray(GP, dtype=dt)),
+                        huge_page_aligned(np.asarray(GQ, dtype=dt)))
+        GP, GQ = huge_page_zeros(P.shape, dt), huge_page_zeros(Q.shape, dt)
+        GP.fill(self.initial_accumulator)
+        GQ.fill(self.initial_accumulator)
+        return GP, GQ
 
     def _training(self, X, init):
         """The prepared :class:`~aprnb.models._training.Training` for ``fit``."""
@@ -142,17 +149,28 @@ class FactorModel(BaseRecommender):
                              f"per-triple updates)")
         rng = check_random_state(self.random_state)
         n_threads = check_n_threads(self.n_threads)
-        # The filter (a Numba kernel that releases the GIL) is built on a worker
-        # thread while this one draws the initial factors: set-up takes the
-        # longer of the two instead of their sum. Neither touches the other's data.
+        source = self._warm_start(init, X.shape)
+        again = copy.deepcopy(rng)          # to draw the same start again (Training.rollback)
+
+        def start(rng):
+            P, Q, state = self._initial_factors(source, X.shape, rng, dt)
+            return (P, Q) + self._optimizer_state(state, P, Q, dt)
+
+        # The fingerprint of X (hashlib releases the GIL) is computed on a worker
+        # thread while this one builds the filter and draws the initial factors
+        # on Numba's threads (one parallel region at a time: Numba's workqueue
+        # layer allows no more).
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            filt = pool.submit(sampling_filter, X, running_threads(n_threads))
-            P, Q, state = self._initial_factors(init, X.shape, rng, dt)
-            GP, GQ = self._optimizer_state(state, P, Q, dt)
-            filt = filt.result()
-        return Training(X, P, Q, GP, GQ, rng, n_threads, self.n_slices or n_threads,
-                        dt(self.learning_rate), dt(self.reg), self.optimizer == "adagrad",
-                        self.initial_accumulator, self.batch_size, filt=filt)
+            fp = pool.submit(fingerprint, X)
+            filt = sampling_filter(X, running_threads(n_threads))
+            P, Q, GP, GQ = start(rng)
+            fp = fp.result()
+        run = Training(X, P, Q, GP, GQ, rng, n_threads, self.n_slices or n_threads,
+                       dt(self.learning_rate), dt(self.reg), self.optimizer == "adagrad",
+                       self.initial_accumulator, self.batch_size, filt=filt,
+                       initial=lambda: start(copy.deepcopy(again)))
+        run.fingerprint = fp
+        return run
 
     # -- fit ----------------------------------------------------------------------------------
     def fit(self, train, init=None, callback=None):
@@ -189,7 +207,7 @@ class FactorModel(BaseRecommender):
         for cb in callbacks:
             cb.on_fit_start(self, X, run, callbacks)
         history = []
-        run.provenance = record(X, data, init)
+        run.provenance = record(X, data, init, fp=run.fingerprint)
         self._commit(run, history, good=True)
         try:
             self._run_phases(run, phases, callbacks, history)
@@ -207,7 +225,18 @@ class FactorModel(BaseRecommender):
         return self
 
     def _run_phases(self, run, phases, callbacks, history):
-        """The epoch loop; after each epoch the last good state is committed."""
+        """The epoch loop; after each epoch the last good state is committed.
+
+        Any exception (a divergence, Ctrl-C) leaves the model with that state: in
+        the first epoch, the starting state, which :meth:`Training.rollback` puts back.
+        """
+        try:
+            self._epochs(run, phases, callbacks, history)
+        except BaseException:
+            run.rollback()
+            raise
+
+    def _epochs(self, run, phases, callbacks, history):
         epoch = 0
         with tqdm(total=run.total_epochs, disable=not self.show_progress,
                   desc=type(self).__name__, unit="epoch", leave=False) as bar:
