@@ -37,8 +37,6 @@ INTERNALS = {
         "scaling.py set-up steps: the negative-sampling filter",
     ("aprnb.models._factor", "normal_factors"):
         "scaling.py set-up steps: the initial factors",
-    ("aprnb._memory", "huge_page_aligned"):
-        "scaling.py set-up steps: the huge-page-aligned copies of the factors",
     ("aprnb._provenance", "fingerprint"):
         "scaling.py set-up steps: the training matrix's fingerprint",
 }

@@ -11,7 +11,7 @@ older 1M x 1M set with geometric degrees (the set-up target of issue 15).
 
 Every size runs in a fresh subprocess, so that its peak memory is its own. Per
 size: the generation time; the fit set-up (a ``BPR(epochs=0)`` fit: validation,
-filter, initial factors, copies, provenance) over ``--setup-runs`` fits, and its
+filter, initial factors, provenance) over ``--setup-runs`` fits, and its
 steps timed one by one; ``--runs`` fits of BPR and APR(eps=0.5) (64 factors, SGD;
 ``--adagrad`` adds BPR with Adagrad) of ``--epochs`` epochs each, the first
 dropped: kernel seconds per epoch, wall seconds per epoch (adds the finiteness
@@ -62,12 +62,12 @@ def _fit_times(X, name, epochs, n_threads, seed):
 
 
 def _setup_steps(X, n_threads, seed):
-    """Seconds of each set-up step, run one after another (``fit`` overlaps two)."""
+    """Seconds of each set-up step, run one after another (``fit`` computes the
+    fingerprint on a worker thread while the filter and the draw run)."""
     names = {"validate": ("aprnb._validation", "check_interactions"),
              "positives": ("aprnb.models._training", "positives"),
              "filter": ("aprnb.models._training", "sampling_filter"),
              "initial draw": ("aprnb.models._factor", "normal_factors"),
-             "aligned copies": ("aprnb._memory", "huge_page_aligned"),
              "fingerprint": ("aprnb._provenance", "fingerprint")}
     fns = {k: _hooks.internal(mod, name, "scaling set-up steps") for k, (mod, name) in
            names.items()}
@@ -78,10 +78,11 @@ def _setup_steps(X, n_threads, seed):
     out["positives"] = common.time_call(fns["positives"], C)[0]
     out["filter"] = common.time_call(fns["filter"], C, n_threads)[0]
     rng = np.random.default_rng(seed)
-    t, P = common.time_call(fns["initial draw"], rng, C.shape[0], 64, 0.01, np.float32)
-    t2, Q = common.time_call(fns["initial draw"], rng, C.shape[1], 64, 0.01, np.float32)
+    draw = fns["initial draw"]
+    t, P = common.time_call(draw, rng, C.shape[0], 64, 0.01, np.float32, n_threads=n_threads)
+    t2, Q = common.time_call(draw, rng, C.shape[1], 64, 0.01, np.float32, n_threads=n_threads)
     out["initial draw"] = t + t2
-    out["aligned copies"] = sum(common.time_call(fns["aligned copies"], A)[0] for A in (P, Q))
+    del P, Q
     out["fingerprint"] = common.time_call(fns["fingerprint"], C)[0]
     return out
 
@@ -164,7 +165,7 @@ def _time_row(r):
     st = r["steps"]
     wall, kern = Stats(r["BPR_wall_s"]).median, Stats(r["BPR_kernel_s"]).median
     steps = [f"{st[k]:.2f}" if k in st else "n/a" for k in
-             ("validate", "positives", "filter", "initial draw", "aligned copies", "fingerprint")]
+             ("validate", "positives", "filter", "initial draw", "fingerprint")]
     return ([r["name"], f"{r['gen_s']:.1f}"] + steps
             + [f"{kern:.2f}", f"{1e3 * (wall - kern):.0f}", f"{r['eval_s']:.2f}",
                f"{r['eval_users'] / r['eval_s']:,.0f}"])
@@ -192,13 +193,14 @@ def sections(results, args, models):
     where = Section(
         "Scaling: where the time goes (seconds; BPR)",
         ["size", "generate", "validate", "positives", "filter", "initial draw",
-         "aligned copies", "fingerprint", "BPR epoch kernel", "per-epoch Python ms",
+         "fingerprint", "BPR epoch kernel", "per-epoch Python ms",
          "evaluate s", "evaluate users/s"],
         [_time_row(r) for r in results],
-        ["Set-up steps timed one after another, once, after the set-up fits (fit builds the "
-         "filter on a worker thread while it draws the factors, so fit's set-up is less "
-         "than their sum). Per-epoch Python = wall - kernel per epoch (the finiteness check "
-         "and the copy of the last good epoch). evaluate: holdout top-20 over all items on "
+        ["Set-up steps timed one after another, once, after the set-up fits (fit computes "
+         "the fingerprint on a worker thread while the filter and the draw run, so fit's "
+         "set-up is less than their sum). Per-epoch Python = wall - kernel per epoch (the "
+         "finiteness check and the copy of the last good epoch; the first epoch, which is "
+         "not in the median, also allocates that copy). evaluate: holdout top-20 over all items on "
          f"a seeded sample of up to {args.eval_users} test users, median of 2 calls."])
     return [fit, where]
 

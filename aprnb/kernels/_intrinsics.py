@@ -1,4 +1,4 @@
-"""Two LLVM intrinsics Numba does not expose: software prefetch and a plain sqrt.
+"""LLVM intrinsics Numba does not expose: software prefetch, a plain sqrt, atomic OR.
 
 Part of the compilation room (:mod:`aprnb.kernels._jit`): the only code here
 that depends on the LLVM version is the prefetch name, which llvmlite mangles.
@@ -35,6 +35,12 @@ def sqrt(typingctx, x):
     return sig, codegen
 
 
+def _pointer(context, builder, aryty, arr, idx):
+    """LLVM pointer to the element ``idx`` (a list of intp values) of the array ``arr``."""
+    ary = context.make_array(aryty)(context, builder, arr)
+    return cgutils.get_item_pointer(context, builder, aryty, ary, idx, wraparound=False)
+
+
 @intrinsic
 def prefetch(typingctx, arr, row, col):
     """Prefetch the cache line of ``arr[row, col]`` (2-D array, integer indices)."""
@@ -43,12 +49,10 @@ def prefetch(typingctx, arr, row, col):
     sig = types.void(arr, row, col)
 
     def codegen(context, builder, signature, args):
-        aryty = signature.args[0]
-        ary = context.make_array(aryty)(context, builder, args[0])
-        r = context.cast(builder, args[1], signature.args[1], types.intp)
-        c = context.cast(builder, args[2], signature.args[2], types.intp)
-        idx = [r, c] if aryty.ndim == 2 else [builder.add(r, c)]
-        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, idx, wraparound=False)
+        r, c = (context.cast(builder, a, t, types.intp)
+                for a, t in zip(args[1:], signature.args[1:]))
+        ptr = _pointer(context, builder, signature.args[0], args[0],
+                       [r, c] if signature.args[0].ndim == 2 else [builder.add(r, c)])
         i8p = ir.IntType(8).as_pointer()
         i32 = ir.IntType(32)
         fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
@@ -80,11 +84,10 @@ def atomic_or(typingctx, arr, idx, val):
 
     def codegen(context, builder, signature, args):
         aryty = signature.args[0]
-        ary = context.make_array(aryty)(context, builder, args[0])
         i = context.cast(builder, args[1], signature.args[1], types.intp)
-        v = context.cast(builder, args[2], signature.args[2], aryty.dtype)
-        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [i], wraparound=False)
-        builder.atomic_rmw("or", ptr, v, "monotonic")
+        ptr = _pointer(context, builder, aryty, args[0], [i])
+        builder.atomic_rmw("or", ptr, context.cast(builder, args[2], signature.args[2],
+                                                   aryty.dtype), "monotonic")
         return context.get_dummy_value()
 
     return sig, codegen

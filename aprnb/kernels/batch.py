@@ -28,14 +28,18 @@ threads' batches are updating, so a multi-thread epoch is not bitwise
 reproducible. On one thread ``batch_parallel`` runs the slices in order and
 equals ``batch_serial`` bit for bit (``tests/test_kernels.py``).
 
-Speed. Every batch makes a few passes over its rows (claim and zero the
-slots, the clean pass, the descent pass, the update). They are pipelined
-like the per-triple kernel's: every first negative draw of a batch is made
-and its filter word prefetched before the negatives are resolved; each
-resolved triple's embedding rows are prefetched while the clean pass trails
-``LAG`` triples behind; the perturbation of a slot is computed in the descent
-pass just before the slot's first use; the update prefetches ``AHEAD`` rows.
-The inner loop is compiled without reference counting.
+Speed. Every batch makes two passes over its triples: the gather pass (draw
+the negatives, claim and zero the slots, the clean pass) and the descent
+pass, which also normalises each slot's perturbation just before its first
+use and updates each row right after its last use (while the row is still in
+cache; no later triple of the batch reads it, so this is the update the
+official code makes after the batch). They are pipelined like the per-triple
+kernel's: every first negative draw of a batch is made and its filter word
+prefetched before the negatives are resolved; each resolved triple's
+embedding rows are prefetched while the clean pass trails ``LAG`` triples
+behind; the descent pass prefetches the rows (and the Adagrad accumulators)
+of the triple ``AHEAD`` places on. The inner loop is compiled without
+reference counting.
 """
 
 import numpy as np
@@ -49,40 +53,47 @@ from .epoch import MODE_APR, MODE_APR_RANDOM, fill_random_unit
 from ._rng import NOISE, STRIDE, shuffle_range
 from .sampling import filter_slot, first_draw, resolve_negative
 
-#: Rows ahead that ``_apply_rows`` prefetches.
+#: Triples ahead whose rows the descent pass prefetches.
 AHEAD = 8
 #: Triples by which the clean pass trails the negative draws (``_gather_clean``).
 LAG = 8
 
 
 @inline
-def _claim(slot, rows, n, r, G, G2):
-    """Slot of row ``r`` in the batch buffers, allocating (and zeroing) a new one."""
+def _claim(slot, rows, last, n, r, t, G):
+    """Slot of row ``r`` in the batch buffers, allocating (and zeroing) a new one if
+    ``r`` has none; returns the new slot count. Records triple ``t`` as the slot's
+    last use so far.
+
+    Only the clean gradient ``G`` is zeroed here; the descent gradient ``G2`` of
+    a slot is zeroed by :func:`_apply_row` once applied (it is all zeros
+    between batches).
+    """
     s = slot[r]
     if s < 0:
         s = n
         slot[r] = s
         rows[s] = r
         G[s, :] = 0.0
-        G2[s, :] = 0.0
-    return s
+        n += 1
+    last[s] = t
+    return n
 
 
 @inline
-def _apply_rows(W, GW, rows, n, G2, lr, adagrad, step):
-    for s in range(n):
-        if s + AHEAD < n:
-            _prefetch_row(W, rows[s + AHEAD], step)
-            if adagrad:
-                _prefetch_row(GW, rows[s + AHEAD], step)
-        r = rows[s]
+def _apply_row(W, GW, r, G2, s, lr, adagrad):
+    """Step 3's update of row ``r`` of ``W`` with its summed gradient ``G2[s]``,
+    which it leaves zero."""
+    if adagrad:         # the test outside the loops: each one vectorises on its own
         for f in range(W.shape[1]):
             g = G2[s, f]
-            if adagrad:
-                GW[r, f] += g * g
-                W[r, f] -= lr * g / sqrt(GW[r, f])
-            else:
-                W[r, f] -= lr * g
+            G2[s, f] = 0.0
+            GW[r, f] += g * g
+            W[r, f] -= lr * g / sqrt(GW[r, f])
+    else:
+        for f in range(W.shape[1]):
+            W[r, f] -= lr * G2[s, f]
+            G2[s, f] = 0.0
 
 
 @inline
@@ -153,8 +164,8 @@ def _gather_clean(P, Q, filt, indptr, indices, pos_users, pos_items, lo, hi, sta
     the clean pass runs LAG triples behind.
     """
     slot_u, slot_i = slots
-    rows_u, rows_i = rows
-    GU, G2U, GI, G2I = bufs
+    rows_u, rows_i, last_u, last_i = rows
+    GU, GI = bufs
     n_items = slot_i.shape[0]
     _first_draws(filt, pos_users, pos_items, lo, hi, states, rs, n_items, T, slot_u, slot_i)
     nb = 0
@@ -169,15 +180,9 @@ def _gather_clean(P, Q, filt, indptr, indices, pos_users, pos_items, lo, hi, sta
         _prefetch_row(P, u, step)
         _prefetch_row(Q, i, step)
         _prefetch_row(Q, j, step)
-        if slot_u[u] < 0:
-            _claim(slot_u, rows_u, nu, u, GU, G2U)
-            nu += 1
-        if slot_i[i] < 0:
-            _claim(slot_i, rows_i, ni, i, GI, G2I)
-            ni += 1
-        if slot_i[j] < 0:
-            _claim(slot_i, rows_i, ni, j, GI, G2I)
-            ni += 1
+        nu = _claim(slot_u, rows_u, last_u, nu, u, nb, GU)
+        ni = _claim(slot_i, rows_i, last_i, ni, i, nb, GI)
+        ni = _claim(slot_i, rows_i, last_i, ni, j, nb, GI)
         T[0, nb] = u
         T[1, nb] = i
         T[2, nb] = j
@@ -190,9 +195,35 @@ def _gather_clean(P, Q, filt, indptr, indices, pos_users, pos_items, lo, hi, sta
 
 
 @inline
-def _descent_pass(P, Q, T, nb, ts, slot_u, slot_i, DU, DI, G2U, G2I, reg, reg_adv,
-                  adversarial, mode, eps):
-    """Step 3: the APR (or, with ``adversarial=False``, BPR) gradients summed per row.
+def _prefetch_triple(P, Q, GP, GQ, T, t, slot_u, slot_i, DU, DI, G2U, G2I, adagrad, step):
+    """Prefetch the rows the descent pass reads and writes for triple ``t``."""
+    u, i, j = T[0, t], T[1, t], T[2, t]
+    su, si, sj = slot_u[u], slot_i[i], slot_i[j]
+    _prefetch_row(P, u, step)
+    _prefetch_row(Q, i, step)
+    _prefetch_row(Q, j, step)
+    _prefetch_row(DU, su, step)
+    _prefetch_row(DI, si, step)
+    _prefetch_row(DI, sj, step)
+    _prefetch_row(G2U, su, step)
+    _prefetch_row(G2I, si, step)
+    _prefetch_row(G2I, sj, step)
+    if adagrad:
+        _prefetch_row(GP, u, step)
+        _prefetch_row(GQ, i, step)
+        _prefetch_row(GQ, j, step)
+
+
+@inline
+def _descent_pass(P, Q, GP, GQ, T, nb, ts, slot_u, slot_i, last_u, last_i, DU, DI, G2U, G2I,
+                  lr, reg, reg_adv, adagrad, adversarial, mode, eps, step):
+    """Step 3: the APR (or, with ``adversarial=False``, BPR) gradients summed per row,
+    and the update of each row right after the last triple of the batch that uses it.
+
+    Applying a row's update at its last use gives what a separate update pass
+    after the batch would give: no later triple of the batch reads the row, and
+    each row's update reads only its own summed gradient (and Adagrad
+    accumulator). The row is then still in cache.
 
     With ``mode == MODE_APR`` it also runs step 2 on each slot just before its
     first use: slots were claimed in triple order, so the next slot still to
@@ -203,6 +234,9 @@ def _descent_pass(P, Q, T, nb, ts, slot_u, slot_i, DU, DI, G2U, G2I, reg, reg_ad
     nu_done = 0
     ni_done = 0
     for t in range(nb):
+        if t + AHEAD < nb:
+            _prefetch_triple(P, Q, GP, GQ, T, t + AHEAD, slot_u, slot_i, DU, DI, G2U, G2I,
+                             adagrad, step)
         u, i, j = T[0, t], T[1, t], T[2, t]
         su, si, sj = slot_u[u], slot_i[i], slot_i[j]
         if mode == MODE_APR:
@@ -232,6 +266,12 @@ def _descent_pass(P, Q, T, nb, ts, slot_u, slot_i, DU, DI, G2U, G2I, reg, reg_ad
             G2U[su, f] += gp
             G2I[si, f] += gi
             G2I[sj, f] += gj
+        if last_u[su] == t:
+            _apply_row(P, GP, u, G2U, su, lr, adagrad)
+        if last_i[si] == t:
+            _apply_row(Q, GQ, i, G2I, si, lr, adagrad)
+        if last_i[sj] == t:
+            _apply_row(Q, GQ, j, G2I, sj, lr, adagrad)
 
 
 @kernel(refcount=False)
@@ -242,17 +282,19 @@ def run_batches(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, lo, h
     The batches are ``lo:lo+B``, ``lo+B:lo+2B``, ...; each is one step of the
     module docstring. Scratch, private to the caller's chunk: ``slots``
     (n_users + n_items, all -1 on entry and on return) maps a row to its buffer
-    slot; ``rows`` (3B,) lists the touched user rows, then the item rows;
+    slot; ``rows`` (6B,): the touched user rows, then the item rows, then for
+    each of these slots the last triple of the batch that uses it;
     ``ubuf`` (2, B, d) and ``ibuf`` (2, 2B, d) hold the per-slot clean gradient
     ``G`` (turned into the perturbation ``D`` in place) and the descent gradient
-    ``G2`` of users and items;
+    ``G2`` of users and items (``G2`` all zeros on entry, and on return);
     ``T`` (3, B) the batch's triples and ``ts`` (B,) their ``sigma(-x)``.
     Compiled without reference counting (``_jit.NO_REFCOUNT``): it allocates
     nothing. Returns ``(summed clean loss, triples)``.
     """
     n_users = P.shape[0]
     slot_u, slot_i = slots[:n_users], slots[n_users:]
-    rows_u, rows_i = rows[:B], rows[B:]
+    rows_u, rows_i = rows[:B], rows[B:3 * B]
+    last_u, last_i = rows[3 * B:4 * B], rows[4 * B:]
     GU, G2U = ubuf[0], ubuf[1]         # G becomes the perturbation D in step 2
     GI, G2I = ibuf[0], ibuf[1]
     step = max(1, 64 // P.itemsize)
@@ -263,15 +305,13 @@ def run_batches(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, lo, h
     for start in range(lo, hi, B):
         nb, nu, ni, total = _gather_clean(P, Q, filt, indptr, indices, pos_users, pos_items,
                                           start, min(hi, start + B), states, rs,
-                                          (slot_u, slot_i), (rows_u, rows_i),
-                                          (GU, G2U, GI, G2I), T, ts, mode, total, step)
+                                          (slot_u, slot_i), (rows_u, rows_i, last_u, last_i),
+                                          (GU, GI), T, ts, mode, total, step)
         if mode == MODE_APR_RANDOM:         # step 2 (MODE_APR: inside the descent pass)
             _random_rows(GU, nu, eps, states, rs)
             _random_rows(GI, ni, eps, states, rs)
-        _descent_pass(P, Q, T, nb, ts, slot_u, slot_i, GU, GI, G2U, G2I, reg, reg_adv,
-                      adversarial, mode, eps)
-        _apply_rows(P, GP, rows_u, nu, G2U, lr_, adagrad, step)
-        _apply_rows(Q, GQ, rows_i, ni, G2I, lr_, adagrad, step)
+        _descent_pass(P, Q, GP, GQ, T, nb, ts, slot_u, slot_i, last_u, last_i, GU, GI, G2U,
+                      G2I, lr_, reg, reg_adv, adagrad, adversarial, mode, eps, step)
         for s in range(nu):
             slot_u[rows_u[s]] = -1
         for s in range(ni):
@@ -289,7 +329,7 @@ def _batch_epoch(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, stat
     counts = np.zeros(n_chunks, dtype=np.int64)
     # Chunk-private scratch (see run_batches).
     slots = np.full((n_chunks, P.shape[0] + Q.shape[0]), -1, dtype=np.int32)
-    rows = np.empty((n_chunks, 3 * B), dtype=np.int64)
+    rows = np.empty((n_chunks, 6 * B), dtype=np.int64)
     ubuf = np.zeros((n_chunks, 2, B, d), dtype=P.dtype)
     ibuf = np.zeros((n_chunks, 2, 2 * B, d), dtype=P.dtype)
     T = np.empty((n_chunks, 3, B), dtype=np.int64)
