@@ -51,11 +51,11 @@ def check_interactions(X, name="train", shape=None, allow_empty=False):
                          f"same user and item index (e.g. from one loader call)")
     data = M.data
     if data.size:
-        d = data.astype(np.float64, copy=False)
-        if not np.all(np.isfinite(d)):
+        # checked in their own dtype: no float64 copy of nnz values
+        if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
             raise ValueError(f"{name}: contains NaN or infinite values; drop or fill them "
                              f"before fitting (interactions are read as present/absent)")
-        if np.any(d < 0):
+        if np.any(data < 0):
             raise ValueError(f"{name}: contains negative values; interactions must be "
                              f"non-negative (nonzero = interacted). Drop negative feedback or "
                              f"threshold it first")

@@ -102,8 +102,10 @@ def _evaluate(m, X, T, n_threads, n_eval, seed):
 
 def measure_size(name, runs, setup_runs, epochs, n_threads, n_eval, seed, models):
     """All figures of one size (a JSON-able dict); run it in a fresh process."""
-    Xw, _ = synthetic(2000, 1000, 20_000, seed)
-    for mod in models:                                  # JIT warm-up / cache load
+    # JIT warm-up / cache load, on a set large enough for the parallel set-up paths
+    # (the filter fill above PARALLEL_FILL pairs, the draw above PARALLEL_DRAW numbers)
+    Xw, _ = synthetic(70_000, 1000, 140_000, seed)
+    for mod in models:
         _model(mod, 1, n_threads, seed).fit(Xw)
     n_users, n_items, nnz, sigma = SIZES[name]
     t_gen, (X, T) = common.time_call(synthetic, n_users, n_items, nnz, seed, sigma=sigma)

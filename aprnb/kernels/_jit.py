@@ -157,7 +157,10 @@ def drop_stale_cache(here=os.path.dirname(os.path.abspath(__file__))):
                 digest.update(fh.read())
         cache = os.path.join(here, "__pycache__")
         stamp = os.path.join(cache, "aprnb-kernels.sha256")
-        old = open(stamp).read() if os.path.exists(stamp) else ""
+        old = ""
+        if os.path.exists(stamp):
+            with open(stamp) as fh:
+                old = fh.read()
         if old != digest.hexdigest():
             for f in glob.glob(os.path.join(cache, "*.nbi")) + \
                     glob.glob(os.path.join(cache, "*.nbc")):

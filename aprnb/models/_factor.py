@@ -19,7 +19,8 @@ from .._validation import (check_choice, check_dtype, check_factors, check_float
                            check_positive_int, check_random_state)
 from ..kernels.normal import fill_normal
 from ._base import BaseRecommender, training_data
-from ._training import DivergenceError, Phase, Training, sampling_filter
+from ._training import (DivergenceError, Phase, Training, positives, sampling_filter,
+                        warn_full_users)
 from .callbacks import as_callbacks
 
 
@@ -156,18 +157,20 @@ class FactorModel(BaseRecommender):
             P, Q, state = self._initial_factors(source, X.shape, rng, dt)
             return (P, Q) + self._optimizer_state(state, P, Q, dt)
 
-        # The fingerprint of X (hashlib releases the GIL) is computed on a worker
-        # thread while this one builds the filter and draws the initial factors
-        # on Numba's threads (one parallel region at a time: Numba's workqueue
-        # layer allows no more).
+        # The fingerprint of X (hashlib releases the GIL) and the training pairs
+        # are made on a worker thread while this one builds the filter and draws
+        # the initial factors on Numba's threads (one parallel region at a time:
+        # Numba's workqueue layer allows no more).
+        warn_full_users(X, stacklevel=3)
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             fp = pool.submit(fingerprint, X)
+            pairs = pool.submit(positives, X)
             filt = sampling_filter(X, running_threads(n_threads))
             P, Q, GP, GQ = start(rng)
-            fp = fp.result()
+            fp, pairs = fp.result(), pairs.result()
         run = Training(X, P, Q, GP, GQ, rng, n_threads, self.n_slices or n_threads,
                        dt(self.learning_rate), dt(self.reg), self.optimizer == "adagrad",
-                       self.initial_accumulator, self.batch_size, filt=filt,
+                       self.initial_accumulator, self.batch_size, filt=filt, pairs=pairs,
                        initial=lambda: start(copy.deepcopy(again)))
         run.fingerprint = fp
         return run

@@ -68,14 +68,19 @@ def vat_scale(run, vul_lambda):
     return scale
 
 
+def warn_full_users(X, stacklevel):
+    """Warn when some users of ``X`` have every item (no negatives: never trained)."""
+    full = int(np.count_nonzero(np.diff(X.indptr) >= X.shape[1]))
+    if full:
+        warnings.warn(f"{full} user(s) interacted with every item; they have no negatives "
+                      f"and are skipped in training", RuntimeWarning, stacklevel=stacklevel + 1)
+
+
 def positives(X):
-    """``(users, items)`` of every training pair, users with every item left out."""
+    """``(users, items)`` of every training pair, users with every item left out
+    (:func:`warn_full_users` says so)."""
     deg = np.diff(X.indptr)
     full = deg >= X.shape[1]
-    if full.any():
-        warnings.warn(f"{int(full.sum())} user(s) interacted with every item; they have "
-                      f"no negatives and are skipped in training", RuntimeWarning,
-                      stacklevel=4)
     if not full.any():              # the usual case: every pair, no mask to apply
         return np.repeat(np.arange(X.shape[0], dtype=X.indices.dtype), deg), X.indices.copy()
     users = np.repeat(np.arange(X.shape[0], dtype=X.indices.dtype), np.where(full, 0, deg))
@@ -107,6 +112,7 @@ class Training:
         else holds.
     rng : numpy Generator (seeds the RNG streams)
     filt : the :func:`sampling_filter` of ``X``, if already built (else built here)
+    pairs : the :func:`positives` of ``X``, if already made (else made here)
     initial : callable
         Returns fresh copies of ``(P, Q, GP, GQ)`` as they were passed in; used
         to roll back a failure in the first epoch (see below).
@@ -126,10 +132,13 @@ class Training:
     """
 
     def __init__(self, X, P, Q, GP, GQ, rng, n_threads, n_slices, lr, reg, adagrad,
-                 initial_accumulator=0.1, batch_size=1, filt=None, *, initial):
+                 initial_accumulator=0.1, batch_size=1, filt=None, pairs=None, *, initial):
         self.X = X
         self.threads = running_threads(n_threads)
-        self.users, self.items = positives(X)
+        if pairs is None:
+            warn_full_users(X, stacklevel=3)
+            pairs = positives(X)
+        self.users, self.items = pairs
         self.filt = sampling_filter(X, self.threads) if filt is None else filt
         self.P, self.Q, self.GP, self.GQ = (a if on_huge_pages(a) else huge_page_aligned(a)
                                             for a in (P, Q, GP, GQ))
