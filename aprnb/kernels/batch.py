@@ -28,24 +28,29 @@ threads' batches are updating, so a multi-thread epoch is not bitwise
 reproducible. On one thread ``batch_parallel`` runs the slices in order and
 equals ``batch_serial`` bit for bit (``tests/test_kernels.py``).
 
-Speed. Every batch makes two passes over its triples: the gather pass (draw
-the negatives, claim and zero the slots, the clean pass) and the descent
-pass, which also normalises each slot's perturbation just before its first
-use and updates each row right after its last use (while the row is still in
+Speed. Every batch makes three passes over its triples: the gather pass
+(draw the negatives, claim a slot per row and note each slot's first and last
+use), the clean pass (step 1, only for the rows that several triples of the
+batch share) and the descent pass (the clean margins and losses, steps 2 and
+3, and each row's update right after its last use, while the row is still in
 cache; no later triple of the batch reads it, so this is the update the
-official code makes after the batch). They are pipelined like the per-triple
-kernel's: every first negative draw of a batch is made and its filter word
-prefetched before the negatives are resolved; each resolved triple's
-embedding rows are prefetched while the clean pass trails ``LAG`` triples
-behind; the descent pass prefetches the rows (and the Adagrad accumulators)
-of the triple ``AHEAD`` places on. The inner loop is compiled without
-reference counting.
+official code makes after the batch). Most rows of a batch of 512 are used by
+one triple only; their perturbation and step-3 gradient go through a spare
+slot that stays in the L1 cache, with the same arithmetic as through a slot
+of their own (a sum of one gradient is that gradient; only the sign of an
+exact zero could differ), which spares the batch buffers most of their
+traffic. The passes
+are pipelined like the per-triple kernel: every first negative draw of a batch
+is made and its filter word prefetched before the negatives are resolved;
+each resolved triple's embedding rows are prefetched; the clean and descent
+passes prefetch the rows (and the Adagrad accumulators) of the triple
+``AHEAD`` places on. The inner loop is compiled without reference counting.
 """
 
 import numpy as np
 from numba import prange
 
-from ._grads import add_bpr_loss_grad, apr_grad, margin, perturbed
+from ._grads import add_bpr_loss_grad, apr_grad, bpr_loss_grad, margin, perturbed
 from ._intrinsics import prefetch, sqrt
 from ._jit import inline, kernel, twin
 from ._math import guarded_inv_norm, sigmoid, softplus
@@ -55,26 +60,19 @@ from .sampling import filter_slot, first_draw, resolve_negative
 
 #: Triples ahead whose rows the descent pass prefetches.
 AHEAD = 8
-#: Triples by which the clean pass trails the negative draws (``_gather_clean``).
-LAG = 8
 
 
 @inline
-def _claim(slot, rows, last, n, r, t, G):
-    """Slot of row ``r`` in the batch buffers, allocating (and zeroing) a new one if
-    ``r`` has none; returns the new slot count. Records triple ``t`` as the slot's
-    last use so far.
-
-    Only the clean gradient ``G`` is zeroed here; the descent gradient ``G2`` of
-    a slot is zeroed by :func:`_apply_row` once applied (it is all zeros
-    between batches).
-    """
+def _claim(slot, rows, first, last, n, r, t):
+    """Slot of row ``r`` in the batch buffers, allocating a new one if ``r`` has none;
+    returns the new slot count. Records triple ``t`` as the slot's first use (for a
+    new slot) and as its last use so far."""
     s = slot[r]
     if s < 0:
         s = n
         slot[r] = s
         rows[s] = r
-        G[s, :] = 0.0
+        first[s] = t
         n += 1
     last[s] = t
     return n
@@ -136,36 +134,19 @@ def _first_draws(filt, pos_users, pos_items, lo, hi, states, rs, n_items, T, slo
 
 
 @inline
-def _clean_one(P, Q, T, t, ts, slot_u, slot_i, GU, GI, mode):
-    """Step 1 for triple ``t``: ``sigma(-x)`` into ``ts[t]`` and (APR) its BPR gradient
-    added to its rows' slots. Returns its clean loss."""
-    dt = P.dtype.type
-    u, i, j = T[0, t], T[1, t], T[2, t]
-    x = margin(P, Q, u, i, j, dt(0.0))
-    s = dt(sigmoid(-x))
-    ts[t] = s
-    if mode == MODE_APR:
-        add_bpr_loss_grad(P, Q, u, i, j, s, GU, slot_u[u], GI, slot_i[i], slot_i[j])
-    return softplus(-x)
-
-
-@inline
-def _gather_clean(P, Q, filt, indptr, indices, pos_users, pos_items, lo, hi, states, rs, slots,
-                  rows, bufs, T, ts, mode, total, step):
-    """Draw the negatives of the pairs ``lo:hi``, claim a slot for each row, and run
-    step 1 (the clean pass) on the batch's triples.
+def _gather(P, Q, filt, indptr, indices, pos_users, pos_items, lo, hi, states, rs, slots, rows,
+            T, step):
+    """Draw the negatives of the pairs ``lo:hi`` and claim a slot for each row.
 
     Fills the batch's triples ``T[0:3, :nb]`` (users, positives, negatives) and
-    returns ``(nb, nu, ni, total)``: triples, touched user rows, touched item
-    rows, and ``total`` plus the clean losses, added in triple order. Pipelined
-    so that memory latency overlaps: :func:`_first_draws` first; then each
-    negative is resolved (stream REDRAW, in triple order: the same draws as a
-    plain loop) and the triple's three embedding rows are prefetched, while
-    the clean pass runs LAG triples behind.
+    returns ``(nb, nu, ni)``: triples, touched user rows, touched item rows.
+    Pipelined so that memory latency overlaps: :func:`_first_draws` first; then
+    each negative is resolved (stream REDRAW, in triple order: the same draws
+    as a plain loop) and the triple's three embedding rows are prefetched for
+    the passes that follow.
     """
     slot_u, slot_i = slots
-    rows_u, rows_i, last_u, last_i = rows
-    GU, GI = bufs
+    rows_u, rows_i, first_u, first_i, last_u, last_i = rows
     n_items = slot_i.shape[0]
     _first_draws(filt, pos_users, pos_items, lo, hi, states, rs, n_items, T, slot_u, slot_i)
     nb = 0
@@ -180,121 +161,196 @@ def _gather_clean(P, Q, filt, indptr, indices, pos_users, pos_items, lo, hi, sta
         _prefetch_row(P, u, step)
         _prefetch_row(Q, i, step)
         _prefetch_row(Q, j, step)
-        nu = _claim(slot_u, rows_u, last_u, nu, u, nb, GU)
-        ni = _claim(slot_i, rows_i, last_i, ni, i, nb, GI)
-        ni = _claim(slot_i, rows_i, last_i, ni, j, nb, GI)
+        nu = _claim(slot_u, rows_u, first_u, last_u, nu, u, nb)
+        ni = _claim(slot_i, rows_i, first_i, last_i, ni, i, nb)
+        ni = _claim(slot_i, rows_i, first_i, last_i, ni, j, nb)
         T[0, nb] = u
         T[1, nb] = i
         T[2, nb] = j
         nb += 1
-        if nb > LAG:
-            total += _clean_one(P, Q, T, nb - 1 - LAG, ts, slot_u, slot_i, GU, GI, mode)
-    for t in range(max(0, nb - LAG), nb):
-        total += _clean_one(P, Q, T, t, ts, slot_u, slot_i, GU, GI, mode)
-    return nb, nu, ni, total
+    return nb, nu, ni
 
 
 @inline
-def _prefetch_triple(P, Q, GP, GQ, T, t, slot_u, slot_i, DU, DI, G2U, G2I, adagrad, step):
-    """Prefetch the rows the descent pass reads and writes for triple ``t``."""
+def _shared(first, last, s):
+    """True when slot ``s`` is used by more than one triple of the batch."""
+    return first[s] != last[s]
+
+
+@inline
+def _clean_pass(P, Q, T, nb, slot_u, slot_i, first_u, first_i, last_u, last_i, GU, GI, step):
+    """Step 1 for the rows that several triples of the batch share: their BPR
+    gradients summed into their slots of ``GU``/``GI``, in triple order (each slot
+    zeroed at its first use). A row used by one triple only gets its gradient in
+    the descent pass instead; here it adds into a spare slot (``GU[-1]``,
+    ``GI[-2]``, ``GI[-1]``) that the descent pass overwrites."""
+    dt = P.dtype.type
+    lu, li, lj = GU.shape[0] - 1, GI.shape[0] - 2, GI.shape[0] - 1
+    for t in range(nb):
+        if t + AHEAD < nb:
+            _prefetch_row(P, T[0, t + AHEAD], step)
+            _prefetch_row(Q, T[1, t + AHEAD], step)
+            _prefetch_row(Q, T[2, t + AHEAD], step)
+        u, i, j = T[0, t], T[1, t], T[2, t]
+        su, si, sj = slot_u[u], slot_i[i], slot_i[j]
+        mu = _shared(first_u, last_u, su)
+        mi = _shared(first_i, last_i, si)
+        mj = _shared(first_i, last_i, sj)
+        if not (mu or mi or mj):
+            continue
+        if mu and first_u[su] == t:
+            GU[su, :] = 0.0
+        if mi and first_i[si] == t:
+            GI[si, :] = 0.0
+        if mj and first_i[sj] == t:
+            GI[sj, :] = 0.0
+        x = margin(P, Q, u, i, j, dt(0.0))
+        add_bpr_loss_grad(P, Q, u, i, j, dt(sigmoid(-x)), GU, su if mu else lu, GI,
+                          si if mi else li, sj if mj else lj)
+
+
+@inline
+def _prefetch_triple(P, Q, GP, GQ, T, t, slot_u, slot_i, first_u, first_i, last_u, last_i,
+                     DU, DI, G2U, G2I, adagrad, step):
+    """Prefetch the rows the descent pass reads and writes for triple ``t`` (the
+    slots of shared rows only: the others use the spare slots)."""
     u, i, j = T[0, t], T[1, t], T[2, t]
     su, si, sj = slot_u[u], slot_i[i], slot_i[j]
     _prefetch_row(P, u, step)
     _prefetch_row(Q, i, step)
     _prefetch_row(Q, j, step)
-    _prefetch_row(DU, su, step)
-    _prefetch_row(DI, si, step)
-    _prefetch_row(DI, sj, step)
-    _prefetch_row(G2U, su, step)
-    _prefetch_row(G2I, si, step)
-    _prefetch_row(G2I, sj, step)
     if adagrad:
         _prefetch_row(GP, u, step)
         _prefetch_row(GQ, i, step)
         _prefetch_row(GQ, j, step)
+    if _shared(first_u, last_u, su):
+        _prefetch_row(DU, su, step)
+        _prefetch_row(G2U, su, step)
+    if _shared(first_i, last_i, si):
+        _prefetch_row(DI, si, step)
+        _prefetch_row(G2I, si, step)
+    if _shared(first_i, last_i, sj):
+        _prefetch_row(DI, sj, step)
+        _prefetch_row(G2I, sj, step)
 
 
 @inline
-def _descent_pass(P, Q, GP, GQ, T, nb, ts, slot_u, slot_i, last_u, last_i, DU, DI, G2U, G2I,
-                  lr, reg, reg_adv, adagrad, adversarial, mode, eps, step):
-    """Step 3: the APR (or, with ``adversarial=False``, BPR) gradients summed per row,
-    and the update of each row right after the last triple of the batch that uses it.
+def _descent_pass(P, Q, GP, GQ, T, nb, slot_u, slot_i, first_u, first_i, last_u, last_i,
+                  DU, DI, G2U, G2I, lr, reg, reg_adv, adagrad, adversarial, mode, eps, total,
+                  step):
+    """The clean loss, step 2 and step 3 of every triple, in triple order; returns
+    ``total`` plus the clean losses.
 
-    Applying a row's update at its last use gives what a separate update pass
-    after the batch would give: no later triple of the batch reads the row, and
-    each row's update reads only its own summed gradient (and Adagrad
-    accumulator). The row is then still in cache.
+    A row's gradients are summed in its slot and its update is applied right
+    after the last triple of the batch that uses it. That is what a separate
+    update pass after the batch would give: no later triple of the batch reads
+    the row, and each row's update reads only its own summed gradient (and
+    Adagrad accumulator). For the same reason every row of triple ``t`` still
+    holds its value from before the batch when ``t`` comes, so the clean margin,
+    loss and gradient of ``t`` are computed here.
 
-    With ``mode == MODE_APR`` it also runs step 2 on each slot just before its
-    first use: slots were claimed in triple order, so the next slot still to
-    normalise is the next new one met here (``nu_done``, ``ni_done``).
+    A row used by this triple only (most rows of a batch) needs no slot: its
+    perturbation is its own gradient, normalised (step 2), computed here into a
+    spare slot, and its step-3 gradient is summed in a spare slot and applied at
+    once. The arithmetic is the same as through a slot of its own. Rows shared by
+    several triples use their slots: step 1 summed their gradients
+    (:func:`_clean_pass`), and step 2 runs on each just before its first use.
+    Random-noise APR keeps every row in its slot (the noise is drawn per slot).
     """
     dt = P.dtype.type
     reg_ = dt(reg)
+    lu, li, lj = DU.shape[0] - 1, DI.shape[0] - 2, DI.shape[0] - 1
+    spare = mode != MODE_APR_RANDOM
     nu_done = 0
     ni_done = 0
     for t in range(nb):
         if t + AHEAD < nb:
-            _prefetch_triple(P, Q, GP, GQ, T, t + AHEAD, slot_u, slot_i, DU, DI, G2U, G2I,
-                             adagrad, step)
+            _prefetch_triple(P, Q, GP, GQ, T, t + AHEAD, slot_u, slot_i, first_u, first_i,
+                             last_u, last_i, DU, DI, G2U, G2I, adagrad, step)
         u, i, j = T[0, t], T[1, t], T[2, t]
         su, si, sj = slot_u[u], slot_i[i], slot_i[j]
+        mu = _shared(first_u, last_u, su) or not spare
+        mi = _shared(first_i, last_i, si) or not spare
+        mj = _shared(first_i, last_i, sj) or not spare
+        eu = su if mu else lu
+        ei = si if mi else li
+        ej = sj if mj else lj
+        x = margin(P, Q, u, i, j, dt(0.0))
+        s = dt(sigmoid(-x))
+        total += softplus(-x)
         if mode == MODE_APR:
             if su == nu_done:
-                _normalize_row(DU, su, eps)
+                if mu:
+                    _normalize_row(DU, su, eps)
                 nu_done += 1
             if si == ni_done:
-                _normalize_row(DI, si, eps)
+                if mi:
+                    _normalize_row(DI, si, eps)
                 ni_done += 1
             if sj == ni_done:
-                _normalize_row(DI, sj, eps)
+                if mj:
+                    _normalize_row(DI, sj, eps)
                 ni_done += 1
-        s = ts[t]
+            if not (mu and mi and mj):
+                for f in range(P.shape[1]):
+                    gp, gi, gj = bpr_loss_grad(P[u, f], Q[i, f], Q[j, f], s)
+                    DU[lu, f] = gp
+                    DI[li, f] = gi
+                    DI[lj, f] = gj
+                if not mu:
+                    _normalize_row(DU, lu, eps)
+                if not mi:
+                    _normalize_row(DI, li, eps)
+                if not mj:
+                    _normalize_row(DI, lj, eps)
         a = dt(0.0)
         if adversarial:
             xa = dt(0.0)
             for f in range(P.shape[1]):
-                pt, dd = perturbed(P[u, f], Q[i, f], Q[j, f], DU[su, f], DI[si, f], DI[sj, f])
+                pt, dd = perturbed(P[u, f], Q[i, f], Q[j, f], DU[eu, f], DI[ei, f], DI[ej, f])
                 xa += pt * dd
             a = dt(reg_adv * sigmoid(-xa))
         for f in range(P.shape[1]):
             pu = P[u, f]
             qi = Q[i, f]
             qj = Q[j, f]
-            pt, dd = perturbed(pu, qi, qj, DU[su, f], DI[si, f], DI[sj, f])
+            pt, dd = perturbed(pu, qi, qj, DU[eu, f], DI[ei, f], DI[ej, f])
             gp, gi, gj = apr_grad(pu, qi, qj, pt, dd, s, a, reg_)
-            G2U[su, f] += gp
-            G2I[si, f] += gi
-            G2I[sj, f] += gj
+            G2U[eu, f] += gp
+            G2I[ei, f] += gi
+            G2I[ej, f] += gj
         if last_u[su] == t:
-            _apply_row(P, GP, u, G2U, su, lr, adagrad)
+            _apply_row(P, GP, u, G2U, eu, lr, adagrad)
         if last_i[si] == t:
-            _apply_row(Q, GQ, i, G2I, si, lr, adagrad)
+            _apply_row(Q, GQ, i, G2I, ei, lr, adagrad)
         if last_i[sj] == t:
-            _apply_row(Q, GQ, j, G2I, sj, lr, adagrad)
+            _apply_row(Q, GQ, j, G2I, ej, lr, adagrad)
+    return total
 
 
 @kernel(refcount=False)
 def run_batches(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, lo, hi, states, rs,
-                lr, reg, eps, reg_adv, mode, adagrad, B, slots, rows, ubuf, ibuf, T, ts):
+                lr, reg, eps, reg_adv, mode, adagrad, B, slots, rows, ubuf, ibuf, T):
     """Train on the pairs ``lo:hi`` in mini-batches of ``B``, with the streams ``states[rs:]``.
 
     The batches are ``lo:lo+B``, ``lo+B:lo+2B``, ...; each is one step of the
     module docstring. Scratch, private to the caller's chunk: ``slots``
     (n_users + n_items, all -1 on entry and on return) maps a row to its buffer
-    slot; ``rows`` (6B,): the touched user rows, then the item rows, then for
-    each of these slots the last triple of the batch that uses it;
-    ``ubuf`` (2, B, d) and ``ibuf`` (2, 2B, d) hold the per-slot clean gradient
-    ``G`` (turned into the perturbation ``D`` in place) and the descent gradient
-    ``G2`` of users and items (``G2`` all zeros on entry, and on return);
-    ``T`` (3, B) the batch's triples and ``ts`` (B,) their ``sigma(-x)``.
-    Compiled without reference counting (``_jit.NO_REFCOUNT``): it allocates
-    nothing. Returns ``(summed clean loss, triples)``.
+    slot; ``rows`` (9B,): the touched user rows, then the item rows, then for
+    each of these slots the first and then the last triple of the batch that
+    uses it; ``ubuf`` (2, B + 1, d) and ``ibuf`` (2, 2B + 2, d) hold the per-slot
+    clean gradient ``G`` (turned into the perturbation ``D`` in place) and the
+    descent gradient ``G2`` of users and items, plus one spare user slot and two
+    spare item slots (``G2`` all zeros on entry, and on return); ``T`` (3, B)
+    the batch's triples. Compiled without reference counting
+    (``_jit.NO_REFCOUNT``): it allocates nothing. Returns ``(summed clean loss,
+    triples)``.
     """
     n_users = P.shape[0]
     slot_u, slot_i = slots[:n_users], slots[n_users:]
     rows_u, rows_i = rows[:B], rows[B:3 * B]
-    last_u, last_i = rows[3 * B:4 * B], rows[4 * B:]
+    first_u, first_i = rows[3 * B:4 * B], rows[4 * B:6 * B]
+    last_u, last_i = rows[6 * B:7 * B], rows[7 * B:]
     GU, G2U = ubuf[0], ubuf[1]         # G becomes the perturbation D in step 2
     GI, G2I = ibuf[0], ibuf[1]
     step = max(1, 64 // P.itemsize)
@@ -303,15 +359,18 @@ def run_batches(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, lo, h
     total = 0.0
     count = 0
     for start in range(lo, hi, B):
-        nb, nu, ni, total = _gather_clean(P, Q, filt, indptr, indices, pos_users, pos_items,
-                                          start, min(hi, start + B), states, rs,
-                                          (slot_u, slot_i), (rows_u, rows_i, last_u, last_i),
-                                          (GU, GI), T, ts, mode, total, step)
-        if mode == MODE_APR_RANDOM:         # step 2 (MODE_APR: inside the descent pass)
+        nb, nu, ni = _gather(P, Q, filt, indptr, indices, pos_users, pos_items, start,
+                             min(hi, start + B), states, rs, (slot_u, slot_i),
+                             (rows_u, rows_i, first_u, first_i, last_u, last_i), T, step)
+        if mode == MODE_APR:
+            _clean_pass(P, Q, T, nb, slot_u, slot_i, first_u, first_i, last_u, last_i, GU, GI,
+                        step)
+        elif mode == MODE_APR_RANDOM:       # step 2: the noise of every slot
             _random_rows(GU, nu, eps, states, rs)
             _random_rows(GI, ni, eps, states, rs)
-        _descent_pass(P, Q, GP, GQ, T, nb, ts, slot_u, slot_i, last_u, last_i, GU, GI, G2U,
-                      G2I, lr_, reg, reg_adv, adagrad, adversarial, mode, eps, step)
+        total = _descent_pass(P, Q, GP, GQ, T, nb, slot_u, slot_i, first_u, first_i, last_u,
+                              last_i, GU, GI, G2U, G2I, lr_, reg, reg_adv, adagrad,
+                              adversarial, mode, eps, total, step)
         for s in range(nu):
             slot_u[rows_u[s]] = -1
         for s in range(ni):
@@ -329,11 +388,10 @@ def _batch_epoch(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, stat
     counts = np.zeros(n_chunks, dtype=np.int64)
     # Chunk-private scratch (see run_batches).
     slots = np.full((n_chunks, P.shape[0] + Q.shape[0]), -1, dtype=np.int32)
-    rows = np.empty((n_chunks, 6 * B), dtype=np.int64)
-    ubuf = np.zeros((n_chunks, 2, B, d), dtype=P.dtype)
-    ibuf = np.zeros((n_chunks, 2, 2 * B, d), dtype=P.dtype)
+    rows = np.empty((n_chunks, 9 * B), dtype=np.int64)
+    ubuf = np.zeros((n_chunks, 2, B + 1, d), dtype=P.dtype)
+    ibuf = np.zeros((n_chunks, 2, 2 * B + 2, d), dtype=P.dtype)
     T = np.empty((n_chunks, 3, B), dtype=np.int64)
-    ts = np.empty((n_chunks, B), dtype=P.dtype)
     for t in prange(n_chunks):
         lo = (t * n) // n_chunks
         hi = ((t + 1) * n) // n_chunks
@@ -341,7 +399,7 @@ def _batch_epoch(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, stat
             shuffle_range(pos_users, pos_items, lo, hi, states, t * STRIDE)
         loss, cnt = run_batches(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items,
                                 lo, hi, states, t * STRIDE, lr, reg, eps, reg_adv, mode,
-                                adagrad, B, slots[t], rows[t], ubuf[t], ibuf[t], T[t], ts[t])
+                                adagrad, B, slots[t], rows[t], ubuf[t], ibuf[t], T[t])
         losses[t] = loss
         counts[t] = cnt
     return losses.sum(), counts.sum()

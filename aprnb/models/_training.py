@@ -187,6 +187,7 @@ class Training:
         last good epoch) when the loss or the factors are not finite.
         """
         dt = self.P.dtype.type
+        self._changed = True        # from here on the arrays may differ from the start
         if self.adagrad and first_of_phase and phase.reset:
             self.GP.fill(self.initial_accumulator)
             self.GQ.fill(self.initial_accumulator)
@@ -196,7 +197,6 @@ class Training:
         with numba_threads(self.threads):
             if epoch == 0 and self.slices > 1:      # after this, each slice reshuffles
                 shuffle_pairs(self.users, self.items, self.states, 0)
-            self._changed = True
             loss, count = self.kernel(
                 self.P, self.Q, self.GP, self.GQ, self.filt, self.X.indptr, self.X.indices,
                 self.users, self.items, self.states, self.lr, self.reg, dt(phase.eps),
