@@ -54,7 +54,7 @@ from ._grads import add_bpr_loss_grad, apr_grad, bpr_loss_grad, margin, perturbe
 from ._intrinsics import prefetch, sqrt
 from ._jit import inline, kernel, twin
 from ._math import guarded_inv_norm, sigmoid, softplus
-from .epoch import MODE_APR, MODE_APR_RANDOM, fill_random_unit
+from .epoch import MODE_APR, MODE_APR_RANDOM, fill_random_unit, prefetch_triple
 from ._rng import NOISE, STRIDE, shuffle_range
 from .sampling import filter_slot, first_draw, resolve_negative
 
@@ -216,13 +216,7 @@ def _prefetch_triple(P, Q, GP, GQ, T, t, slot_u, slot_i, first_u, first_i, last_
     slots of shared rows only: the others use the spare slots)."""
     u, i, j = T[0, t], T[1, t], T[2, t]
     su, si, sj = slot_u[u], slot_i[i], slot_i[j]
-    _prefetch_row(P, u, step)
-    _prefetch_row(Q, i, step)
-    _prefetch_row(Q, j, step)
-    if adagrad:
-        _prefetch_row(GP, u, step)
-        _prefetch_row(GQ, i, step)
-        _prefetch_row(GQ, j, step)
+    prefetch_triple(P, Q, GP, GQ, u, i, j, adagrad, step)
     if _shared(first_u, last_u, su):
         _prefetch_row(DU, su, step)
         _prefetch_row(G2U, su, step)

@@ -79,6 +79,19 @@ def _prefetch_rows(A, r, step):
         prefetch(A, r, f)
 
 
+@inline
+def prefetch_triple(P, Q, GP, GQ, u, i, j, adagrad, step):
+    """Prefetch the embedding rows of the triple ``(u, i, j)``, and with ``adagrad``
+    their accumulators (the epoch and mini-batch kernels)."""
+    _prefetch_rows(P, u, step)
+    _prefetch_rows(Q, i, step)
+    _prefetch_rows(Q, j, step)
+    if adagrad:
+        _prefetch_rows(GP, u, step)
+        _prefetch_rows(GQ, i, step)
+        _prefetch_rows(GQ, j, step)
+
+
 @kernel(refcount=False)
 def run_chunk(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, lo, hi, states, rs,
               lr, reg, eps, reg_adv, mode, adagrad, buf, ring, scale):
@@ -171,13 +184,7 @@ def _resolve_and_prefetch(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_it
     ring[b & mask] = j
     if j >= 0:
         i = pos_items[b]
-        _prefetch_rows(P, u, step)
-        _prefetch_rows(Q, i, step)
-        _prefetch_rows(Q, j, step)
-        if adagrad:
-            _prefetch_rows(GP, u, step)
-            _prefetch_rows(GQ, i, step)
-            _prefetch_rows(GQ, j, step)
+        prefetch_triple(P, Q, GP, GQ, u, i, j, adagrad, step)
 
 
 def _epoch(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, states,
