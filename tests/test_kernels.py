@@ -6,7 +6,7 @@ fast-math). Rows that a step does not touch must come back bit-for-bit unchanged
 """
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from aprnb import reference as ref
@@ -293,6 +293,36 @@ def reference_epoch(c, negs, mode, adagrad, round_to=None):
     return P, Q, GP, GQ, total, count
 
 
+def check_batch_epoch(c, mode, adagrad, B):
+    """Run the mini-batch kernel on case ``c`` and compare it with the NumPy reference
+    applied batch by batch; return the batches as ``(users, items, negatives)``."""
+    negs, estates = negatives_in_order(c)
+    P, Q = c["P"].astype(np.float64), c["Q"].astype(np.float64)
+    GP, GQ = c["GP"].astype(np.float64), c["GQ"].astype(np.float64)
+    lr, reg, eps, reg_adv = (float(c[k]) for k in ("lr", "reg", "eps", "reg_adv"))
+    if mode == 0:
+        reg_adv = 0.0             # mode 0: no adversarial term
+    total, batches = 0.0, []
+    users = c["pos_users"][c["order"]].astype(np.int64)
+    items = c["pos_items"][c["order"]].astype(np.int64)
+    for start in range(0, len(users), B):
+        sl = slice(start, start + B)
+        keep = negs[sl] >= 0
+        us, is_, js = users[sl][keep], items[sl][keep], negs[sl][keep].astype(np.int64)
+        if len(us) == 0:
+            continue
+        batches.append((us, is_, js))
+        P, Q, GP, GQ, loss = ref.apr_batch_step_ref(P, Q, GP, GQ, us, is_, js, lr, reg, eps,
+                                                    reg_adv, adagrad)
+        total += loss
+    count = int((negs >= 0).sum())
+    got = run_kernel(batch_epoch, c, mode, adagrad, batch_size=B)
+    if not adagrad:
+        GP, GQ = c["GP"], c["GQ"]
+    compare_epoch(got, (P, Q, GP, GQ, estates, total, count), c, adagrad, EPOCH_TOL[c["dt"]])
+    return batches
+
+
 @FEW
 @given(csr_case(full_row=True, n_users=(2, 4), n_items=(3, 5), min_deg=2),
        st.data(), st.sampled_from([0, 1]), st.booleans())
@@ -302,33 +332,33 @@ def test_batch_epoch_equals_reference_batch_by_batch(c, data, mode, adagrad):
     # repeats an item too.
     n_users = len(c["indptr"]) - 1
     B = data.draw(st.integers(max(3, n_users + 1), 8), label="batch_size")
-    negs, estates = negatives_in_order(c)
-    P, Q = c["P"].astype(np.float64), c["Q"].astype(np.float64)
-    GP, GQ = c["GP"].astype(np.float64), c["GQ"].astype(np.float64)
-    lr, reg, eps, reg_adv = (float(c[k]) for k in ("lr", "reg", "eps", "reg_adv"))
-    if mode == 0:
-        reg_adv = 0.0             # mode 0: no adversarial term
-    total, repeats_u, repeats_i = 0.0, False, False
-    users = c["pos_users"][c["order"]].astype(np.int64)
-    items = c["pos_items"][c["order"]].astype(np.int64)
-    for start in range(0, len(users), B):
-        sl = slice(start, start + B)
-        keep = negs[sl] >= 0
-        us, is_, js = users[sl][keep], items[sl][keep], negs[sl][keep].astype(np.int64)
-        if len(us) == 0:
-            continue
-        repeats_u |= len(set(us)) < len(us)
-        repeats_i |= len(set(is_) | set(js)) < 2 * len(us)
-        P, Q, GP, GQ, loss = ref.apr_batch_step_ref(P, Q, GP, GQ, us, is_, js, lr, reg, eps,
-                                                    reg_adv, adagrad)
-        total += loss
-    count = int((negs >= 0).sum())
-    got = run_kernel(batch_epoch, c, mode, adagrad, batch_size=B)
-    if not adagrad:
-        GP, GQ = c["GP"], c["GQ"]
-    compare_epoch(got, (P, Q, GP, GQ, estates, total, count), c, adagrad, EPOCH_TOL[c["dt"]])
+    batches = check_batch_epoch(c, mode, adagrad, B)
     if not np.any(np.diff(c["indptr"]) == c["n_items"]):   # no skipped triple: guaranteed
-        assert repeats_u and repeats_i
+        assert any(len(set(us)) < len(us) for us, _, _ in batches)
+        assert any(len(set(is_) | set(js)) < 2 * len(is_) for _, is_, js in batches)
+
+
+def lone_before_shared(us, is_, js):
+    """True when a triple of the batch shares no row with the others (the kernel's
+    per-triple path) and comes before the first use of a row that others share."""
+    rows = [(("u", u), ("i", i), ("i", j)) for u, i, j in zip(us, is_, js)]
+    uses = {}
+    for t, triple in enumerate(rows):
+        for r in triple:
+            uses.setdefault(r, []).append(t)
+    lone = [t for t, triple in enumerate(rows) if all(len(uses[r]) == 1 for r in triple)]
+    firsts_shared = [ts[0] for ts in uses.values() if len(ts) > 1]
+    return bool(lone and firsts_shared and min(lone) < max(firsts_shared))
+
+
+@FEW
+@given(csr_case(full_row=False, n_users=(6, 10), n_items=(20, 40), min_deg=1),
+       st.integers(4, 10), st.booleans())
+def test_batch_epoch_mixing_lone_and_shared_triples_equals_reference(c, B, adagrad):
+    # a lone triple takes the per-triple path; the shared rows after it must still
+    # get their perturbation from their summed gradients
+    batches = check_batch_epoch(c, 1, adagrad, B)
+    assume(any(lone_before_shared(*b) for b in batches))
 
 
 @FEW
@@ -338,6 +368,9 @@ def test_batch_epoch_of_size_one_equals_epoch_serial(c, mode, adagrad):
     batch = run_kernel(batch_epoch, c, mode, adagrad, batch_size=1)
     assert serial[6] == batch[6] > 0
     compare_epoch(batch, serial, c, adagrad, dict(rtol=1e-12, atol=1e-14))
+    if mode == 1:      # a batch of one has no shared row: each triple is the per-triple step
+        for got, want in zip(batch[:4], serial[:4]):
+            np.testing.assert_array_equal(got, want)
 
 
 @VERY_FEW

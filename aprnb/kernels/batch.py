@@ -12,8 +12,13 @@ For each mini-batch of ``batch_size`` triples:
    per row and applied once per touched row (SGD or Adagrad).
 
 All gradients of a batch are taken at the parameters from before the batch, as
-an autodiff framework does. With ``batch_size=1`` this is the per-triple kernel
-(up to floating-point rounding of the normalisation).
+an autodiff framework does. A triple none of whose rows another triple of its
+batch uses ("lone") gets exactly that: its gradients are its own, its rows hold
+their values from before the batch when it comes, and nothing else reads them
+afterwards, so its step is the per-triple APR step
+(:func:`aprnb.kernels.apr._apr_update`, closed-form perturbation), applied at
+once. With ``batch_size=1`` every triple is lone and APR mini-batch epochs equal
+the per-triple epochs bit for bit (``tests/test_kernels.py``).
 
 Threads. As in :mod:`aprnb.kernels.epoch`, the pairs are cut into ``n_chunks``
 contiguous slices, each with its own RNG streams (block ``states[t * STRIDE:]``)
@@ -34,12 +39,12 @@ use), the clean pass (step 1, only for the rows that several triples of the
 batch share) and the descent pass (the clean margins and losses, steps 2 and
 3, and each row's update right after its last use, while the row is still in
 cache; no later triple of the batch reads it, so this is the update the
-official code makes after the batch). Most rows of a batch of 512 are used by
-one triple only; their perturbation and step-3 gradient go through a spare
-slot that stays in the L1 cache, with the same arithmetic as through a slot
-of their own (a sum of one gradient is that gradient; only the sign of an
-exact zero could differ), which spares the batch buffers most of their
-traffic. The passes
+official code makes after the batch). Lone triples (88% of the triples of a
+batch of 512 on Gowalla) take the per-triple step in the descent pass. The
+other triples' rows that only they use go through spare slots that stay in
+the L1 cache, with the same arithmetic as through a slot of their own (a sum
+of one gradient is that gradient; only the sign of an exact zero could
+differ), which spares the batch buffers most of their traffic. The passes
 are pipelined like the per-triple kernel: every first negative draw of a batch
 is made and its filter word prefetched before the negatives are resolved;
 each resolved triple's embedding rows are prefetched; the clean and descent
@@ -47,9 +52,12 @@ passes prefetch the rows (and the Adagrad accumulators) of the triple
 ``AHEAD`` places on. The inner loop is compiled without reference counting.
 """
 
+import math
+
 import numpy as np
 from numba import prange
 
+from .apr import _apr_update
 from ._grads import add_bpr_loss_grad, apr_grad, bpr_loss_grad, margin, perturbed
 from ._intrinsics import prefetch, sqrt
 from ._jit import inline, kernel, twin
@@ -243,17 +251,21 @@ def _descent_pass(P, Q, GP, GQ, T, nb, slot_u, slot_i, first_u, first_i, last_u,
     holds its value from before the batch when ``t`` comes, so the clean margin,
     loss and gradient of ``t`` are computed here.
 
-    A row used by this triple only (most rows of a batch) needs no slot: its
-    perturbation is its own gradient, normalised (step 2), computed here into a
-    spare slot, and its step-3 gradient is summed in a spare slot and applied at
-    once. The arithmetic is the same as through a slot of its own. Rows shared by
-    several triples use their slots: step 1 summed their gradients
+    A lone triple (no row shared with another triple of the batch) takes the
+    per-triple APR step, with its three gradient rows in the scratch rows
+    ``DI[-3:]``. In the other triples, a row used by this triple only needs no
+    slot: its perturbation is its own gradient, normalised (step 2), computed
+    here into a spare slot, and its step-3 gradient is summed in a spare slot and
+    applied at once. The arithmetic is the same as through a slot of its own.
+    Rows shared by several triples use their slots: step 1 summed their gradients
     (:func:`_clean_pass`), and step 2 runs on each just before its first use.
-    Random-noise APR keeps every row in its slot (the noise is drawn per slot).
+    Random-noise APR keeps every row in its slot (the noise is drawn per slot),
+    and takes no per-triple step.
     """
     dt = P.dtype.type
     reg_ = dt(reg)
     lu, li, lj = DU.shape[0] - 1, DI.shape[0] - 2, DI.shape[0] - 1
+    lone = DI[DI.shape[0] - 3:]
     spare = mode != MODE_APR_RANDOM
     nu_done = 0
     ni_done = 0
@@ -269,6 +281,13 @@ def _descent_pass(P, Q, GP, GQ, T, nb, slot_u, slot_i, first_u, first_i, last_u,
         eu = su if mu else lu
         ei = si if mi else li
         ej = sj if mj else lj
+        if mode == MODE_APR and not (mu or mi or mj):
+            # no other triple of the batch touches these rows: a per-triple step
+            nu_done += 1
+            ni_done += 2
+            m, e = _apr_update(P, Q, GP, GQ, lone, u, i, j, lr, reg, eps, reg_adv, adagrad)
+            total += m + math.log1p(e)
+            continue
         x = margin(P, Q, u, i, j, dt(0.0))
         s = dt(sigmoid(-x))
         total += softplus(-x)
@@ -332,10 +351,11 @@ def run_batches(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, lo, h
     (n_users + n_items, all -1 on entry and on return) maps a row to its buffer
     slot; ``rows`` (9B,): the touched user rows, then the item rows, then for
     each of these slots the first and then the last triple of the batch that
-    uses it; ``ubuf`` (2, B + 1, d) and ``ibuf`` (2, 2B + 2, d) hold the per-slot
+    uses it; ``ubuf`` (2, B + 1, d) and ``ibuf`` (2, 2B + 3, d) hold the per-slot
     clean gradient ``G`` (turned into the perturbation ``D`` in place) and the
     descent gradient ``G2`` of users and items, plus one spare user slot and two
-    spare item slots (``G2`` all zeros on entry, and on return); ``T`` (3, B)
+    spare item slots (``G2`` all zeros on entry, and on return; the last three
+    rows of ``D`` are also the per-triple step's gradient rows); ``T`` (3, B)
     the batch's triples. Compiled without reference counting
     (``_jit.NO_REFCOUNT``): it allocates nothing. Returns ``(summed clean loss,
     triples)``.
@@ -384,7 +404,7 @@ def _batch_epoch(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, stat
     slots = np.full((n_chunks, P.shape[0] + Q.shape[0]), -1, dtype=np.int32)
     rows = np.empty((n_chunks, 9 * B), dtype=np.int64)
     ubuf = np.zeros((n_chunks, 2, B + 1, d), dtype=P.dtype)
-    ibuf = np.zeros((n_chunks, 2, 2 * B + 2, d), dtype=P.dtype)
+    ibuf = np.zeros((n_chunks, 2, 2 * B + 3, d), dtype=P.dtype)
     T = np.empty((n_chunks, 3, B), dtype=np.int64)
     for t in prange(n_chunks):
         lo = (t * n) // n_chunks
