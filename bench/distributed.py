@@ -9,11 +9,12 @@ item is evaluated under ``--protocol`` (default holdout, top-20).
 Contenders, each warmed up once (JIT caches, Ray workers) and then timed ``--repeat``
 times (median [min-max], wall clock of the whole ``evaluate`` call):
 
-* local, 1 thread and 2 threads (``n_threads``; BLAS threads limited to the same);
-* Ray with 1 and with 2 worker CPUs: a fresh local Ray each
-  (``ray.init(num_cpus=w)``, shut down after), tasks of one thread.
+* local, at each of ``--threads`` (default 1 and 2; ``n_threads``, BLAS threads limited
+  to the same);
+* Ray with as many worker CPUs: a fresh local Ray each (``ray.init(num_cpus=w)``, shut
+  down after), tasks of one thread.
 
-The two local contenders are interleaved round by round; the Ray ones run one after
+The local contenders are interleaved round by round; the Ray ones run one after
 the other (a Ray cluster per worker count). Each Ray result is checked against the local
 one: every metric and every per-user value must be equal (``==``). The throughput
 column counts the ``2 * users * items * factors`` flops of the scores.
@@ -87,23 +88,26 @@ def run(args):
                 return common.time_call(call, n_threads=n)[0]
         return go
 
+    counts = common.thread_list(args.threads)
     ref = call(n_threads=1)
     print(f"  {n_users} x {n_items}, {X.nnz} train interactions, {ref['n_users']} users "
           f"evaluated", file=sys.stderr, flush=True)
-    res = common.interleave({"local 1": local(1), "local 2": local(2)}, repeat)
+    res = common.interleave({f"local {n}": local(n) for n in counts}, repeat)
     rows = {f"local, {n} thread{'s' * (n > 1)}": (res[f"local {n}"]["wall"], "reference", n)
-            for n in (1, 2)}
-    for w in (1, 2):
+            for n in counts}
+    for w in counts:
         st, equal = time_ray(w, call, repeat, ref)
         rows[f"Ray, {w} worker CPU{'s' * (w > 1)}"] = (st, "yes" if equal else "NO", w)
     flop = 2.0 * ref["n_users"] * n_items * args.factors
-    base = rows["local, 1 thread"][0].median
+    base = next(iter(rows.values()))[0].median
+    first = next(iter(rows))
     table = [[name, st.fmt_s(), common.ratio(base, st.median), f"{flop / st.median / 1e9:.1f}",
               f"{flop / st.median / 1e9 / cores:.1f}", equal]
              for name, (st, equal, cores) in rows.items()]
-    return [Section(f"Ray evaluation at 1 and 2 workers against local ({args.protocol}, "
+    return [Section(f"Ray evaluation at {' and '.join(map(str, counts))} workers against "
+                    f"local ({args.protocol}, "
                     f"top-20, {n_users:,} users x {n_items:,} items, {args.factors} factors)",
-                    ["contender", "s [min-max]", "speed-up vs local 1 thread", "GFLOP/s",
+                    ["contender", "s [min-max]", f"speed-up vs {first}", "GFLOP/s",
                      "GFLOP/s per core", "equal to local"], table,
                     [f"{ref['n_users']:,} users evaluated, {X.nnz:,} training interactions; "
                      f"warm-up + {repeat} timed calls each; local calls interleaved, each "

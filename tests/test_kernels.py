@@ -15,7 +15,7 @@ from aprnb.kernels import (MODE_APR, MODE_VAT, apr_step, apr_step_adagrad, apr_s
                            bpr_step, bpr_step_adagrad, epoch_parallel, epoch_serial,
                            sample_negatives)
 from aprnb.kernels._rng import STRIDE, seed_states
-from aprnb.kernels.batch import batch_epoch
+from aprnb.kernels.batch import batch_serial
 from aprnb.kernels.sampling import build_filter
 from aprnb.kernels.vat import user_mean_losses, vulnerability_scale
 
@@ -179,12 +179,12 @@ def test_apr_step_uses_the_official_guard_at_a_huge_margin(dt, adagrad):
 
 @st.composite
 def csr_case(draw, dtypes=DTYPES, full_row=True, n_users=(1, 4), n_items=(2, 6), min_deg=1,
-             max_users=None):
+             max_users=None, dims=(1, 6), scales=(0.1, 0.5)):
     """A tiny sorted CSR matrix, its positives, a shuffled order, factors and RNG states."""
     dt = draw(st.sampled_from(dtypes))
     nu = draw(st.integers(*n_users))
     ni = draw(st.integers(*n_items))
-    d = draw(st.integers(1, 6))
+    d = draw(st.integers(*dims))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     rows = []
     for _ in range(nu):
@@ -198,7 +198,7 @@ def csr_case(draw, dtypes=DTYPES, full_row=True, n_users=(1, 4), n_items=(2, 6),
     pos_users = np.repeat(np.arange(nu, dtype=np.int32), np.diff(indptr))
     pos_items = indices.copy()
     order = rng.permutation(len(pos_users)).astype(np.int64)
-    scale = draw(st.sampled_from([0.1, 0.5]))
+    scale = draw(st.sampled_from(scales))
     P = (scale * rng.standard_normal((nu, d))).astype(dt)
     Q = (scale * rng.standard_normal((ni, d))).astype(dt)
     GP = rng.uniform(0.05, 1.0, P.shape).astype(dt)
@@ -316,7 +316,7 @@ def check_batch_epoch(c, mode, adagrad, B):
                                                     reg_adv, adagrad)
         total += loss
     count = int((negs >= 0).sum())
-    got = run_kernel(batch_epoch, c, mode, adagrad, batch_size=B)
+    got = run_kernel(batch_serial, c, mode, adagrad, batch_size=B)
     if not adagrad:
         GP, GQ = c["GP"], c["GQ"]
     compare_epoch(got, (P, Q, GP, GQ, estates, total, count), c, adagrad, EPOCH_TOL[c["dt"]])
@@ -365,12 +365,22 @@ def test_batch_epoch_mixing_lone_and_shared_triples_equals_reference(c, B, adagr
 @given(csr_case(dtypes=[np.float64]), st.sampled_from([0, 1]), st.booleans())
 def test_batch_epoch_of_size_one_equals_epoch_serial(c, mode, adagrad):
     serial = run_kernel(epoch_serial, c, mode, adagrad)
-    batch = run_kernel(batch_epoch, c, mode, adagrad, batch_size=1)
+    batch = run_kernel(batch_serial, c, mode, adagrad, batch_size=1)
     assert serial[6] == batch[6] > 0
     compare_epoch(batch, serial, c, adagrad, dict(rtol=1e-12, atol=1e-14))
-    if mode == 1:      # a batch of one has no shared row: each triple is the per-triple step
-        for got, want in zip(batch[:4], serial[:4]):
-            np.testing.assert_array_equal(got, want)
+
+
+@FEW
+@given(csr_case(dims=(1, 67), scales=(0.1, 0.5, 5.0)), st.booleans())
+def test_apr_batch_of_size_one_is_the_per_triple_epoch_bit_for_bit(c, adagrad):
+    # a batch of one shares no row: each triple takes the per-triple step itself, so
+    # the parameters, accumulators and streams are bitwise those of the per-triple
+    # epoch (widths up to 67 reach the vectorised loops; scale 5 reaches the guard)
+    serial = run_kernel(epoch_serial, c, 1, adagrad)
+    batch = run_kernel(batch_serial, c, 1, adagrad, batch_size=1)
+    for got, want in zip(batch[:5], serial[:5]):
+        np.testing.assert_array_equal(got, want)
+    assert batch[6] == serial[6]
 
 
 @VERY_FEW

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from aprnb.kernels.normal import LAYERS, _X, fill_normal, ziggurat_tables
+from aprnb.kernels.normal import LAYERS, R256, _X, base_radius, fill_normal, ziggurat_tables
 
 N = 1 << 21
 
@@ -27,6 +27,13 @@ def test_tables_have_equal_strips_and_the_known_base():
     areas = x[1:LAYERS] * (fx[2:LAYERS + 1] - fx[1:LAYERS])
     np.testing.assert_allclose(areas, v, rtol=1e-9)
     assert x[0] * fx[1] == pytest.approx(v) and x[LAYERS] == 0.0
+
+
+def test_stored_base_is_the_bisection_root():
+    # the module stores the 256-strip base instead of solving for it at import
+    assert R256 == base_radius(256)
+    x, _ = ziggurat_tables(128)                   # other strip counts are solved
+    assert x[1] == base_radius(128) and 3.0 < x[1] < R256
 
 
 def test_kolmogorov_smirnov(z):

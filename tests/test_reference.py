@@ -497,14 +497,14 @@ def _noise_batch_step(P, Q, us, is_, js, DP, DQ, lr, reg, reg_adv):
 def test_mode2_batch_epoch_replays_noise_stream(seed, eps, batch):
     from aprnb.kernels import MODE_APR_RANDOM, sample_negatives
     from aprnb.kernels._rng import NOISE
-    from aprnb.kernels.batch import batch_epoch
+    from aprnb.kernels.batch import batch_serial
     c = _mode2_problem(seed)
     lr, reg, reg_adv = 0.1, 0.01, 0.8
     P, Q = c["P"].copy(), c["Q"].copy()
     states = c["states"].copy()
-    loss, cnt = batch_epoch(P, Q, P[:0], Q[:0], c["filt"], c["indptr"], c["indices"],
-                            c["users"].copy(), c["items"].copy(), states, lr, reg, eps,
-                            reg_adv, MODE_APR_RANDOM, False, 1, batch)
+    loss, cnt = batch_serial(P, Q, P[:0], Q[:0], c["filt"], c["indptr"], c["indices"],
+                             c["users"].copy(), c["items"].copy(), states, lr, reg, eps,
+                             reg_adv, MODE_APR_RANDOM, False, 1, batch)
     rs = c["states"].copy()
     rP, rQ = c["P"].copy(), c["Q"].copy()
     ref_loss, n, d = 0.0, 0, P.shape[1]

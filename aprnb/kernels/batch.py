@@ -16,9 +16,12 @@ an autodiff framework does. A triple none of whose rows another triple of its
 batch uses ("lone") gets exactly that: its gradients are its own, its rows hold
 their values from before the batch when it comes, and nothing else reads them
 afterwards, so its step is the per-triple APR step
-(:func:`aprnb.kernels.apr._apr_update`, closed-form perturbation), applied at
-once. With ``batch_size=1`` every triple is lone and APR mini-batch epochs equal
-the per-triple epochs bit for bit (``tests/test_kernels.py``).
+(:func:`aprnb.kernels.apr._apr_update`, the guarded closed-form perturbation),
+applied at once (in APR mode; BPR and random-noise mini-batches keep the slot
+path for every triple). With ``batch_size=1`` every triple is lone, and an APR
+mini-batch epoch leaves the factors and Adagrad accumulators bit for bit as the
+per-triple epoch does; only the reported loss differs in rounding
+(``tests/test_kernels.py``).
 
 Threads. As in :mod:`aprnb.kernels.epoch`, the pairs are cut into ``n_chunks``
 contiguous slices, each with its own RNG streams (block ``states[t * STRIDE:]``)
@@ -39,8 +42,8 @@ use), the clean pass (step 1, only for the rows that several triples of the
 batch share) and the descent pass (the clean margins and losses, steps 2 and
 3, and each row's update right after its last use, while the row is still in
 cache; no later triple of the batch reads it, so this is the update the
-official code makes after the batch). Lone triples (88% of the triples of a
-batch of 512 on Gowalla) take the per-triple step in the descent pass. The
+official code makes after the batch). In APR mode, lone triples (88% of the
+triples of a batch of 512 on Gowalla) take the per-triple step in the descent pass. The
 other triples' rows that only they use go through spare slots that stay in
 the L1 cache, with the same arithmetic as through a slot of their own (a sum
 of one gradient is that gradient; only the sign of an exact zero could
@@ -259,8 +262,8 @@ def _descent_pass(P, Q, GP, GQ, T, nb, slot_u, slot_i, first_u, first_i, last_u,
     applied at once. The arithmetic is the same as through a slot of its own.
     Rows shared by several triples use their slots: step 1 summed their gradients
     (:func:`_clean_pass`), and step 2 runs on each just before its first use.
-    Random-noise APR keeps every row in its slot (the noise is drawn per slot),
-    and takes no per-triple step.
+    Random-noise APR keeps every row in its slot (the noise is drawn per slot);
+    neither it nor BPR takes the per-triple step.
     """
     dt = P.dtype.type
     reg_ = dt(reg)
@@ -282,7 +285,9 @@ def _descent_pass(P, Q, GP, GQ, T, nb, slot_u, slot_i, first_u, first_i, last_u,
         ei = si if mi else li
         ej = sj if mj else lj
         if mode == MODE_APR and not (mu or mi or mj):
-            # no other triple of the batch touches these rows: a per-triple step
+            # no other triple of the batch touches these rows: a per-triple step.
+            # Its three slots are the next new ones (j != i: a negative is never a
+            # positive of u, see sampling.resolve_negative)
             nu_done += 1
             ni_done += 2
             m, e = _apr_update(P, Q, GP, GQ, lone, u, i, j, lr, reg, eps, reg_adv, adagrad)
@@ -353,9 +358,11 @@ def run_batches(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, lo, h
     each of these slots the first and then the last triple of the batch that
     uses it; ``ubuf`` (2, B + 1, d) and ``ibuf`` (2, 2B + 3, d) hold the per-slot
     clean gradient ``G`` (turned into the perturbation ``D`` in place) and the
-    descent gradient ``G2`` of users and items, plus one spare user slot and two
-    spare item slots (``G2`` all zeros on entry, and on return; the last three
-    rows of ``D`` are also the per-triple step's gradient rows); ``T`` (3, B)
+    descent gradient ``G2`` of users and items: B user and 2B item slots, then
+    one spare user row and three spare item rows (``G2`` all zeros on entry, and
+    on return). The spare rows of ``D`` hold the perturbations of unshared rows
+    (the last two item rows), and the last three item rows are the per-triple
+    step's Adagrad gradient rows; nothing in them outlives a triple. ``T`` (3, B)
     the batch's triples. Compiled without reference counting
     (``_jit.NO_REFCOUNT``): it allocates nothing. Returns ``(summed clean loss,
     triples)``.
@@ -420,5 +427,3 @@ def _batch_epoch(P, Q, GP, GQ, filt, indptr, indices, pos_users, pos_items, stat
 
 
 batch_serial, batch_parallel = twin(_batch_epoch, "batch_serial", "batch_parallel")
-#: The serial twin under its former name.
-batch_epoch = batch_serial

@@ -16,7 +16,7 @@ with :math:`x_1 = r > x_2 > \dots > x_N = 0`, and strip 0 is the base
 is also ``v``; it is drawn as a rectangle of width :math:`x_0 = v / f(r)`.
 Equal areas give :math:`x_{i+1} = f^{-1}(f(x_i) + v / x_i)`, and ``r`` is the
 one value for which this recursion ends exactly at the top,
-:math:`x_{N-1}(1 - f(x_{N-1})) = v` (:func:`ziggurat_tables` solves it by
+:math:`x_{N-1}(1 - f(x_{N-1})) = v` (:func:`base_radius` solves it by
 bisection). One draw:
 
 1. pick a strip ``i`` uniformly (it has area ``v`` like all the others) and a
@@ -75,13 +75,10 @@ def _strip_top(r, n=LAYERS):
     return x * (1.0 - f(x)) - v
 
 
-def ziggurat_tables(n=LAYERS):
-    """``(x, fx)``: strip edges ``x[0..n]`` (``x[n] = 0``) and ``f(x)`` for ``n`` strips.
-
-    ``x[0] = v / f(r)`` is the base strip's width, ``x[1] = r``. The base ``r``
-    is found by bisection on :func:`_strip_top` (for 256 strips it is 3.6541...,
-    Marsaglia and Tsang's value).
-    """
+def base_radius(n=LAYERS):
+    """The base ``r`` of an ``n``-strip ziggurat: the root of :func:`_strip_top`, by
+    bisection (for 256 strips 3.6541..., Marsaglia and Tsang's value; stored as
+    :data:`R256`, which ``tests/test_normal.py`` checks against this function)."""
     lo, hi = 2.0, 5.0
     for _ in range(200):
         mid = 0.5 * (lo + hi)
@@ -89,7 +86,21 @@ def ziggurat_tables(n=LAYERS):
             lo = mid
         else:
             hi = mid
-    r = hi
+    return hi
+
+
+#: :func:`base_radius` of 256 strips (stored: the bisection takes about 20 ms).
+R256 = 3.6541528853610092
+
+
+def ziggurat_tables(n=LAYERS, r=None):
+    """``(x, fx)``: strip edges ``x[0..n]`` (``x[n] = 0``) and ``f(x)`` for ``n`` strips.
+
+    ``x[0] = v / f(r)`` is the base strip's width, ``x[1] = r``, the base
+    (:data:`R256` for 256 strips, else :func:`base_radius`).
+    """
+    if r is None:
+        r = R256 if n == 256 else base_radius(n)
     f = lambda t: math.exp(-0.5 * t * t)   # noqa: E731
     v = r * f(r) + math.sqrt(math.pi / 2) * math.erfc(r / math.sqrt(2))
     x = np.zeros(n + 1)

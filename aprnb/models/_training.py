@@ -111,8 +111,9 @@ class Training:
         arrays that do not start on a huge page), so pass arrays that nothing
         else holds.
     rng : numpy Generator (seeds the RNG streams)
-    filt : the :func:`sampling_filter` of ``X``, if already built (else built here)
-    pairs : the :func:`positives` of ``X``, if already made (else made here)
+    filt : the :func:`sampling_filter` of ``X``
+    pairs : the :func:`positives` of ``X`` (the caller has warned about users who
+        have interacted with every item: :func:`warn_full_users`)
     initial : callable
         Returns fresh copies of ``(P, Q, GP, GQ)`` as they were passed in; used
         to roll back a failure in the first epoch (see below).
@@ -132,14 +133,11 @@ class Training:
     """
 
     def __init__(self, X, P, Q, GP, GQ, rng, n_threads, n_slices, lr, reg, adagrad,
-                 initial_accumulator=0.1, batch_size=1, filt=None, pairs=None, *, initial):
+                 initial_accumulator=0.1, batch_size=1, *, filt, pairs, initial):
         self.X = X
         self.threads = running_threads(n_threads)
-        if pairs is None:
-            warn_full_users(X, stacklevel=3)
-            pairs = positives(X)
         self.users, self.items = pairs
-        self.filt = sampling_filter(X, self.threads) if filt is None else filt
+        self.filt = filt
         self.P, self.Q, self.GP, self.GQ = (a if on_huge_pages(a) else huge_page_aligned(a)
                                             for a in (P, Q, GP, GQ))
         self.slices = n_slices

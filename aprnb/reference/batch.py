@@ -62,7 +62,7 @@ def batch_bpr_row_gradients(P, Q, us, is_, js):
     r"""Summed BPR gradient of a mini-batch, per row of ``P`` and ``Q``.
 
     The same quantity as :func:`dataset_bpr_gradient` for the triples of one
-    batch: step 1 of :func:`aprnb.kernels.batch.batch_epoch`.
+    batch: step 1 of :func:`aprnb.kernels.batch.batch_serial`.
 
     Parameters
     ----------
@@ -113,7 +113,7 @@ def batch_perturbation(P, Q, us, is_, js, eps):
 
 
 def apr_batch_step_ref(P, Q, GP, GQ, us, is_, js, lr, reg, eps, reg_adv, adagrad):
-    r"""One paper-faithful mini-batch APR step (the semantics of ``batch_epoch``).
+    r"""One paper-faithful mini-batch APR step (the semantics of ``batch_serial``).
 
     1. :math:`\Delta` = :func:`batch_perturbation` at the pre-batch parameters;
     2. the gradient of
