@@ -198,10 +198,9 @@ def _clean_pass(P, Q, T, nb, slot_u, slot_i, first_u, first_i, last_u, last_i, G
     dt = P.dtype.type
     lu, li, lj = GU.shape[0] - 1, GI.shape[0] - 2, GI.shape[0] - 1
     for t in range(nb):
-        if t + AHEAD < nb:
-            _prefetch_row(P, T[0, t + AHEAD], step)
-            _prefetch_row(Q, T[1, t + AHEAD], step)
-            _prefetch_row(Q, T[2, t + AHEAD], step)
+        if t + AHEAD < nb:          # its rows only (no accumulators: adagrad=False)
+            prefetch_triple(P, Q, P, Q, T[0, t + AHEAD], T[1, t + AHEAD], T[2, t + AHEAD],
+                            False, step)
         u, i, j = T[0, t], T[1, t], T[2, t]
         su, si, sj = slot_u[u], slot_i[i], slot_i[j]
         mu = _shared(first_u, last_u, su)
@@ -221,8 +220,8 @@ def _clean_pass(P, Q, T, nb, slot_u, slot_i, first_u, first_i, last_u, last_i, G
 
 
 @inline
-def _prefetch_triple(P, Q, GP, GQ, T, t, slot_u, slot_i, first_u, first_i, last_u, last_i,
-                     DU, DI, G2U, G2I, adagrad, step):
+def _prefetch_descent(P, Q, GP, GQ, T, t, slot_u, slot_i, first_u, first_i, last_u, last_i,
+                      DU, DI, G2U, G2I, adagrad, step):
     """Prefetch the rows the descent pass reads and writes for triple ``t`` (the
     slots of shared rows only: the others use the spare slots)."""
     u, i, j = T[0, t], T[1, t], T[2, t]
@@ -274,8 +273,8 @@ def _descent_pass(P, Q, GP, GQ, T, nb, slot_u, slot_i, first_u, first_i, last_u,
     ni_done = 0
     for t in range(nb):
         if t + AHEAD < nb:
-            _prefetch_triple(P, Q, GP, GQ, T, t + AHEAD, slot_u, slot_i, first_u, first_i,
-                             last_u, last_i, DU, DI, G2U, G2I, adagrad, step)
+            _prefetch_descent(P, Q, GP, GQ, T, t + AHEAD, slot_u, slot_i, first_u, first_i,
+                              last_u, last_i, DU, DI, G2U, G2I, adagrad, step)
         u, i, j = T[0, t], T[1, t], T[2, t]
         su, si, sj = slot_u[u], slot_i[i], slot_i[j]
         mu = _shared(first_u, last_u, su) or not spare
