@@ -8,7 +8,9 @@ A model file is an ``.npz`` archive of plain arrays (read without pickle):
 was trained on: ``train_indptr``/``train_indices`` (its training interactions, CSR),
 ``provenance`` (JSON: the training matrix's fingerprint, the split specification,
 the warm start, the aprnb version) and optionally ``user_ids``/``item_ids`` (the
-raw id of each index). Version 1 files still load, without those.
+raw id of each index). Version 1 files still load, without those. A model class
+may add arrays of its own (``_extra_members``: trained weights beyond the two
+ranking tables, optimizer state), each under the member name ``x:<name>``.
 
 This module knows arrays and JSON, not model classes: each model assembles its
 own arrays (``BaseRecommender._arrays``), and :func:`aprnb.io.load` rebuilds the
@@ -29,6 +31,8 @@ FORMAT_VERSION = 2
 MEMBERS = ("format", "format_version", "aprnb_version", "class", "params", "history",
            "user_factors", "item_factors", "opt_users", "opt_items", "train_indptr",
            "train_indices", "provenance", "user_ids", "item_ids")
+#: The prefix of the member names of a model class's own arrays (``_extra_members``).
+EXTRA = "x:"
 
 
 def check_path(path, must_exist=False, name="path"):
@@ -57,7 +61,7 @@ def write_model(path, class_name, params, history, arrays):
     ``FileNotFoundError`` when the folder does not exist.
     """
     path = check_path(path)
-    unknown = set(arrays) - set(MEMBERS)
+    unknown = {n for n in arrays if n not in MEMBERS and not n.startswith(EXTRA)}
     if unknown:
         raise ValueError(f"not model file members: {sorted(unknown)}")
     head = {

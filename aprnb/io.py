@@ -6,7 +6,7 @@ the model class named in the file.
 import numpy as np
 import scipy.sparse as sp
 
-from ._modelfile import FORMAT, FORMAT_VERSION, MEMBERS, check_path
+from ._modelfile import EXTRA, FORMAT, FORMAT_VERSION, MEMBERS, check_path
 from ._npz import read_json, read_npz
 from ._provenance import fingerprint
 from .models import APR, BPR, VAT, ItemPop
@@ -25,7 +25,8 @@ def load(path):
     Nothing is unpickled.
     """
     path = check_path(path, must_exist=True)
-    data = read_npz(path, MEMBERS)
+    extras = sorted({EXTRA + n for c in REGISTRY.values() for n in c._extra_members})
+    data = read_npz(path, MEMBERS + tuple(extras))
     cls = _model_class(path, data)
     params = read_json(path, data["params"], "parameter")
     history = read_json(path, data.get("history", np.array("[]")), "history")
@@ -34,7 +35,7 @@ def load(path):
                          f"block: not a mapping)")
     if not isinstance(history, list):
         raise ValueError(f"{path}: corrupted history block (not a list)")
-    P, Q = _factors(path, data, params)
+    P, Q = _factors(path, data, cls._width(params))
     try:
         if "dtype" in params:
             params["dtype"] = np.dtype(params["dtype"]).type
@@ -48,7 +49,22 @@ def load(path):
     if issubclass(cls, FactorModel):
         model.optimizer_state_ = _optimizer_state(path, data, P, Q)
     _load_provenance(path, data, model, P.shape[0], Q.shape[0])
+    _load_extras(path, data, model)
     return model
+
+
+def _load_extras(path, data, model):
+    """Set the class's own arrays (``_extra_members``) and let the model check them."""
+    for name in model._extra_members:
+        member = data.get(EXTRA + name)
+        if member is None:
+            raise ValueError(f"{path}: corrupted file: the {type(model).__name__} member "
+                             f"{name!r} is missing")
+        if member.dtype.kind not in "biuf":
+            raise ValueError(f"{path}: corrupted member {name!r} ({member.dtype} is not a "
+                             f"numeric array)")
+        setattr(model, name + "_", np.ascontiguousarray(_native(member)))
+    model._check_loaded(path)
 
 
 def _model_class(path, data):
@@ -70,8 +86,9 @@ def _model_class(path, data):
     return cls
 
 
-def _factors(path, data, params):
-    """The checked factor tables ``(P, Q)`` of a model file."""
+def _factors(path, data, width):
+    """The checked factor tables ``(P, Q)`` of a model file (``width``: the class's
+    expected width for the file's parameters, or None)."""
     P, Q = (_native(data["user_factors"]), _native(data["item_factors"]))
     if (P.ndim != 2 or Q.ndim != 2 or P.shape[1] != Q.shape[1]
             or P.dtype not in (np.float32, np.float64) or Q.dtype != P.dtype):
@@ -80,9 +97,9 @@ def _factors(path, data, params):
     if min(P.shape + Q.shape) == 0:
         raise ValueError(f"{path}: corrupted factor tables of shapes {P.shape} and {Q.shape} "
                          f"(a model has at least one user, one item and one factor)")
-    if "factors" in params and params["factors"] != P.shape[1]:
-        raise ValueError(f"{path}: factors={params['factors']} but arrays have width "
-                         f"{P.shape[1]}")
+    if width is not None and width != P.shape[1]:
+        raise ValueError(f"{path}: the parameters give factor tables of width {width} but "
+                         f"the arrays have width {P.shape[1]}")
     if not (np.all(np.isfinite(P)) and np.all(np.isfinite(Q))):
         raise ValueError(f"{path}: factors contain NaN or inf")
     return np.ascontiguousarray(P), np.ascontiguousarray(Q)

@@ -178,7 +178,7 @@ def test_load_npz_that_is_not_a_model(tmp_path):
     (dict(format_version=np.array(99)), "format version 99 is newer.*upgrade aprnb"),
     (dict(item_factors=np.zeros((20, 3), np.float32)), "inconsistent factor arrays"),
     (dict(user_factors=np.zeros((30, 3), np.float32),
-          item_factors=np.zeros((20, 3), np.float32)), "factors=4 but arrays have width 3"),
+          item_factors=np.zeros((20, 3), np.float32)), "width 4 but the arrays have width 3"),
     (dict(user_factors=np.zeros(30, np.float32)), "inconsistent factor arrays"),
     (dict(user_factors=np.zeros((30, 4, 1), np.float32)), "inconsistent factor arrays"),
     (dict(user_factors=np.zeros((30, 4), np.int32)), "inconsistent factor arrays"),
@@ -241,3 +241,47 @@ def test_load_never_unpickles(model_file, tmp_path, key):
     raw.write_bytes(pickle.dumps(Payload()))
     _assert_load_rejected(raw)
     assert not marker.exists()
+
+
+# -- a model class's own arrays (_extra_members) ----------------------------------------------
+class _Weighted(BPR):
+    """BPR with one extra trained array, ``weights_`` (a stand-in for NeuMF's dense layers)."""
+
+    _extra_members = ("weights",)
+
+    def fit(self, train, init=None, callback=None):
+        super().fit(train, init, callback)
+        self.weights_ = np.arange(6, dtype=self.user_factors_.dtype).reshape(2, 3)
+        return self
+
+    def _check_loaded(self, path):
+        if self.weights_.shape != (2, 3):
+            raise ValueError(f"{path}: weights of shape {self.weights_.shape}, not (2, 3)")
+
+
+@pytest.fixture
+def weighted_file(tmp_path, split, monkeypatch):
+    monkeypatch.setitem(aprnb.io.REGISTRY, "_Weighted", _Weighted)
+    path = tmp_path / "w.npz"
+    _Weighted(**FAST).fit(split[0]).save(path)
+    return path
+
+
+def test_extra_members_round_trip(weighted_file):
+    model = aprnb.load(weighted_file)
+    assert type(model) is _Weighted
+    np.testing.assert_array_equal(model.weights_, np.arange(6).reshape(2, 3))
+    assert model.weights_.dtype == model.user_factors_.dtype
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda d: d.pop("x:weights"), "member 'weights' is missing"),
+    (lambda d: d.update({"x:weights": np.zeros((3, 3))}), r"weights of shape \(3, 3\)"),
+    (lambda d: d.update({"x:weights": np.array("text")}), "not a numeric array")])
+def test_extra_members_missing_or_inconsistent_is_a_clear_error(weighted_file, change, fragment):
+    with np.load(weighted_file) as f:
+        data = {k: f[k] for k in f.files}
+    change(data)
+    np.savez(weighted_file, **data)
+    with pytest.raises(ValueError, match=fragment):
+        aprnb.load(weighted_file)

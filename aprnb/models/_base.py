@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 
-from .._modelfile import write_model
+from .._modelfile import EXTRA, write_model
 from .._validation import check_bool, check_interactions, check_k_bound, check_positive_int
 from ..data.dataset import Dataset
 from ..evaluation import top_k
@@ -57,6 +57,22 @@ class BaseRecommender:
     provenance_ = None
     user_ids_ = None
     item_ids_ = None
+
+    #: Names of the fitted arrays a model file keeps beyond the two ranking tables (the
+    #: trained weights of models that are more than their factors): each name ``x``
+    #: is saved from the attribute ``x_`` and :func:`aprnb.load` sets it back, then
+    #: calls :meth:`_check_loaded`.
+    _extra_members = ()
+
+    @classmethod
+    def _width(cls, params):
+        """The width of ``user_factors_``/``item_factors_`` of a model with ``params``
+        (None: any); :func:`aprnb.load` checks a file against it."""
+        return params.get("factors")
+
+    def _check_loaded(self, path):
+        """Called by :func:`aprnb.load` once every attribute is set: raise
+        ``ValueError(f"{path}: ...")`` when the extra members do not fit together."""
 
     def _set_provenance(self, X, prov):
         self.train_ = X
@@ -206,6 +222,8 @@ class BaseRecommender:
             arrays["train_indptr"] = self.train_.indptr
             arrays["train_indices"] = self.train_.indices
             arrays["provenance"] = np.array(json.dumps(self.provenance_))
+        for name in self._extra_members:
+            arrays[EXTRA + name] = np.asarray(getattr(self, name + "_"))
         for name in ("user_ids", "item_ids"):
             ids = getattr(self, name + "_", None)
             if ids is not None:
