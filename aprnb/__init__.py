@@ -17,13 +17,15 @@ __version__ = "0.1.0"
 _PUBLIC = {"BPR": "models", "APR": "models", "VAT": "models", "ItemPop": "models",
            "DivergenceError": "models", "NotFittedError": "models", "Validation": "models",
            "EarlyStopping": "models",
+           "IRGAN": "models",
            "evaluate": "evaluation", "load": "io",
            "perturb": "perturbation", "robustness": "perturbation"}
 _SUBMODULES = ("data", "datasets", "kernels")
 
 __all__ = ["BPR", "APR", "VAT", "ItemPop", "Validation", "EarlyStopping", "evaluate", "load",
            "perturb", "robustness", "data",
-           "datasets", "kernels", "DivergenceError", "NotFittedError", "__version__"]
+           "datasets", "kernels", "DivergenceError", "NotFittedError", "__version__",
+           "IRGAN"]
 
 
 def __getattr__(name):

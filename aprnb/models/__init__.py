@@ -4,8 +4,9 @@ from ._training import DivergenceError
 from .apr import APR
 from .bpr import BPR
 from .callbacks import Callback, EarlyStopping, Validation
+from .irgan import IRGAN
 from .itempop import ItemPop
 from .vat import VAT
 
 __all__ = ["BPR", "APR", "VAT", "ItemPop", "DivergenceError", "NotFittedError", "Callback",
-           "Validation", "EarlyStopping"]
+           "Validation", "EarlyStopping", "IRGAN"]
