@@ -55,8 +55,9 @@ Importance sampling (the official item-recommendation code): the ``K``
 samples :math:`i_1..i_K` are drawn from the mixture
 :math:`p_n(i) = (1-\lambda_s)\,p_\theta(i|u) + \lambda_s\,\mathbb{1}[i \in I_u]/|I_u|`
 (``I_u`` the user's training items), each weighted by :math:`w_k = p_\theta(i_k)/p_n(i_k)`,
-so that :math:`E_{i\sim p_n}[w\,r\,\nabla\log p_\theta] = \sum_i p_\theta(i) r(i) \nabla\log p_\theta(i)`
-stays unbiased. With :math:`c_k = w_k\,r(u, i_k)` and :math:`C = \sum_k c_k`,
+so that the estimate stays unbiased:
+:math:`E_{i\sim p_n}[w\,r\,\nabla\log p_\theta] = \sum_i p_\theta(i)\,r(i)\,\nabla\log p_\theta(i)`.
+With :math:`c_k = w_k\,r(u, i_k)` and :math:`C = \sum_k c_k`,
 G descends on the surrogate loss :math:`L_u = -\frac1K\sum_k c_k\log p_\theta(i_k|u)`
 (the :math:`c_k` held constant), whose gradient w.r.t. the user's score row is
 

@@ -238,8 +238,8 @@ class IRGAN(BaseRecommender):
                 init.user_factors_, init.item_factors_, init.d_user_factors_,
                 init.d_item_factors_)]
             if self.optimizer == "adagrad" and init.optimizer == "adagrad":
-                acc = [np.array(a, dtype=dt) for a in (init.g_opt_users_, init.g_opt_items_,
-                                                     init.d_opt_users_, init.d_opt_items_)]
+                acc = [np.array(a, dtype=dt) for a in (
+                    init.g_opt_users_, init.g_opt_items_, init.d_opt_users_, init.d_opt_items_)]
                 return tables + acc, history
             return tables + self._accumulators(tables, dt), history
         if init is None:

@@ -79,7 +79,10 @@ def softmax_ref(s, T):
 
 
 def proposal_ref(p, pos, lam):
-    r"""The importance-sampling proposal :math:`p_n = (1-\lambda)p + \lambda\,\mathbb 1[I_u]/|I_u|`."""
+    r"""The importance-sampling proposal.
+
+    :math:`p_n = (1-\lambda)\,p + \lambda\,\mathbb 1[I_u]/|I_u|` (``pos``: the items ``I_u``).
+    """
     pn = (1.0 - lam) * np.asarray(p, dtype=np.float64)
     pos = np.asarray(pos, dtype=np.int64)
     if len(pos):
