@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 
 import aprnb
 from aprnb.kernels._rng import seed_states
-from aprnb.kernels.irgan import (REWARD_SIGMOID, REWARD_SOFTPLUS, apply_rows, d_epoch_parallel,
-                                 d_epoch_serial, d_step, g_block_grads, policy_row,
-                                 policy_rows_parallel, policy_rows_serial, sample_rows_serial)
+from aprnb.kernels.irgan import (REWARD_SIGMOID, REWARD_SOFTPLUS, apply_rows,
+                                 apply_rows_parallel, d_epoch_parallel, d_epoch_serial, d_step,
+                                 g_block_grads, policy_row, policy_rows_parallel,
+                                 policy_rows_serial, sample_rows_serial)
 from aprnb.reference import irgan as ref
 from checks import assert_same, learned_attributes
 
@@ -247,6 +248,20 @@ def test_policy_rows_parallel_equals_serial():
         outs.append((Gs, stats))
     assert_same(outs[0][0], outs[1][0], "Gs")
     assert outs[0][1] == outs[1][1]
+
+
+@pytest.mark.parametrize("adagrad", [False, True])
+def test_apply_rows_parallel_equals_serial(adagrad):
+    rng = np.random.default_rng(4)
+    A, G = rng.standard_normal((50, 5)), rng.uniform(0.1, 1, (50, 5))
+    rows, g = rng.permutation(50)[:30], rng.standard_normal((30, 5))
+    out = []
+    for kern in (apply_rows, apply_rows_parallel):
+        a, b = A.copy(), G.copy()
+        kern(a, b, rows, g, 4, 0.1, adagrad)
+        out.append((a, b))
+    assert_same(out[0], out[1], "rows")
+    assert np.array_equal(out[0][0][:, 4], A[:, 4])
 
 
 def test_sample_rows_follow_the_softmax():

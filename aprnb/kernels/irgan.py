@@ -414,12 +414,18 @@ def g_block_grads(PG, QG, users, Gs, reg):
     return gP, gQ
 
 
-@kernel
-def apply_rows(A, GA, rows, g, ncols, lr, adagrad):
-    """``A[rows[r], :ncols] -= lr * g[r, :ncols]`` (SGD) or the Adagrad form with ``GA``."""
+def _apply_rows(A, GA, rows, g, ncols, lr, adagrad):
+    """``A[rows[r], :ncols] -= lr * g[r, :ncols]`` (SGD) or the Adagrad form with ``GA``.
+
+    ``rows`` must be distinct (a block's users, or every item): the parallel twin
+    splits them over threads without races.
+    """
     lr_ = A.dtype.type(lr)
-    for r in range(rows.shape[0]):
+    for r in prange(rows.shape[0]):
         if adagrad:
             _adagrad_row(A, GA, rows[r], g[r], ncols, lr_)
         else:
             _sgd_row(A, rows[r], g[r], ncols, lr_)
+
+
+apply_rows, apply_rows_parallel = twin(_apply_rows, "apply_rows", "apply_rows_parallel")

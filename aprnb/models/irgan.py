@@ -12,7 +12,8 @@ from .._validation import (check_choice, check_dtype, check_factors, check_float
                            check_positive_int, check_random_state)
 from ..kernels import all_finite
 from ..kernels._rng import seed_states
-from ..kernels.irgan import (REWARD_SIGMOID, REWARD_SOFTPLUS, apply_rows, d_epoch_parallel,
+from ..kernels.irgan import (REWARD_SIGMOID, REWARD_SOFTPLUS, apply_rows, apply_rows_parallel,
+                             d_epoch_parallel,
                              d_epoch_serial, g_block_grads, policy_rows_parallel,
                              policy_rows_serial, sample_rows_parallel, sample_rows_serial)
 from ._base import BaseRecommender, training_data
@@ -385,6 +386,7 @@ class IRGAN(BaseRecommender):
         """One G epoch: every user with training items, in blocks of ``batch_users``."""
         X = run.X
         kern = policy_rows_serial if run.threads == 1 else policy_rows_parallel
+        step = apply_rows if run.threads == 1 else apply_rows_parallel
         kind = _REWARDS[self.reward]
         users = run.rng.permutation(run.active)
         loss = reward = 0.0
@@ -399,8 +401,8 @@ class IRGAN(BaseRecommender):
             loss += lsum
             reward += rsum
             gP, gQ = g_block_grads(run.P, run.Q, blk, Gs, self.g_reg)
-            apply_rows(run.P, run.GPg, blk, gP, w - 1, self.g_learning_rate, adagrad)
-            apply_rows(run.Q, run.GQg, all_items, gQ, w, self.g_learning_rate, adagrad)
+            step(run.P, run.GPg, blk, gP, w - 1, self.g_learning_rate, adagrad)
+            step(run.Q, run.GQg, all_items, gQ, w, self.g_learning_rate, adagrad)
         n = max(1, len(users))
         return loss / n, reward / n
 
