@@ -3,11 +3,10 @@ import time
 import warnings
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from .._provenance import fingerprint, record
-from .._threads import check_n_threads, numba_threads, running_threads
+from .._threads import check_n_threads, numba_threads, running_threads, single_threaded_blas
 from .._validation import (check_choice, check_dtype, check_factors, check_float,
                            check_positive_int, check_random_state)
 from ..kernels import all_finite
@@ -96,7 +95,10 @@ class IRGAN(BaseRecommender):
         MF width ``d``; the ranking tables have width ``d + 1``.
     epochs : int, default 10
         Rounds of (``d_epochs`` D epochs, ``g_epochs`` G epochs).
-    d_epochs, g_epochs : int, default 1
+    d_epochs, g_epochs : int, default 5, 1
+        The defaults (with ``g_learning_rate=0.005``, ``epochs=10``) are the
+        setting picked on a Last.fm validation split (``docs/derivations.md``
+        section 11: IRGAN there stays within noise of its MF-BPR start).
     temperature : float, default 0.2
         ``T`` of G's softmax, for D's generated items and G's policy alike (the
         official code samples D's items at 0.2 and G's at 1).
@@ -144,7 +146,8 @@ class IRGAN(BaseRecommender):
         The BPR epochs, then per round: ``epoch``, ``loss`` (D's mean loss per
         pair in the round's last D epoch; G's surrogate loss when ``d_epochs=0``),
         ``d_loss``, ``g_loss``, ``g_reward`` (mean estimated :math:`E_{p_\theta}[r]`
-        per user), ``seconds``.
+        per user), ``seconds`` (``d_seconds`` and ``g_seconds`` of it in the D and G
+        epochs).
 
     Notes
     -----
@@ -156,7 +159,7 @@ class IRGAN(BaseRecommender):
 
     _extra_members = _EXTRA
 
-    def __init__(self, factors=64, epochs=10, d_epochs=1, g_epochs=1, temperature=0.2,
+    def __init__(self, factors=64, epochs=10, d_epochs=5, g_epochs=1, temperature=0.2,
                  g_learning_rate=0.005, d_learning_rate=0.05, g_reg=0.0, d_reg=0.01,
                  optimizer="adagrad", reward="sigmoid", sample_lambda=0.2, g_samples=2,
                  batch_users=64, bpr_epochs=100, bpr_learning_rate=0.05, bpr_reg=0.0,
@@ -351,7 +354,10 @@ class IRGAN(BaseRecommender):
         t0 = time.perf_counter()
         adagrad = self.optimizer == "adagrad"
         d_loss = g_loss = g_reward = float("nan")
-        with numba_threads(run.threads), threadpool_limits(run.threads, user_api="blas"):
+        # BLAS stays on one thread: on 2 cores its spinning pool and Numba's, taking turns
+        # hundreds of times per epoch, made a 2-thread G epoch 3-8x slower than 1 thread
+        with numba_threads(run.threads), single_threaded_blas():
+            t1 = time.perf_counter()
             for _ in range(self.d_epochs):
                 negs = self._generate(run)
                 order = run.rng.permutation(len(run.users))
@@ -359,12 +365,14 @@ class IRGAN(BaseRecommender):
                 d_loss = kern(run.PD, run.QD, run.GPd, run.GQd, run.users, run.items, negs,
                               order, self.d_learning_rate, self.d_reg, adagrad,
                               run.slices) / max(1, len(order))
+            t2 = time.perf_counter()
             for _ in range(self.g_epochs):
                 g_loss, g_reward = self._g_epoch(run, adagrad)
+        t3 = time.perf_counter()
         loss = d_loss if self.d_epochs else g_loss
         return {"epoch": epoch, "loss": float(loss), "d_loss": float(d_loss),
-                "g_loss": float(g_loss), "g_reward": float(g_reward),
-                "seconds": time.perf_counter() - t0, "mode": "irgan"}
+                "g_loss": float(g_loss), "g_reward": float(g_reward), "seconds": t3 - t0,
+                "d_seconds": t2 - t1, "g_seconds": t3 - t2, "mode": "irgan"}
 
     def _blocks(self, users):
         for lo in range(0, len(users), self.batch_users):
