@@ -14,8 +14,8 @@ BLAS call; other models (NeuMF) fill the tile their own way.
 Users are processed in blocks. For top-K and the holdout metrics the scores of a
 block are computed one cache-sized tile of items at a time, and a Numba kernel
 excludes the training items and feeds each user's top-K heap while the tile is still
-in cache; after the last tile the heaps are sorted and the metrics computed. Leave-
-one-out needs every score of a user to rank the held-out item, so it scores a block
+in cache; after the last tile the heaps are sorted and the metrics computed.
+Leave-one-out needs every score of a user to rank the held-out item, so it scores a block
 against all items (about 64 MB) at once. The full ``n_users x n_items`` score matrix
 is never built. With the beyond-accuracy metrics (:mod:`aprnb.evaluation._beyond`)
 the sorted heaps of "holdout" are reused, and "loo" runs the same top-K kernels once
