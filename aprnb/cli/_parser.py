@@ -202,6 +202,10 @@ def _add_reproduce(add):
     p.add_argument("--random-noise-seeds", type=int, default=None,
                    help="train the random-noise ablation (about 20x slower per epoch than "
                         "APR) for only the first N seeds; 0 leaves it out (default: all)")
+    p.add_argument("--systems", default="all",
+                   help="the paper's systems beyond MF that join leave-one-out: 'all' "
+                        "(default), 'none', or a comma-separated list of names (e.g. "
+                        "CDAE,NeuMF)")
     _add_common(p, json_flag=False)
 
 
