@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 
 from .. import models
-from .report import log
+from .report import log, settings_label
 
 
 @dataclass(frozen=True)
@@ -74,17 +74,13 @@ def select(systems, train, valid, proto, k, metric, bpr, n_threads, seed, quick,
         for cand in system.grid:
             model = _model(system, quick, n_threads, seed, cand).fit(train, init=init)
             v = score(model, train, valid)
-            vals[_label(cand)] = v
+            vals[settings_label(cand)] = v
             if best is None or v > best[0]:
                 best = (v, cand, model)
         fitted[system.name] = best[2]
         chosen[system.name] = {"params": best[1], "val": vals}
         log(f"  [{proto}] validation {metric} of {system.name}: {vals} -> {best[1]}")
     return chosen
-
-
-def _label(cand):
-    return ", ".join(f"{k}={v}" for k, v in cand.items()) or "default"
 
 
 def train(systems, chosen, train_data, bf, n_threads, seed, quick):
