@@ -15,7 +15,7 @@ from numba import njit
 import aprnb
 from aprnb import CDAE, DivergenceError, evaluate
 from aprnb import reference as ref
-from aprnb.kernels._rng import DRAW, REDRAW, STRIDE, randint, seed_states, uniform
+from aprnb.kernels._rng import DRAW, REDRAW, randint, seed_states, uniform
 from aprnb.kernels.cdae import cdae_epoch_serial, cdae_step
 from checks import assert_same, snapshot
 
