@@ -58,7 +58,7 @@ plus a seed is bitwise reproducible.
 import numpy as np
 from numba import prange
 
-from ._intrinsics import sqrt
+from ._intrinsics import prefetch, sqrt
 from ._jit import inline, integer, kernel, twin
 from ._math import sigmoid, softplus
 from ._rng import DRAW, REDRAW, STRIDE, randint, uniform
@@ -86,13 +86,22 @@ def _scalar_step(t, a, k, g, lr, adagrad):
         t[k] -= lr * g
 
 
+#: Rows between a prefetch (input rows in ``_encode``, output rows in ``_user_step``)
+#: and their use.
+AHEAD = 4
+
+
 @inline
 def _encode(W, V, b, u, items, kept, c, z):
     """``z = sigmoid(V_u + b + c * sum of W_i over the kept items)`` into ``z``."""
     H = W.shape[1]
+    step = max(1, 64 // W.itemsize)
     for f in range(H):
         z[f] = V[u, f] + b[f]
     for k in range(items.shape[0]):
+        if k + AHEAD < items.shape[0] and kept[k + AHEAD]:
+            for f in range(0, H, step):
+                prefetch(W, items[k + AHEAD], f)
         if kept[k]:
             i = items[k]
             for f in range(H):
@@ -102,7 +111,7 @@ def _encode(W, V, b, u, items, kept, c, z):
 
 
 @inline
-def _output(Wp, bp, GWp, Gbp, t, y, z, dz, g, lr, reg, adagrad):
+def _output(Wp, bp, GWp, Gbp, t, y, z, dz, lr, reg, adagrad):
     """Target ``t`` with label ``y``: its loss; adds ``e_t W'_t`` (old row) to ``dz``, then
     steps ``W'_t`` and ``b'_t``."""
     dt = Wp.dtype.type
@@ -111,13 +120,36 @@ def _output(Wp, bp, GWp, Gbp, t, y, z, dz, g, lr, reg, adagrad):
     for f in range(H):
         x += Wp[t, f] * z[f]
     e = dt(sigmoid(x) - y)                 # dL/dx
-    for f in range(H):
-        w = Wp[t, f]
-        dz[f] += e * w
-        g[f] = e * z[f] + reg * w
-    _row_step(Wp, GWp, t, g, lr, adagrad)
+    # one pass per optimizer: read the old row into dz, then step it (C1)
+    if adagrad:
+        for f in range(H):
+            w = Wp[t, f]
+            dz[f] += e * w
+            gf = e * z[f] + reg * w
+            GWp[t, f] += gf * gf
+            Wp[t, f] = w - lr * gf / sqrt(GWp[t, f])
+    else:
+        for f in range(H):
+            w = Wp[t, f]
+            dz[f] += e * w
+            Wp[t, f] = w - lr * (e * z[f] + reg * w)
     _scalar_step(bp, Gbp, t, e, lr, adagrad)
     return softplus(-x) if y > 0 else softplus(x)
+
+
+@inline
+def _prefetch_target(Wp, bp, GWp, Gbp, items, negs, k, adagrad, step):
+    """Prefetch the output row (and with ``adagrad`` its accumulators) of target ``k``:
+    ``items[k]``, or ``negs[k - len(items)]`` after the positives."""
+    n_pos = items.shape[0]
+    t = items[k] if k < n_pos else negs[k - n_pos]
+    for f in range(0, Wp.shape[1], step):
+        prefetch(Wp, t, f)
+    prefetch(bp, t, 0)
+    if adagrad:
+        for f in range(0, Wp.shape[1], step):
+            prefetch(GWp, t, f)
+        prefetch(Gbp, t, 0)
 
 
 @inline
@@ -136,10 +168,18 @@ def _user_step(W, V, b, Wp, bp, GW, GV, Gb, GWp, Gbp, u, items, kept, negs, lr, 
     for f in range(H):
         dz[f] = 0.0
     loss = 0.0
-    for k in range(items.shape[0]):
-        loss += _output(Wp, bp, GWp, Gbp, items[k], dt(1.0), z, dz, g, lr_, reg_, adagrad)
-    for k in range(negs.shape[0]):
-        loss += _output(Wp, bp, GWp, Gbp, negs[k], dt(0.0), z, dz, g, lr_, reg_, adagrad)
+    n_pos = items.shape[0]
+    n_t = n_pos + negs.shape[0]
+    step = max(1, 64 // Wp.itemsize)
+    for k in range(min(AHEAD, n_t)):
+        _prefetch_target(Wp, bp, GWp, Gbp, items, negs, k, adagrad, step)
+    for k in range(n_t):
+        if k + AHEAD < n_t:            # the rows of a later target are on their way
+            _prefetch_target(Wp, bp, GWp, Gbp, items, negs, k + AHEAD, adagrad, step)
+        if k < n_pos:
+            loss += _output(Wp, bp, GWp, Gbp, items[k], dt(1.0), z, dz, lr_, reg_, adagrad)
+        else:
+            loss += _output(Wp, bp, GWp, Gbp, negs[k - n_pos], dt(0.0), z, dz, lr_, reg_, adagrad)
     for f in range(H):
         dz[f] = dz[f] * z[f] * (dt(1.0) - z[f])          # delta
     for f in range(H):
