@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 
 #: public name -> submodule that defines it
 _PUBLIC = {"BPR": "models", "APR": "models", "VAT": "models", "ItemPop": "models",
+           "CDAE": "models",
            "DivergenceError": "models", "NotFittedError": "models", "Validation": "models",
            "EarlyStopping": "models",
            "IRGAN": "models",
@@ -23,7 +24,7 @@ _PUBLIC = {"BPR": "models", "APR": "models", "VAT": "models", "ItemPop": "models
 _SUBMODULES = ("data", "datasets", "kernels")
 
 __all__ = ["BPR", "APR", "VAT", "ItemPop", "Validation", "EarlyStopping", "evaluate", "load",
-           "perturb", "robustness", "data",
+           "perturb", "robustness", "data", "CDAE",
            "datasets", "kernels", "DivergenceError", "NotFittedError", "__version__",
            "IRGAN"]
 

@@ -98,7 +98,7 @@ class IRGAN(BaseRecommender):
     d_epochs, g_epochs : int, default 5, 1
         The defaults (with ``g_learning_rate=0.005``, ``epochs=10``) are the
         setting picked on a Last.fm validation split (``docs/derivations.md``
-        section 11: IRGAN there stays within noise of its MF-BPR start).
+        section 12: IRGAN there stays within noise of its MF-BPR start).
     temperature : float, default 0.2
         ``T`` of G's softmax, for D's generated items and G's policy alike (the
         official code samples D's items at 0.2 and G's at 1).

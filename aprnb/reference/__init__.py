@@ -30,6 +30,7 @@ Modules
 ``_math``    sigmoid, softplus, l2_normalize (and ``NORM_FLOOR``)
 ``bpr``      one BPR triple: loss, gradients, one SGD/Adagrad step
 ``apr``      one APR triple: perturbation, loss, gradients, one step
+``cdae``     CDAE: one user's forward pass, loss, gradients, step; ranking factors
 ``vat``      VAT: per-user losses, the vulnerability scale, one VAT triple
 ``batch``    many triples: the summed dataset gradient, the mini-batch APR step
 ``_step``    the SGD/Adagrad row update shared by the steps
@@ -43,6 +44,7 @@ from .apr import apr_grads, apr_loss, apr_perturbation, apr_step_ref
 from .batch import (apr_batch_step_ref, batch_bpr_row_gradients, batch_perturbation,
                     dataset_bpr_gradient)
 from .bpr import bpr_grads, bpr_loss, bpr_step_ref
+from .cdae import cdae_factors_ref, cdae_grads, cdae_hidden, cdae_loss, cdae_step_ref
 from .metrics import (as_csr, blocked_holdout, candidates, items_of, loo_rank, naive_holdout,
                       naive_loo, naive_sampled, naive_top_k, pairs, rank_metrics, ranked,
                       user_scores)
@@ -56,6 +58,7 @@ __all__ = [
     "dataset_bpr_gradient",
     "user_losses_ref", "vulnerability_scale_ref", "vat_perturbation", "vat_loss", "vat_grads",
     "vat_step_ref",
+    "cdae_hidden", "cdae_loss", "cdae_grads", "cdae_step_ref", "cdae_factors_ref",
     # metrics and ranking (formerly tests/naive.py)
     "as_csr", "items_of", "pairs", "user_scores", "candidates", "ranked", "naive_top_k",
     "naive_holdout", "loo_rank", "rank_metrics", "naive_loo", "naive_sampled",
