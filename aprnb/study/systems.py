@@ -49,8 +49,14 @@ class System:
     extra: dict = field(default_factory=dict)
 
 
-#: The systems beyond MF, filled in with each model's validated settings.
-SYSTEMS = ()
+#: The systems beyond MF. Each class's defaults are the settings its author chose on a
+#: Last.fm validation split (docs/derivations.md, sections 11-13); the grids add one
+#: alternative each, chosen again on the study's own validation split.
+SYSTEMS = (
+    System("CDAE", "CDAE", {}, epochs=50, quick_epochs=3, grid=({}, {"hidden": 50})),
+    System("IRGAN", "IRGAN", {}, epochs=10, quick_epochs=1,
+           grid=({}, {"g_learning_rate": 0.001}), start="MF-BPR"),
+)
 
 
 def _model(system, quick, n_threads, seed, cand):
