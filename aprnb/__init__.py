@@ -16,13 +16,13 @@ __version__ = "0.1.0"
 #: public name -> submodule that defines it
 _PUBLIC = {"BPR": "models", "APR": "models", "VAT": "models", "ItemPop": "models",
            "DivergenceError": "models", "NotFittedError": "models", "Validation": "models",
-           "EarlyStopping": "models",
+           "EarlyStopping": "models", "NeuMF": "models",
            "evaluate": "evaluation", "load": "io",
            "perturb": "perturbation", "robustness": "perturbation"}
 _SUBMODULES = ("data", "datasets", "kernels")
 
 __all__ = ["BPR", "APR", "VAT", "ItemPop", "Validation", "EarlyStopping", "evaluate", "load",
-           "perturb", "robustness", "data",
+           "perturb", "robustness", "data", "NeuMF",
            "datasets", "kernels", "DivergenceError", "NotFittedError", "__version__"]
 
 

@@ -9,11 +9,11 @@ import scipy.sparse as sp
 from ._modelfile import EXTRA, FORMAT, FORMAT_VERSION, MEMBERS, check_path
 from ._npz import read_json, read_npz
 from ._provenance import fingerprint
-from .models import APR, BPR, VAT, ItemPop
+from .models import APR, BPR, VAT, ItemPop, NeuMF
 from .models._factor import FactorModel
 
 #: The classes a model file may name.
-REGISTRY = {"BPR": BPR, "APR": APR, "VAT": VAT, "ItemPop": ItemPop}
+REGISTRY = {"BPR": BPR, "APR": APR, "VAT": VAT, "ItemPop": ItemPop, "NeuMF": NeuMF}
 _check_path = check_path     # the CLI checks --out paths with it
 
 

@@ -31,7 +31,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import aprnb
-from aprnb import APR, BPR, VAT, ItemPop, NotFittedError, evaluate
+from aprnb import APR, BPR, VAT, ItemPop, NeuMF, NotFittedError, evaluate
 from aprnb.reference import pairs
 from checks import (FAST, assert_same, assert_unchanged, interactions, learned_attributes,
                     listing, message, snapshot)
@@ -57,6 +57,10 @@ ITEMPOP_NA = {
     "beats_itempop": "ItemPop is the baseline itself",
 }
 _APR_LEARN = dict(factors=16, bpr_epochs=20, epochs=10)   # from a converged BPR, as the paper
+#: NeuMF's rows are [GMF | MLP]: factors=4 and layers[0]=8 make them 8 wide, as the tuples
+#: of the warm-start test
+_NEUMF = dict(SMALL, factors=4, layers=(8, 4), batch_size=32)
+_NEUMF_LEARN = dict(factors=16, layers=(32, 16, 8), epochs=20)
 
 #: One line per model configuration.
 MODELS = {
@@ -69,6 +73,10 @@ MODELS = {
     "vat-adagrad": Entry(VAT, dict(SMALL, optimizer="adagrad"), _APR_LEARN),
     "vat-sgd": Entry(VAT, dict(SMALL, optimizer="sgd"), _APR_LEARN),
     "itempop": Entry(ItemPop, {}, {}, ITEMPOP_NA),
+    "neumf-adagrad": Entry(NeuMF, _NEUMF, _NEUMF_LEARN),
+    "neumf-sgd": Entry(NeuMF, dict(_NEUMF, optimizer="sgd"), _NEUMF_LEARN),
+    "neumf-adv": Entry(NeuMF, dict(_NEUMF, adversarial=True), dict(_NEUMF_LEARN, clean_epochs=10,
+                                                                  adversarial=True)),
 }
 
 
@@ -95,7 +103,7 @@ def models_for(point):
 
 
 def n_epochs(model):
-    return model.epochs + getattr(model, "bpr_epochs", 0)
+    return model.epochs + getattr(model, "bpr_epochs", 0) + getattr(model, "clean_epochs", 0)
 
 
 @pytest.fixture(params=[p for p in models_for("bad_input")])
@@ -192,7 +200,7 @@ def test_dtype_fit_returns_self_and_learned_attributes(name, dtype, small_synthe
     assert learned_attributes(model) == []
     assert model.fit(small_synthetic) is model
     assert model.user_factors_.dtype == dtype and model.item_factors_.dtype == dtype
-    width = model.factors if applies(name, "trains") else 1
+    width = type(model)._width(model.get_params()) if applies(name, "trains") else 1
     assert model.user_factors_.shape == (small_synthetic.shape[0], width)
     assert model.item_factors_.shape == (small_synthetic.shape[1], width)
     assert model.user_factors_.flags.c_contiguous and model.item_factors_.flags.c_contiguous

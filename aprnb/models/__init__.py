@@ -5,7 +5,8 @@ from .apr import APR
 from .bpr import BPR
 from .callbacks import Callback, EarlyStopping, Validation
 from .itempop import ItemPop
+from .neumf import NeuMF
 from .vat import VAT
 
-__all__ = ["BPR", "APR", "VAT", "ItemPop", "DivergenceError", "NotFittedError", "Callback",
+__all__ = ["BPR", "APR", "VAT", "ItemPop", "NeuMF", "DivergenceError", "NotFittedError", "Callback",
            "Validation", "EarlyStopping"]
