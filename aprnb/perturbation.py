@@ -14,6 +14,12 @@ Kinds of noise (each row of ``Delta`` has L2 norm ``eps``):
 * ``"pgd"`` -- beyond the paper: ``steps`` fast-gradient steps of size
   ``step_size`` (default ``2.5 * eps / steps``), each followed by a projection
   of every row onto its L2 ball of radius ``eps`` (so rows have norm <= eps).
+
+A model that is not MF (NeuMF) brings its own adversary, built from the gradient
+of its own training loss: a method ``model._perturbed(train, eps, kind, rng,
+steps, step_size)`` returning a new fitted model of the same class with perturbed
+embeddings. :func:`perturb` then returns that model, and :func:`robustness` scores
+it.
 """
 from functools import partial
 
@@ -65,8 +71,15 @@ def perturb(model, train, eps, kind="adversarial", random_state=None, steps=10,
     Returns
     -------
     (ndarray, ndarray)
-        New arrays in the model's dtype.
+        New arrays in the model's dtype; for a model with an adversary of its own
+        (``_perturbed``, see the module docstring), a new fitted model instead.
     """
+    if _own_adversary(model):
+        eps = check_float(eps, "eps", 0.0, low_inclusive=False)
+        kind = check_choice(kind, "kind", KINDS)
+        train = check_interactions(train, "train", shape=(model.n_users_, model.n_items_))
+        return model._perturbed(train, eps, kind, check_random_state(random_state), steps,
+                                step_size)
     P, Q = factors_of(model)
     eps = check_float(eps, "eps", 0.0, low_inclusive=False)
     kind = check_choice(kind, "kind", KINDS)
@@ -98,6 +111,14 @@ def perturb(model, train, eps, kind="adversarial", random_state=None, steps=10,
         project_rows(DP, eps)
         project_rows(DQ, eps)
     return (P + DP).astype(P.dtype), (Q + DQ).astype(Q.dtype)
+
+
+def _own_adversary(model):
+    """True for a fitted model that perturbs itself (``_perturbed``; NeuMF)."""
+    if not hasattr(model, "_perturbed"):
+        return False
+    model._check_fitted()
+    return True
 
 
 def bpr_loss_total(model, train, random_state=0):
@@ -161,26 +182,30 @@ def robustness(model, train, test=None, eps=(0.5, 1.0, 2.0), kinds=("adversarial
         row per ``(kind, eps)`` holding each metric and its relative change
         ``(perturbed - clean) / clean``.
     """
-    P, Q = factors_of(model)
+    own = _own_adversary(model)
+    clean_model = model if own else factors_of(model)
+    shape = (model.n_users_, model.n_items_) if own else (clean_model[0].shape[0],
+                                                          clean_model[1].shape[0])
     backend = check_choice(backend, "backend", BACKENDS)
     train, test, negatives = unpack_data(train, test, negatives, protocol)
-    ks = [check_k_bound(kk, Q.shape[0]) for kk in check_ks(k)]
+    ks = [check_k_bound(kk, shape[1]) for kk in check_ks(k)]
     protocol = check_protocol(protocol, negatives, default="loo")
     if check_split:
-        shape = (P.shape[0], Q.shape[0])
         _check_split(model, check_interactions(train, "train", shape=shape),
                      check_interactions(test, "test", shape=shape, allow_empty=True),
                      "robustness")
     eps_list, kinds = _check_grid(eps, kinds)
     metrics = ([f"hr@{ks[-1]}", f"ndcg@{ks[-1]}"] if protocol != "holdout"
                else [f"recall@{ks[-1]}", f"ndcg@{ks[-1]}"])
+    # the split is checked above, once; the perturbed models are scored as they are
     score = partial(evaluate, train=train, test=test, k=ks, protocol=protocol,
-                    n_threads=n_threads, negatives=negatives, backend=backend)
-    clean = score((P, Q))
+                    n_threads=n_threads, negatives=negatives, backend=backend,
+                    check_split=False)
+    clean = score(clean_model)
     rows = [dict(kind="clean", eps=0.0, **{m: clean[m] for m in metrics})]
     for kind in kinds:
         for e in eps_list:
-            res = score(perturb((P, Q), train, e, kind=kind, random_state=random_state,
+            res = score(perturb(clean_model, train, e, kind=kind, random_state=random_state,
                                 steps=steps))
             row = dict(kind=kind, eps=e)
             for m in metrics:

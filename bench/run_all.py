@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import common
 
-BENCHES = ["startup", "train", "evaluate", "floors", "scaling", "loading"]
+BENCHES = ["startup", "train", "evaluate", "floors", "scaling", "loading", "systems"]
 
 
 def parse(argv):

@@ -127,6 +127,15 @@ def test_train_is_bitwise_reproducible_with_one_thread(lightgcn, tmp_path, capsy
     assert a.item_factors_.tobytes() == b.item_factors_.tobytes()
 
 
+def test_train_set_passes_any_parameter_of_the_class(lightgcn, tmp_path, capsys):
+    out = tmp_path / "m.npz"
+    code, _, err = run(train_args(lightgcn, out, "--model", "apr", "--set", "reg=0.01",
+                                  "--set", "noise=random", "--set", "eps=1e-1"), capsys)
+    assert code == 0, err
+    m = aprnb.load(out)
+    assert (m.reg, m.noise, m.eps) == (0.01, "random", 0.1)
+
+
 def test_no_command_prints_help(capsys):
     code, out, _ = run([], capsys)
     assert code == 0 and "train" in out and "evaluate" in out
@@ -152,6 +161,9 @@ TRAIN_BAD = [
     (["--model", "apr", "--eps", "nan"], "eps must be finite"),
     (["--model", "apr", "--reg-adv", "-1"], "reg_adv must be >= 0"),
     (["--model", "apr", "--bpr-epochs", "-1"], "bpr_epochs must be an integer >= 0"),
+    (["--set", "reg"], "expected NAME=VALUE"),
+    (["--set", "colour=2"], "BPR has no parameter 'colour'"),
+    (["--set", "reg=-1"], "reg must be >= 0"),
 ]
 
 

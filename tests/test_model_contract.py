@@ -200,7 +200,7 @@ def test_dtype_fit_returns_self_and_learned_attributes(name, dtype, small_synthe
     assert learned_attributes(model) == []
     assert model.fit(small_synthetic) is model
     assert model.user_factors_.dtype == dtype and model.item_factors_.dtype == dtype
-    width = type(model)._width(model.get_params()) if applies(name, "trains") else 1
+    width = type(model)._width(model.get_params()) or 1    # ItemPop: one column
     assert model.user_factors_.shape == (small_synthetic.shape[0], width)
     assert model.item_factors_.shape == (small_synthetic.shape[1], width)
     assert model.user_factors_.flags.c_contiguous and model.item_factors_.flags.c_contiguous

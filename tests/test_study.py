@@ -122,3 +122,36 @@ def test_random_noise_arm_for_the_first_seeds_only(folder, tmp_path):
     assert "APR, random noise" not in none["test"]
     assert all(r["a"] != "APR, random noise" for r in none["paired"])
     assert "--random-noise-seeds 0" in (tmp_path / "results.md").read_text()
+
+
+# -- the systems beyond MF (aprnb/study/systems.py), with MF classes standing in -------------
+def test_systems_are_selected_on_validation_and_trained_for_every_seed(folder, tmp_path,
+                                                                       monkeypatch):
+    """Each system's candidates are scored on validation (first seed), the best is trained
+    for every seed (warm starts from the seed's MF-BPR or from another system, and the
+    continued baseline beside it) and joins the table and the paired comparisons."""
+    from aprnb.study import systems
+    fake = (systems.System("CDAE", "BPR", dict(factors=8), epochs=3, quick_epochs=2,
+                           grid=({"learning_rate": 0.05}, {"learning_rate": 0.2})),
+            systems.System("NeuMF", "BPR", dict(factors=64), epochs=3, quick_epochs=2,
+                           start="MF-BPR"),
+            systems.System("NeuMF + APR", "APR", dict(factors=64), epochs=3, quick_epochs=1,
+                           grid=({"eps": 0.5}, {"eps": 1.0}), start="NeuMF",
+                           continued="NeuMF (continued)"))
+    monkeypatch.setattr(systems, "SYSTEMS", fake)
+    with pytest.raises(ValueError, match="starts from 'NeuMF'"):
+        reproduce([str(folder)], out=str(tmp_path), seeds=2, systems=["NeuMF + APR"], **SMALL)
+    res = reproduce([str(folder)], out=str(tmp_path), seeds=2, protocols=("loo",), **SMALL)
+    p = res[0]["protocols"]["loo"]
+    chosen = p["selection"]["systems"]
+    assert set(chosen) == {"CDAE", "NeuMF", "NeuMF + APR"}
+    assert set(chosen["CDAE"]["val"]) == {"learning_rate=0.05", "learning_rate=0.2"}
+    assert chosen["CDAE"]["params"] in ({"learning_rate": 0.05}, {"learning_rate": 0.2})
+    for name in ("CDAE", "NeuMF", "NeuMF + APR", "NeuMF (continued)"):
+        assert p["test"][name]["hr@100"]["n"] == 2
+    pairs = {(r["a"], r["b"]) for r in p["paired"]}
+    assert ("NeuMF (continued)", "NeuMF + APR") in pairs and ("CDAE", "AMF") in pairs
+    models = {c["model"] for c in p["robustness"]}
+    assert {"NeuMF (continued)", "NeuMF + APR"} <= models
+    text = (tmp_path / "results.md").read_text()
+    assert "| NeuMF + APR |" in text and "| CDAE |" in text

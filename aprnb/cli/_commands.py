@@ -130,9 +130,12 @@ def cmd_demo(a):
 
 
 def cmd_reproduce(a):
+    systems = (a.systems if a.systems == "all" else () if a.systems == "none"
+               else tuple(s.strip() for s in a.systems.split(",") if s.strip()))
     reproduce(a.data, out=a.out, quick=a.quick, n_threads=a.threads, seed=a.seed,
               seeds=a.seeds, jobs=a.jobs, random_noise_seeds=a.random_noise_seeds,
-              protocols=tuple(p.strip() for p in a.protocols.split(",") if p.strip()))
+              protocols=tuple(p.strip() for p in a.protocols.split(",") if p.strip()),
+              systems=systems)
     return 0
 
 

@@ -1,13 +1,17 @@
 """Parsed options -> the objects the commands work with: the data set (and its split),
 the evaluation protocol and cut-offs, a new or a saved model, the output path.
 """
+import ast
 import os
 
 import numpy as np
 
-from .. import data
+from .. import data, models
 from ..io import _check_path
 from ..models import APR, BPR, VAT, ItemPop
+
+#: ``--model`` names of the classes built from the general options and ``--set`` only.
+OTHER_MODELS = {"cdae": "CDAE", "irgan": "IRGAN", "neumf": "NeuMF"}
 
 
 def _header(value):
@@ -72,8 +76,33 @@ def negatives(ds, protocol):
     return ds.negatives if protocol == "sampled" else None
 
 
+def settings(pairs):
+    """``--set NAME=VALUE`` options as a dict (VALUE a Python literal, else a string)."""
+    out = {}
+    for pair in pairs:
+        name, eq, text = pair.partition("=")
+        if not eq or not name.strip().isidentifier():
+            raise ValueError(f"--set {pair!r}: expected NAME=VALUE, e.g. --set hidden=100")
+        try:
+            out[name.strip()] = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            out[name.strip()] = text.strip()
+    return out
+
+
 def model_from_args(a):
+    """The unfitted model of ``aprnb train``'s options (``--set`` applied last, checked
+    against the class's parameters)."""
+    model = _model(a)
+    return model.set_params(**settings(a.set))
+
+
+def _model(a):
     dtype = {"float32": np.float32, "float64": np.float64}[a.dtype]
+    if a.model in OTHER_MODELS:
+        return getattr(models, OTHER_MODELS[a.model])(
+            epochs=a.epochs, n_threads=a.threads, random_state=a.seed, dtype=dtype,
+            show_progress=not (a.quiet or a.json))
     common = dict(factors=a.factors, learning_rate=a.lr, reg=a.reg, epochs=a.epochs,
                   optimizer=a.optimizer, init_std=a.init_std, n_threads=a.threads,
                   random_state=a.seed, dtype=dtype, show_progress=not (a.quiet or a.json),

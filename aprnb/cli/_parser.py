@@ -97,9 +97,16 @@ def _add_demo(add):
 def _add_train(add):
     p = add("train", "train a model and write it to an .npz file (with its split and ids)")
     _add_data(p)
-    p.add_argument("--model", default="bpr", choices=["bpr", "apr", "vat", "itempop"],
+    p.add_argument("--model", default="bpr", choices=["bpr", "apr", "vat", "itempop", "cdae",
+                                                      "irgan", "neumf"],
                    help="bpr: MF-BPR; apr: AMF (adversarial training); vat: vulnerability-"
-                        "aware adversarial training; itempop: popularity")
+                        "aware adversarial training; itempop: popularity; cdae, irgan, neumf: "
+                        "the APR paper's other systems (their own parameters with --set; of "
+                        "the options below they take --epochs, --threads, --seed, --dtype)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="any other parameter of the model class, e.g. --set hidden=100 --set "
+                        "'layers=(64, 32, 16, 8)'; VALUE is read as a Python literal (else as "
+                        "a string); repeat for several")
     p.add_argument("--factors", type=int, default=64, help="embedding width")
     p.add_argument("--lr", type=float, default=0.05, help="learning rate")
     p.add_argument("--reg", type=float, default=0.0, help="L2 regularisation")
@@ -202,6 +209,10 @@ def _add_reproduce(add):
     p.add_argument("--random-noise-seeds", type=int, default=None,
                    help="train the random-noise ablation (about 20x slower per epoch than "
                         "APR) for only the first N seeds; 0 leaves it out (default: all)")
+    p.add_argument("--systems", default="all",
+                   help="the paper's systems beyond MF that join leave-one-out: 'all' "
+                        "(default), 'none', or a comma-separated list of names (e.g. "
+                        "CDAE,NeuMF)")
     _add_common(p, json_flag=False)
 
 

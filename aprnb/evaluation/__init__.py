@@ -67,8 +67,9 @@ from . import _engine
 from ._checks import (PROTOCOLS, check_beyond_accuracy, check_block_size, check_negatives,
                       check_overlap, check_protocol, check_users, factors_of,
                       metric_names)
+from ._scorer import DotScorer, scorer_of
 
-__all__ = ["evaluate", "top_k", "metric_names", "check_protocol", "factors_of",
+__all__ = ["evaluate", "top_k", "metric_names", "check_protocol", "factors_of", "scorer_of",
            "unpack_data", "PROTOCOLS", "BACKENDS"]
 
 #: Where :func:`evaluate` runs: this process's threads, or tasks on a Ray cluster.
@@ -155,20 +156,20 @@ def evaluate(model, train, test=None, k=(20,), protocol=None, users=None, negati
         and ``"per_user"``: every metric but ``coverage@K``/``gini@K`` to a float64
         array aligned with ``"users"``, with ``np.mean(res["per_user"][m]) == res[m]``.
     """
-    P, Q = factors_of(model)
+    scorer = scorer_of(model)
     train, test, negatives = unpack_data(train, test, negatives, protocol)
     protocol = check_protocol(protocol, negatives)
     per_user = check_bool(per_user, "per_user")
     backend = check_choice(backend, "backend", BACKENDS)
     task_threads = 1 if n_threads is None else check_n_threads(n_threads)
-    task, n_threads = _prepare(model, P.shape[0], Q.shape[0], train, test, k, protocol,
+    task, n_threads = _prepare(model, scorer.n_users, scorer.n_items, train, test, k, protocol,
                                users, negatives, n_threads, block_size, exclude_train,
                                check_split, raw_ids,
                                check_beyond_accuracy(beyond_accuracy, protocol))
     if backend == "ray":
         from . import _ray
-        return _ray.run(task, P, Q, task_threads, per_user)
-    return task.run(P, Q, n_threads, per_user)
+        return _ray.run(task, scorer, task_threads, per_user)
+    return task.run(scorer, n_threads, per_user)
 
 
 def _prepare(model, n_users, n_items, train, test, k, protocol, users, negatives,
@@ -200,13 +201,16 @@ def _prepare(model, n_users, n_items, train, test, k, protocol, users, negatives
 def top_k(P, Q, users, k, exclude=None, n_threads=None, block_size=None):
     """Top ``k`` items per user (best first) with the items of ``exclude`` left out.
 
-    Returns ``(items, scores)`` arrays of shape ``(len(users), k)``; rows with
-    fewer than ``k`` candidates are padded with item -1 and score -inf.
+    ``P``, ``Q``: factor tables (scores ``p_u . q_i``), or ``P`` a scorer
+    (:mod:`aprnb.evaluation._scorer`) and ``Q`` None. Returns ``(items, scores)``
+    arrays of shape ``(len(users), k)``; rows with fewer than ``k`` candidates are
+    padded with item -1 and score -inf.
     """
-    shape = (P.shape[0], Q.shape[0])
+    scorer = DotScorer(P, Q) if Q is not None else P
+    shape = (scorer.n_users, scorer.n_items)
     users = check_users(users, shape[0])
     ex = (check_interactions(exclude, "exclude", shape=shape, allow_empty=True)
           if exclude is not None else sp.csr_matrix(shape, dtype=np.float32))
-    return _engine.top_k(P, Q, users, k, ex.indptr.astype(np.int64),
+    return _engine.top_k(scorer, users, k, ex.indptr.astype(np.int64),
                          ex.indices.astype(np.int64), running_threads(check_n_threads(n_threads)),
                          check_block_size(block_size))

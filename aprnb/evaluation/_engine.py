@@ -7,16 +7,20 @@ its arguments once and then calls :class:`Ranking`; so does the validation of
 ``fit`` (:class:`aprnb.models.callbacks.Validation`), which prepares one
 ``Ranking`` before the first epoch and reuses it every epoch.
 
+A model is seen through its *scorer* (:mod:`aprnb.evaluation._scorer`): for
+matrix factorisation the scores of a tile are ``P[block] @ Q[tile].T``, one
+BLAS call; other models (NeuMF) fill the tile their own way.
+
 Users are processed in blocks. For top-K and the holdout metrics the scores of a
-block are computed one cache-sized tile of items at a time (``P[block] @
-Q[tile].T``, one BLAS call) and a Numba kernel excludes the training items and
-feeds each user's top-K heap while the tile is still in cache; after the last
-tile the heaps are sorted and the metrics computed. Leave-one-out needs every
-score of a user to rank the held-out item, so it scores a block against all
-items (about 64 MB) at once. The full ``n_users x n_items`` score matrix is never
-built. With the beyond-accuracy metrics (:mod:`aprnb.evaluation._beyond`) the sorted
-heaps of "holdout" are reused, and "loo" runs the same top-K kernels once more over
-the block's scores already in memory (about as costly as the holdout selection).
+block are computed one cache-sized tile of items at a time, and a Numba kernel
+excludes the training items and feeds each user's top-K heap while the tile is still
+in cache; after the last tile the heaps are sorted and the metrics computed.
+Leave-one-out needs every score of a user to rank the held-out item, so it scores a block
+against all items (about 64 MB) at once. The full ``n_users x n_items`` score matrix
+is never built. With the beyond-accuracy metrics (:mod:`aprnb.evaluation._beyond`)
+the sorted heaps of "holdout" are reused, and "loo" runs the same top-K kernels once
+more over the block's scores already in memory (about as costly as the holdout
+selection).
 
 Threads: blocks are shared out among ``n_threads`` Python threads, each running
 its own BLAS calls (BLAS limited to one thread) and GIL-free kernels. Letting
@@ -29,32 +33,17 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._threads import numba_threads, run_tasks, single_threaded_blas
-from ..kernels.topk import holdout_finish, loo_block, push_tile, sampled_block, topk_finish
+from ..kernels.topk import (holdout_finish, loo_block, push_tile, sampled_block, sampled_scores,
+                            topk_finish)
 from ._beyond import BeyondAccuracy, beyond_names
 from ._checks import metric_names
+from ._scorer import DotScorer
 
 DEFAULT_BLOCK_BYTES = 64 * 2**20
 #: Users per block for the tiled top-K (holdout metrics and ``recommend``).
 TILE_ROWS = 1024
 #: Bytes of one tile of scores in the tiled top-K: small enough to stay in cache.
 TILE_BYTES = 8 * 2**20
-
-
-def no_overflow(P, Q):
-    """Return ``(P, Q)`` in a dtype in which no score ``p_u . q_i`` can overflow.
-
-    By Cauchy-Schwarz ``|p . q| <= max|p| max|q|``. Excluded items are marked
-    with -inf in the score blocks, so a real score must never reach +-inf: when
-    the bound exceeds the float32 range the scores are computed in float64.
-    """
-    bound = float(np.sqrt(np.max(np.einsum("ij,ij->i", P, P, dtype=np.float64)))
-                  * np.sqrt(np.max(np.einsum("ij,ij->i", Q, Q, dtype=np.float64))))
-    if bound < np.finfo(P.dtype).max / 4:
-        return P, Q
-    if bound < np.finfo(np.float64).max / 4:
-        return P.astype(np.float64), Q.astype(np.float64)
-    raise ValueError(f"factors are so large (|p|*|q| up to {bound:.3g}) that scores overflow "
-                     f"float64; the model has diverged, refit it with a smaller learning rate")
 
 
 def block_rows(n_items, itemsize, block_size, n_rows, n_threads=1, default=None):
@@ -80,25 +69,25 @@ def tile_buffers(n_items, dtype, block_size, n_rows, n_threads):
                   for _ in range(_n_workers(n_threads, n_rows, rows))]
 
 
-def tiled_heaps(P, Q, users, ex_indptr, ex_indices, k, buf):
+def tiled_heaps(scorer, users, ex_indptr, ex_indices, k, buf):
     """Top-``k`` heaps of ``users`` (excluded items left out), one item tile at a time.
 
-    Each tile ``P[users] @ Q[lo:hi].T`` is sized (``buf``) to stay in the CPU
-    cache while ``push_tile`` excludes and selects from it, instead of a row of
+    Each tile of scores (for MF ``P[users] @ Q[lo:hi].T``) is sized (``buf``) to
+    stay in the CPU cache while ``push_tile`` excludes and selects from it, instead of a row of
     scores for every item going out to memory and back. Returns the unsorted heaps
     ``(scores, items, sizes)`` for ``topk_finish``/``holdout_finish``.
     """
     n = len(users)
-    Pb = P[users]
-    hs = np.full((n, max(k, 1)), -np.inf, dtype=P.dtype)
+    rows = scorer.rows(users)
+    hs = np.full((n, max(k, 1)), -np.inf, dtype=scorer.dtype)
     hi = np.full((n, max(k, 1)), -1, dtype=np.int64)
     sizes = np.zeros(n, dtype=np.int64)
     ex_pos = ex_indptr[users].copy()
     cols = max(1, buf.size // max(1, n))
-    for lo in range(0, Q.shape[0], cols):
-        hi_ = min(Q.shape[0], lo + cols)
+    for lo in range(0, scorer.n_items, cols):
+        hi_ = min(scorer.n_items, lo + cols)
         S = buf.reshape(-1)[:n * (hi_ - lo)].reshape(n, hi_ - lo)
-        np.matmul(Pb, Q[lo:hi_].T, out=S)
+        scorer.tile(rows, slice(lo, hi_), S)
         push_tile(S, users, lo, ex_indptr, ex_indices, ex_pos, k, hs, hi, sizes)
     return hs, hi, sizes
 
@@ -164,25 +153,24 @@ class Ranking:
             self.names = self.names + beyond_names(ks)
         self.width = len(self.names)
 
-    def per_user(self, P, Q, n_threads):
+    def per_user(self, scorer, n_threads):
         """Metric values per evaluated user, shape ``(len(self.users), width)``; the
         columns are named by :attr:`names`."""
-        return self.score(P, Q, n_threads)[0]
+        return self.score(scorer, n_threads)[0]
 
-    def score(self, P, Q, n_threads):
+    def score(self, scorer, n_threads):
         """``(per-user values, recommendation counts or None)``, see :meth:`per_user`."""
-        P, Q = no_overflow(P, Q)
         out = np.zeros((len(self.users), self.width))
         if self.protocol == "sampled":
-            with numba_threads(n_threads):
-                sampled_block(P, Q, self.users, self.pos_items, self.negatives, self.ks, out)
+            self._sampled(scorer, n_threads, out)
             return out, None
         n = max(1, len(self.users))
+        dtype = scorer.dtype
         if self.protocol == "holdout":
-            rows, bufs = tile_buffers(self.shape[1], P.dtype, self.block_size, n, n_threads)
+            rows, bufs = tile_buffers(self.shape[1], dtype, self.block_size, n, n_threads)
         else:
-            rows = block_rows(self.shape[1], P.dtype.itemsize, self.block_size, n, n_threads)
-            bufs = [np.empty((rows, self.shape[1]), dtype=P.dtype)
+            rows = block_rows(self.shape[1], dtype.itemsize, self.block_size, n, n_threads)
+            bufs = [np.empty((rows, self.shape[1]), dtype=dtype)
                     for _ in range(_n_workers(n_threads, n, rows))]
         work = self._holdout if self.protocol == "holdout" else self._loo
         counts = ([self.beyond.new_counts() for _ in bufs] if self.beyond is not None
@@ -190,14 +178,28 @@ class Ranking:
 
         def block(t, w):
             lo = t * rows
-            work(P, Q, lo, self.users[lo:lo + rows], bufs[w], out, counts[w])
+            work(scorer, lo, self.users[lo:lo + rows], bufs[w], out, counts[w])
 
         with single_threaded_blas():
             run_tasks(n_threads, -(-len(self.users) // rows), block)
         return out, (sum(counts) if self.beyond is not None else None)
 
-    def _holdout(self, P, Q, lo, b, buf, out, counts):
-        hs, hi, sizes = tiled_heaps(P, Q, b, self.ex_indptr, self.ex_indices,
+    def _sampled(self, scorer, n_threads, out):
+        """The sampled protocol: each user's positive against the user's listed negatives."""
+        if isinstance(scorer, DotScorer):       # one parallel kernel, scores and ranks
+            with numba_threads(n_threads):
+                sampled_block(scorer.P, scorer.Q, self.users, self.pos_items, self.negatives,
+                              self.ks, out)
+            return
+        negs = self.negatives[self.users]
+        valid = negs >= 0
+        pos = scorer.pairs(self.users, self.pos_items)
+        neg = np.zeros(negs.shape, dtype=pos.dtype)
+        neg[valid] = scorer.pairs(np.repeat(self.users, valid.sum(axis=1)), negs[valid])
+        sampled_scores(pos, neg, valid, self.ks, out)
+
+    def _holdout(self, scorer, lo, b, buf, out, counts):
+        hs, hi, sizes = tiled_heaps(scorer, b, self.ex_indptr, self.ex_indices,
                                     int(self.ks[-1]), buf)
         o = np.zeros((len(b), len(self.ks), 4))
         holdout_finish(b, hs, hi, sizes, self.te_indptr, self.te_indices, self.ks, o)
@@ -205,9 +207,9 @@ class Ranking:
         if self.beyond is not None:          # holdout_finish has sorted the heaps
             self.beyond.block(hi, sizes, counts, out[lo:lo + len(b), self.n_acc:])
 
-    def _loo(self, P, Q, lo, b, buf, out, counts):
+    def _loo(self, scorer, lo, b, buf, out, counts):
         S = buf[:len(b)]
-        np.matmul(P[b], Q.T, out=S)
+        scorer.tile(scorer.rows(b), slice(0, scorer.n_items), S)
         loo_block(S, b, self.ex_indptr, self.ex_indices, self.pos_items[lo:lo + len(b)],
                   self.ks, out[lo:lo + len(b)])
         if self.beyond is not None:
@@ -215,17 +217,17 @@ class Ranking:
             items, sizes = select_rows(S, b, self.ex_indptr, self.ex_indices, int(self.ks[-1]))
             self.beyond.block(items, sizes, counts, out[lo:lo + len(b), self.n_acc:])
 
-    def run(self, P, Q, n_threads, per_user=False):
+    def run(self, scorer, n_threads, per_user=False):
         """Mean metrics over the evaluated users (a dict, see :func:`aprnb.evaluate`);
         with ``per_user`` also ``"users"`` and the ``"per_user"`` values."""
-        return self.finish(*self.score(P, Q, n_threads), per_user)
+        return self.finish(*self.score(scorer, n_threads), per_user)
 
     def part(self, lo, hi):
         """The task for the evaluated users ``users[lo:hi]`` alone, as a worker needs it.
 
         The users are renumbered ``0 .. hi-lo-1`` and only their rows of the exclusion
         and test matrices (and of the negatives) are kept, so the part travels without
-        the rest; score it with the same rows of ``P`` (``P[users[lo:hi]]``). A user's
+        the rest; score it with ``scorer.subset(users[lo:hi])``. A user's
         values depend only on the user's own rows, so they equal the whole task's.
         :attr:`beyond` is left out (None): it holds per-item tables, shared by every
         part; set it back before scoring.
@@ -289,23 +291,24 @@ def summarise(out, names, per_user=False):
     return res
 
 
-def top_k(P, Q, users, k, ex_indptr, ex_indices, n_threads, block_size=None):
+def top_k(scorer, users, k, ex_indptr, ex_indices, n_threads, block_size=None):
     """Top ``k`` items per user, best first, leaving out the CSR rows ``ex_*``.
 
     Checked inputs (see the module docstring). Returns ``(items, scores)`` of
     shape ``(len(users), k)``; rows with fewer than ``k`` candidates are padded
-    with item -1 and score -inf.
+    with item -1 and score -inf. The scores are in the scorer's ``factor_dtype``
+    when it has one (MF: the factors' dtype, even when they were scored in float64).
     """
-    out_dtype = P.dtype
-    P, Q = no_overflow(P, Q)
+    out_dtype = getattr(scorer, "factor_dtype", scorer.dtype)
     items = np.empty((len(users), k), dtype=np.int64)
-    scores = np.empty((len(users), k), dtype=P.dtype)   # after the overflow guard
-    rows, bufs = tile_buffers(Q.shape[0], P.dtype, block_size, max(1, len(users)), n_threads)
+    scores = np.empty((len(users), k), dtype=scorer.dtype)
+    rows, bufs = tile_buffers(scorer.n_items, scorer.dtype, block_size, max(1, len(users)),
+                              n_threads)
 
     def block(t, w):
         lo = t * rows
         b = users[lo:lo + rows]
-        hs, hi, sizes = tiled_heaps(P, Q, b, ex_indptr, ex_indices, k, bufs[w])
+        hs, hi, sizes = tiled_heaps(scorer, b, ex_indptr, ex_indices, k, bufs[w])
         topk_finish(hs, hi, sizes, items[lo:lo + rows], scores[lo:lo + rows])
 
     with single_threaded_blas():

@@ -249,3 +249,21 @@ def sampled_block(P, Q, users, pos_items, negatives, ks, out):
             if sj >= sp:
                 rank += 1
         _rank_metrics(rank, n_cand, ks, out[b])
+
+
+@kernel(refcount=False, nogil=True)
+def sampled_scores(pos, neg, valid, ks, out):
+    """Sampled protocol from scores computed by the caller (models that are not MF).
+
+    ``pos[b]`` is the score of user b's positive, ``neg[b, c]`` that of the user's
+    c-th listed negative where ``valid[b, c]``; ranked as :func:`sampled_block` does.
+    """
+    for b in range(pos.shape[0]):
+        rank = 0
+        n_cand = 0
+        for c in range(neg.shape[1]):
+            if valid[b, c]:
+                n_cand += 1
+                if neg[b, c] >= pos[b]:
+                    rank += 1
+        _rank_metrics(rank, n_cand, ks, out[b])

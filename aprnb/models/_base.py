@@ -10,10 +10,12 @@ import json
 import numpy as np
 
 from .._modelfile import EXTRA, write_model
-from .._validation import check_bool, check_interactions, check_k_bound, check_positive_int
+from .._validation import (check_bool, check_factors, check_interactions, check_k_bound,
+                           check_positive_int)
 from ..data.dataset import Dataset
 from ..evaluation import top_k
 from ..evaluation._checks import check_users
+from ..evaluation._scorer import DotScorer
 
 
 def training_data(train):
@@ -111,15 +113,24 @@ class BaseRecommender:
         self._check_fitted()
         return self.item_factors_.shape[0]
 
+    def _scorer(self):
+        """The model as the ranking engine sees it (:mod:`aprnb.evaluation._scorer`):
+        here the dot products of the factor tables; a model that is not MF overrides it."""
+        return DotScorer(*check_factors(self.user_factors_, self.item_factors_,
+                                        type(self).__name__))
+
     def score(self, users, items=None):
-        """Scores ``p_u . q_i`` for the given users (all items when ``items`` is None)."""
+        """The model's scores of ``users`` (rows) against ``items`` (columns; all items when
+        None), in the factors' dtype; for MF ``p_u . q_i``."""
         self._check_fitted()
         users = check_users(users, self.n_users_)
-        Q = self.item_factors_
-        if items is not None:
-            items = check_users(items, self.n_items_, "items")
-            Q = Q[items]
-        return self.user_factors_[users] @ Q.T
+        cols = slice(0, self.n_items_) if items is None else check_users(items, self.n_items_,
+                                                                         "items")
+        scorer = self._scorer()
+        out = np.empty((len(users), self.n_items_ if items is None else len(cols)),
+                       dtype=scorer.dtype)
+        scorer.tile(scorer.rows(users), cols, out)
+        return out.astype(self.user_factors_.dtype, copy=False)
 
     def user_index(self, raw):
         """Indices of raw user ids (as in the data files); ValueError for unknown ids."""
@@ -168,7 +179,7 @@ class BaseRecommender:
         check_k_bound(k, self.n_items_)
         if n_threads is None:
             n_threads = getattr(self, "n_threads", None)
-        items, scores = top_k(self.user_factors_, self.item_factors_, users, k,
+        items, scores = top_k(self._scorer(), None, users, k,
                               exclude=self._exclusions(exclude), n_threads=n_threads)
         return (self._raw_items(items, k) if raw_ids else items), scores
 

@@ -24,6 +24,7 @@ from .._validation import (check_bool, check_float, check_interactions, check_k_
                            check_ks, check_positive_int)
 from ..evaluation._checks import check_negatives, check_overlap, check_protocol, metric_names
 from ..evaluation._engine import Ranking
+from ..evaluation._scorer import DotScorer
 
 
 class Callback:
@@ -31,8 +32,9 @@ class Callback:
 
     def on_fit_start(self, model, train, run, callbacks):
         """Before the first epoch. ``train``: the canonical training matrix; ``run``:
-        the training state (factors ``run.P``/``run.Q``, ``run.threads``,
-        ``run.total_epochs``); ``callbacks``: the whole list, in call order."""
+        the training state (factors ``run.P``/``run.Q``, or for a model that is not
+        MF its scorer ``run.scorer()``; ``run.threads``, ``run.total_epochs``);
+        ``callbacks``: the whole list, in call order."""
 
     def on_epoch_end(self, epoch, stats, run):
         """After epoch ``epoch`` (1-based). Return ``False`` to stop training."""
@@ -118,7 +120,8 @@ class Validation(Callback):
 
     def on_epoch_end(self, epoch, stats, run):
         if epoch % self.every == 0 or epoch == self._last:
-            stats[self.name] = self._task.run(run.P, run.Q, run.threads)[self.name]
+            scorer = run.scorer() if hasattr(run, "scorer") else DotScorer(run.P, run.Q)
+            stats[self.name] = self._task.run(scorer, run.threads)[self.name]
 
 
 class EarlyStopping(Callback):

@@ -13,6 +13,7 @@ import numpy as np
 from ..evaluation import evaluate
 from ..models import APR, BPR, VAT, Validation
 from ..perturbation import robustness
+from . import systems as _systems
 from .report import log
 
 #: The paper's settings (64 factors, per-triple Adagrad, lr 0.05, reg 0, std 0.01).
@@ -24,6 +25,9 @@ FIG_EPS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 ATTACKS = ("adversarial", "pgd", "random")
 #: The arms that the robustness tables perturb.
 ROBUST_MODELS = ("MF-BPR", "AMF", "VAT")
+#: Arms beyond MF that the robustness tables perturb (one-step and random noise only),
+#: when the study trains them.
+ROBUST_SYSTEMS = ("NeuMF (continued)", "NeuMF + APR")
 
 
 def fit(cls, train, epochs, common, curve=None, init=None, **kw):
@@ -115,6 +119,12 @@ def run_seed(task, sel, seed, n_threads, show_progress=False, first=False):
         task = dict(task, curve=None)
     arms, seconds, curves = _arms(task, sel, common)
     train, test, proto, k = task["train"], task["test"], task["proto"], task["k"]
+    if task.get("systems"):
+        more, secs = _systems.train(task["systems"], sel["systems"], train,
+                                    arms["MF-BPR (E epochs)"], n_threads, seed,
+                                    task.get("quick", False))
+        arms.update(more)
+        seconds.update({f"system {n}": v for n, v in secs.items()})
     out = {"seed": seed, "test": {}, "per_user": {}, "seconds": seconds}
     for name, model in arms.items():
         out["test"][name], out["users"], out["per_user"][name] = score(
@@ -127,6 +137,11 @@ def run_seed(task, sel, seed, n_threads, show_progress=False, first=False):
                                                kinds=ATTACKS, k=k, random_state=seed,
                                                n_threads=n_threads)]
             for name in ROBUST_MODELS}
+        for name in ROBUST_SYSTEMS:
+            if name in arms:
+                out["robustness"][name] = [dict(r) for r in robustness(
+                    arms[name], train, test, eps=ROBUST_EPS, kinds=("adversarial", "random"),
+                    k=k, random_state=seed, n_threads=n_threads)]
         if first:
             out["eps_curve"] = [dict(r) for r in robustness(
                 arms["MF-BPR"], train, test, eps=FIG_EPS, kinds=("adversarial", "random"),

@@ -44,6 +44,7 @@ from .._validation import check_positive_int
 from ..data import holdout_split, leave_one_out, merge, open_dataset
 from ..models import APR, BPR, VAT, ItemPop
 from ..stats import over_seeds, paired, paired_over_seeds
+from . import systems as _systems
 from ._seeds import PAPER, fit, run_seed, score
 from .report import log, plot, write_markdown
 
@@ -51,22 +52,26 @@ from .report import log, plot, write_markdown
 EPS_GRID = (0.5, 1.0)
 #: (baseline, challenger) pairs of the paired comparisons.
 COMPARISONS = (("MF-BPR (E + E_apr epochs)", "AMF"), ("APR, random noise", "AMF"),
-               ("AMF", "VAT"))
+               ("AMF", "VAT"), ("NeuMF (continued)", "NeuMF + APR"), ("NeuMF", "AMF"),
+               ("IRGAN", "AMF"), ("CDAE", "AMF"))
 PROTOCOLS = ("loo", "holdout")
 
 
-def _tasks(train, test, seed, protocols, epochs, apr_epochs, every):
-    """One task dict per protocol (see :func:`aprnb.study._seeds.run_seed`)."""
+def _tasks(train, test, seed, protocols, epochs, apr_epochs, every, systems=(), quick=False):
+    """One task dict per protocol (see :func:`aprnb.study._seeds.run_seed`); the
+    ``systems`` beyond MF (:mod:`aprnb.study.systems`) join leave-one-out, the
+    protocol of the paper's table."""
     tasks = []
     if "loo" in protocols:
         tr, te = leave_one_out(merge(train, test), random_state=seed)
         tasks.append(dict(label="loo", train=tr, test=te, proto="loo", k=100,
-                          metric="ndcg@100", curve=(te, "loo", 100, "ndcg@100", every)))
+                          metric="ndcg@100", curve=(te, "loo", 100, "ndcg@100", every),
+                          systems=tuple(systems)))
     if "holdout" in protocols:
         tasks.append(dict(label="holdout", train=train, test=test, proto="holdout", k=20,
                           metric="ndcg@20"))
     for t in tasks:
-        t.update(epochs=epochs, apr_epochs=apr_epochs)
+        t.update(epochs=epochs, apr_epochs=apr_epochs, quick=quick)
     return tasks
 
 
@@ -95,6 +100,12 @@ def _select(task, n_threads, seed):
     log(f"  [{task['label']}] validation {metric}: MF-BPR {sel['val_bpr']}, AMF "
         f"{sel['val_amf']}, VAT {sel['val_vat']} -> MF-BPR {sel['bpr_epochs']} epochs, "
         f"AMF eps {sel['eps']}, VAT eps {sel['vat']['eps']}")
+    if task.get("systems"):
+        def val_score(model, tr_, va_):
+            return score(model, tr_, va_, proto, k, n_threads)[0][metric]
+        sel["systems"] = _systems.select(task["systems"], tr, va, proto, k, metric, b1,
+                                         n_threads, seed, task.get("quick", False),
+                                         val_score)
     return sel
 
 
@@ -172,20 +183,24 @@ def run_protocol(task, seeds, n_threads, jobs, random_seeds):
     return out
 
 
-def run_dataset(path, seeds, protocols, epochs, apr_epochs, n_threads, jobs, random_seeds):
+def run_dataset(path, seeds, protocols, epochs, apr_epochs, n_threads, jobs, random_seeds,
+                systems=(), quick=False):
     ds = open_dataset(path, split="given")
     log(f"{ds.name}: {ds.train.shape[0]} users, {ds.train.shape[1]} items, "
         f"{ds.train.nnz} train / {ds.test.nnz} test")
     res = {"name": ds.name, "shape": list(ds.train.shape), "protocols": {}}
     every = max(1, apr_epochs // 5)
-    for task in _tasks(ds.train, ds.test, seeds[0], protocols, epochs, apr_epochs, every):
+    for task in _tasks(ds.train, ds.test, seeds[0], protocols, epochs, apr_epochs, every,
+                       systems, quick):
         res["protocols"][task["label"]] = run_protocol(task, seeds, n_threads, jobs,
                                                        random_seeds)
     return res
 
 
-def _command(paths, out, quick, n_threads, n_seeds, jobs, protocols, random_seeds):
+def _command(paths, out, quick, n_threads, n_seeds, jobs, protocols, random_seeds, systems):
     parts = ["python -m aprnb reproduce --data", *paths, "--out", out, "--seeds", str(n_seeds)]
+    if tuple(s.name for s in systems) != tuple(s.name for s in _systems.SYSTEMS):
+        parts += ["--systems", ",".join(s.name for s in systems) or "none"]
     if random_seeds < n_seeds:
         parts += ["--random-noise-seeds", str(random_seeds)]
     if jobs != 1:
@@ -199,8 +214,28 @@ def _command(paths, out, quick, n_threads, n_seeds, jobs, protocols, random_seed
     return " ".join(parts)
 
 
+def check_systems(systems):
+    """``systems`` ("all", or a sequence of names of :data:`aprnb.study.systems.SYSTEMS`)
+    as the tuple of those systems, in the table's order, with what they start from."""
+    known = {s.name: s for s in _systems.SYSTEMS}
+    if isinstance(systems, str) and systems == "all":
+        return tuple(known.values())
+    if isinstance(systems, str):
+        systems = (systems,)
+    names = tuple(systems)
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise ValueError(f"unknown system(s) {bad}; choose from {sorted(known)} or 'all'")
+    for n in names:
+        start = known[n].start
+        if start not in (None, "MF-BPR") and start not in names:
+            raise ValueError(f"system {n!r} starts from {start!r}; add {start!r} to systems")
+    return tuple(s for s in known.values() if s.name in names)
+
+
 def reproduce(paths, out="results", quick=False, n_threads=None, seed=0, epochs=None,
-              apr_epochs=None, seeds=5, jobs=1, protocols=PROTOCOLS, random_noise_seeds=None):
+              apr_epochs=None, seeds=5, jobs=1, protocols=PROTOCOLS, random_noise_seeds=None,
+              systems="all"):
     """Run the whole study on each data folder in ``paths``; returns the results list.
 
     ``seeds`` training seeds ``seed, seed + 1, ...`` per trained model, run in
@@ -208,9 +243,12 @@ def reproduce(paths, out="results", quick=False, n_threads=None, seed=0, epochs=
     divided among the workers). ``protocols`` is a subset of ``("loo", "holdout")``.
     The random-noise arm, whose per-triple Gaussian draws make its epochs about 20x
     slower than APR's, is trained for the first ``random_noise_seeds`` seeds
-    (default all; 0 leaves it out).
+    (default all; 0 leaves it out). ``systems``: the systems beyond MF
+    (:mod:`aprnb.study.systems`) that join leave-one-out, "all" or a sequence of
+    names (empty: none).
     """
     n_seeds = check_positive_int(seeds, "seeds")
+    systems = check_systems(systems)
     random_seeds = (n_seeds if random_noise_seeds is None else
                     min(n_seeds, check_positive_int(random_noise_seeds, "random_noise_seeds",
                                                     0)))
@@ -226,7 +264,8 @@ def reproduce(paths, out="results", quick=False, n_threads=None, seed=0, epochs=
     for path in paths:                      # before anything is written or trained
         if not os.path.exists(path):
             raise FileNotFoundError(f"data folder {path} does not exist")
-    command = _command(paths, out, quick, n_threads, n_seeds, jobs, protocols, random_seeds)
+    command = _command(paths, out, quick, n_threads, n_seeds, jobs, protocols, random_seeds,
+                       systems)
     os.makedirs(out, exist_ok=True)
     epochs = epochs or (20 if quick else 500)
     apr_epochs = apr_epochs or (10 if quick else 250)
@@ -235,7 +274,7 @@ def reproduce(paths, out="results", quick=False, n_threads=None, seed=0, epochs=
     for path in paths:
         t0 = time.perf_counter()
         res = run_dataset(path, seed_list, protocols, epochs, apr_epochs, n_threads, jobs,
-                          random_seeds)
+                          random_seeds, systems, quick)
         res["seconds"] = time.perf_counter() - t0
         res["figures"] = plot(res, out)
         results.append(res)

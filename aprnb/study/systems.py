@@ -1,0 +1,107 @@
+"""The paper's other systems: CDAE, IRGAN, NeuMF and APR on NeuMF, beside MF-BPR and AMF.
+
+The APR paper's accuracy table compares six systems (ItemPop, MF-BPR, CDAE,
+IRGAN, NeuMF, AMF). :mod:`aprnb.study.reproduce` trains MF-BPR and AMF (and
+their ablations); this module adds the others to the leave-one-out protocol, with
+the same discipline:
+
+1. **Selection on validation.** Each system has a small grid of candidate
+   settings (:data:`SYSTEMS`). With the first seed, every candidate is trained
+   on the validation split's training part and scored on its held-out items; the
+   best by the protocol's metric is kept. IRGAN starts from the validation
+   MF-BPR, as the paper starts it from a trained MF-BPR; APR on NeuMF starts from
+   the selected NeuMF.
+2. **Several seeds.** For each seed, every system is trained on the full training
+   data with the selected settings (IRGAN from that seed's MF-BPR, APR on NeuMF
+   from that seed's NeuMF, next to NeuMF continued for the same epochs: the pair
+   that says whether APR helps NeuMF) and scored once on test, per user, so
+   that the paired statistics of :mod:`aprnb.study.reproduce` apply.
+
+A system is described by data, not code: the class (by its name in
+:mod:`aprnb.models`), fixed parameters, the candidates, the model it starts from
+and how many epochs it trains. ``quick`` runs shrink the epochs.
+"""
+import time
+from dataclasses import dataclass, field
+
+from .. import models
+from .report import log, settings_label
+
+
+@dataclass(frozen=True)
+class System:
+    """One row of the table: how to train it and what to choose on validation.
+
+    ``start``: None (trained from scratch), ``"MF-BPR"`` (``fit(init=)`` the
+    seed's MF-BPR trained ``E`` epochs) or the name of another system (its
+    trained model of the same seed). ``continued``: also train the start system
+    for the same epochs and report it under this name (the fair baseline of a
+    warm-started arm).
+    """
+    name: str
+    cls: str
+    params: dict
+    epochs: int
+    quick_epochs: int
+    grid: tuple = ({},)
+    start: str = None
+    continued: str = None
+    extra: dict = field(default_factory=dict)
+
+
+#: The systems beyond MF, filled in with each model's validated settings.
+SYSTEMS = ()
+
+
+def _model(system, quick, n_threads, seed, cand):
+    cls = getattr(models, system.cls)
+    epochs = system.quick_epochs if quick else system.epochs
+    return cls(**system.params, **cand, epochs=epochs, n_threads=n_threads,
+               random_state=seed, show_progress=False)
+
+
+def select(systems, train, valid, proto, k, metric, bpr, n_threads, seed, quick, score):
+    """Step 1: the candidate of each system that scores best on validation.
+
+    ``bpr``: the MF-BPR trained on ``train`` (the start of IRGAN-like systems);
+    ``score(model, train, test)``: the validation metric. Returns ``{name: {"params":
+    chosen, "val": {candidate label: value}}}``.
+    """
+    chosen, fitted = {}, {"MF-BPR": bpr}
+    for system in systems:
+        init = fitted.get(system.start) if system.start else None
+        vals, best = {}, None
+        for cand in system.grid:
+            model = _model(system, quick, n_threads, seed, cand).fit(train, init=init)
+            v = score(model, train, valid)
+            vals[settings_label(cand)] = v
+            if best is None or v > best[0]:
+                best = (v, cand, model)
+        fitted[system.name] = best[2]
+        chosen[system.name] = {"params": best[1], "val": vals}
+        log(f"  [{proto}] validation {metric} of {system.name}: {vals} -> {best[1]}")
+    return chosen
+
+
+def train(systems, chosen, train_data, bf, n_threads, seed, quick):
+    """Step 2 for one seed: ``({name: fitted model}, {name: seconds})``.
+
+    ``bf``: this seed's MF-BPR after ``E`` epochs (the start of ``start="MF-BPR"``).
+    """
+    fitted, seconds = {"MF-BPR": bf}, {}
+    for system in systems:
+        init = fitted.get(system.start) if system.start else None
+        cand = chosen[system.name]["params"]
+        t0 = time.perf_counter()
+        fitted[system.name] = _model(system, quick, n_threads, seed, cand).fit(
+            train_data, init=init)
+        seconds[system.name] = time.perf_counter() - t0
+        if system.continued:
+            base = next(s for s in systems if s.name == system.start)
+            t0 = time.perf_counter()
+            more = _model(base, quick, n_threads, seed, chosen[base.name]["params"])
+            more.set_params(epochs=system.quick_epochs if quick else system.epochs)
+            fitted[system.continued] = more.fit(train_data, init=init)
+            seconds[system.continued] = time.perf_counter() - t0
+    del fitted["MF-BPR"]
+    return fitted, seconds
