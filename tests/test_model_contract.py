@@ -75,8 +75,8 @@ MODELS = {
     "itempop": Entry(ItemPop, {}, {}, ITEMPOP_NA),
     "neumf-adagrad": Entry(NeuMF, _NEUMF, _NEUMF_LEARN),
     "neumf-sgd": Entry(NeuMF, dict(_NEUMF, optimizer="sgd"), _NEUMF_LEARN),
-    "neumf-adv": Entry(NeuMF, dict(_NEUMF, adversarial=True), dict(_NEUMF_LEARN, clean_epochs=10,
-                                                                  adversarial=True)),
+    "neumf-adv": Entry(NeuMF, dict(_NEUMF, adversarial=True),
+                       dict(_NEUMF_LEARN, clean_epochs=10, adversarial=True)),
 }
 
 
@@ -427,6 +427,9 @@ def test_property_recommend_never_returns_training_items(name, M, seed, k):
     rng = np.random.default_rng(seed)
     model = make(name)                       # factors given by hand
     width = 2 if applies(name, "trains") else 1
+    if type(model)._extra_members:           # weights beyond the factors (NeuMF): fit them
+        model.fit(sp.eye(4, 5, format="csr"))     # once, then the factors by hand
+        width = type(model)._width(model.get_params())
     model.user_factors_ = rng.standard_normal((M.shape[0], width)).astype(np.float32)
     model.item_factors_ = rng.standard_normal((M.shape[1], width)).astype(np.float32)
     items, scores = model.recommend(None, k=k, exclude=M, n_threads=1)

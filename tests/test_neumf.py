@@ -325,3 +325,51 @@ def test_warm_start_continues_and_checks_shapes(small_synthetic):
     with pytest.raises(ValueError, match="layers"):
         NeuMF(**{**FAST, "layers": (8, 2)}).fit(small_synthetic, init=base)
     assert check_layers([4, 2]) == (4, 2)
+
+
+# -- the robustness hook ------------------------------------------------------------------
+
+def test_dataset_row_gradients_is_the_sum_of_the_twin_gradients():
+    from aprnb.kernels.neumf import dataset_row_gradients
+    rng = np.random.default_rng(7)
+    F, layers = 2, (4, 3, 2)
+    P, Q = rng.normal(size=(3, 4)), rng.normal(size=(5, 4))
+    theta = rng.normal(size=R.layout(F, layers)[1])
+    users, items = rng.integers(0, 3, 30), rng.integers(0, 5, 30)
+    labels = rng.integers(0, 2, 30).astype(np.int8)
+    GP, GQ = np.zeros_like(P), np.zeros_like(Q)
+    dims, offs, aoff, _ = _structure(F, layers)
+    total = dataset_row_gradients(P, Q, theta, users, items, labels, dims, offs, aoff, F, 2,
+                                  GP, GQ)
+    WP, WQ, want = np.zeros_like(P), np.zeros_like(Q), 0.0
+    for u, i, t in zip(users, items, labels):
+        gp, gq, _ = R.grads(P[u], Q[i], t, theta, F, layers)
+        WP[u] += gp
+        WQ[i] += gq
+        want += R.loss(P[u], Q[i], t, theta, F, layers)
+    np.testing.assert_allclose(GP, WP, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(GQ, WQ, rtol=1e-10, atol=1e-12)
+    assert total == pytest.approx(want, rel=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["adversarial", "random"])
+def test_perturbed_model_moves_each_row_part_by_eps(kind, small_synthetic):
+    import aprnb
+    model = NeuMF(**FAST).fit(small_synthetic)
+    P0, Q0 = model.user_factors_.copy(), model.item_factors_.copy()
+    noisy = aprnb.perturb(model, small_synthetic, 0.5, kind=kind, random_state=3)
+    assert type(noisy) is NeuMF and noisy is not model
+    np.testing.assert_array_equal(model.user_factors_, P0)       # the model is untouched
+    for D in (noisy.user_factors_ - P0, noisy.item_factors_ - Q0):
+        for part in (slice(0, 4), slice(4, None)):
+            norms = np.linalg.norm(D[:, part], axis=1)
+            np.testing.assert_allclose(norms[norms > 1e-3], 0.5, rtol=1e-4)
+    again = aprnb.perturb(model, small_synthetic, 0.5, kind=kind, random_state=3)
+    np.testing.assert_array_equal(again.user_factors_, noisy.user_factors_)
+    if kind == "adversarial":        # the adversary raises the training loss more than noise
+        rand = aprnb.perturb(model, small_synthetic, 0.5, kind="random", random_state=3)
+        u, i = small_synthetic.nonzero()
+        ones = np.ones(len(u), np.int8)
+        assert noisy.sample_losses(u, i, ones).sum() > rand.sample_losses(u, i, ones).sum()
+    with pytest.raises(ValueError, match="pgd"):
+        aprnb.perturb(model, small_synthetic, 0.5, kind="pgd")

@@ -1,6 +1,6 @@
 r"""NeuMF (He et al., WWW 2017): forward, backward and the mini-batch epoch; its scorer.
 
-Notation (``docs/derivations.md`` section 12; the NumPy twin is
+Notation (the NeuMF section of ``docs/derivations.md``; the NumPy twin is
 :mod:`aprnb.reference.neumf`). A user row ``P[u] = [p^G | p^M]`` and an item
 row ``Q[i] = [q^G | q^M]`` have width ``W = F + H`` (``F = factors``,
 ``H = layers[0] // 2``); the dense parameters live in one flat vector
@@ -385,3 +385,38 @@ def all_finite_1d(a):
         if not math.isfinite(a[k]):
             return False
     return True
+
+
+@kernel
+def dataset_row_gradients(P, Q, theta, users, items, labels, dims, offs, aoff, F, H, GP, GQ):
+    r"""Add the gradient of the summed clean loss of all samples to ``GP``, ``GQ`` (rows).
+
+    ``GP[u] += sum_k dl_k/dP[u]`` over the samples ``k`` of user ``u`` (and
+    likewise ``GQ``), every term at the current parameters: the gradient the
+    robustness adversary normalises. Serial. Returns the summed loss (float64).
+    """
+    dt = P.dtype.type
+    W = F + H
+    S = np.zeros((1, aoff[aoff.shape[0] - 1] + 2 * dims.max() + 16), dtype=P.dtype)
+    EG = np.zeros((1, 2 * W), dtype=P.dtype)
+    DG = np.zeros((1, theta.shape[0]), dtype=P.dtype)
+    e1 = aoff[aoff.shape[0] - 1]
+    e2 = e1 + dims.max()
+    acc = 0.0
+    for k in range(users.shape[0]):
+        u = users[k]
+        i = items[k]
+        for f in range(W):
+            S[0, f] = P[u, f]
+            S[0, W + f] = Q[i, f]
+            EG[0, f] = dt(0.0)
+            EG[0, W + f] = dt(0.0)
+        y = _forward(S, 0, 0, W, theta, dims, offs, aoff, F, H)
+        lab = labels[k]
+        acc += softplus((1.0 - 2.0 * lab) * y)
+        _backward(S, 0, 0, W, theta, dims, offs, aoff, F, H, e1, e2, dt(sigmoid(y) - lab), EG,
+                  0, DG, 0)
+        for f in range(W):
+            GP[u, f] += EG[0, f]
+            GQ[i, f] += EG[0, W + f]
+    return acc

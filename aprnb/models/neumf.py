@@ -1,8 +1,9 @@
 """NeuMF (He et al., WWW 2017) and its adversarial training (APR applied to NeuMF).
 
-The math is in :mod:`aprnb.kernels.neumf` and ``docs/derivations.md`` section 12;
-the NumPy twin in :mod:`aprnb.reference.neumf`.
+The math is in :mod:`aprnb.kernels.neumf` and the NeuMF section of
+``docs/derivations.md``; the NumPy twin is :mod:`aprnb.reference.neumf`.
 """
+import copy
 import time
 import warnings
 
@@ -14,7 +15,8 @@ from .._threads import check_n_threads, numba_threads, running_threads
 from .._validation import (check_bool, check_choice, check_dtype, check_factors, check_float,
                            check_positive_int, check_random_state)
 from ..kernels._rng import seed_states
-from ..kernels.neumf import all_finite_1d, epoch_parallel, epoch_serial, sample_losses
+from ..kernels.neumf import (all_finite_1d, dataset_row_gradients, epoch_parallel, epoch_serial,
+                             sample_losses)
 from ..kernels.epoch import all_finite
 from ..kernels.sampling import sample_negatives
 from ..reference.neumf import layout, weight_mask
@@ -440,3 +442,49 @@ class NeuMF(BaseRecommender):
                              np.asarray(users, np.int64), np.asarray(items, np.int64),
                              np.asarray(labels, np.int8), dims, offs, aoff, self.factors,
                              layers[0] // 2)
+
+    # -- robustness ------------------------------------------------------------------------
+    def _perturbed(self, train, eps, kind, rng, steps=None, step_size=None):
+        r"""A new fitted NeuMF whose embedding rows are perturbed (the dense weights kept).
+
+        Each row's GMF part and MLP part get a perturbation of L2 norm ``eps``:
+
+        * ``"adversarial"``: the gradient of the summed clean log loss over every
+          training pair (label 1) and ``negatives`` seeded uniform negatives per
+          pair (label 0), normalised per part with the official guard
+          ``g / sqrt(max(|g|^2, 1e-12))``, times ``eps``;
+        * ``"random"``: Gaussian parts, normalised, times ``eps``.
+
+        ``"pgd"`` is not implemented for NeuMF (ValueError). ``steps`` and
+        ``step_size`` are accepted for the common signature and unused.
+        """
+        self._check_fitted()
+        if kind == "pgd":
+            raise ValueError("kind='pgd' is not implemented for NeuMF; use 'adversarial' or "
+                             "'random'")
+        if kind not in ("adversarial", "random"):
+            raise ValueError(f"kind must be 'adversarial' or 'random' for NeuMF, got {kind!r}")
+        P, Q = self.user_factors_, self.item_factors_
+        if kind == "random":
+            GP = rng.standard_normal(P.shape)
+            GQ = rng.standard_normal(Q.shape)
+        else:
+            X = train.tocsr() if hasattr(train, "tocsr") else train
+            users, items, labels = self._samples(X, positives(X), sampling_filter(X, 1),
+                                                 seed_states(rng, 1), rng)
+            layers = check_layers(self.layers)
+            dims, offs, aoff, _ = _structure(self.factors, layers)
+            P64, Q64 = P.astype(np.float64), Q.astype(np.float64)
+            GP, GQ = np.zeros_like(P64), np.zeros_like(Q64)
+            dataset_row_gradients(P64, Q64, self.dense_weights_.astype(np.float64), users,
+                                  items, labels, dims, offs, aoff, self.factors,
+                                  layers[0] // 2, GP, GQ)
+        F = self.factors
+        for G in (GP, GQ):
+            for part in (slice(0, F), slice(F, None)):
+                sq = np.einsum("ij,ij->i", G[:, part], G[:, part])
+                G[:, part] *= (eps / np.sqrt(np.maximum(sq, 1e-12)))[:, None]
+        out = copy.copy(self)
+        out.user_factors_ = (P + GP).astype(P.dtype)
+        out.item_factors_ = (Q + GQ).astype(Q.dtype)
+        return out

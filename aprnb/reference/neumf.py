@@ -12,8 +12,8 @@ Parameters of the model
   the bias ``b_l``; then the prediction weights ``h = [h^G | h^M]``
   (``F + layers[n]``) and the scalar bias ``b_0``.
 
-Forward pass (section 12 of ``docs/derivations.md``)
------------------------------------------------------
+Forward pass (the NeuMF section of ``docs/derivations.md``)
+-----------------------------------------------------------
 
 .. math::
 
