@@ -17,16 +17,14 @@ __version__ = "0.1.0"
 _PUBLIC = {"BPR": "models", "APR": "models", "VAT": "models", "ItemPop": "models",
            "CDAE": "models",
            "DivergenceError": "models", "NotFittedError": "models", "Validation": "models",
-           "EarlyStopping": "models",
-           "IRGAN": "models",
+           "EarlyStopping": "models", "IRGAN": "models", "NeuMF": "models",
            "evaluate": "evaluation", "load": "io",
            "perturb": "perturbation", "robustness": "perturbation"}
 _SUBMODULES = ("data", "datasets", "kernels")
 
 __all__ = ["BPR", "APR", "VAT", "ItemPop", "Validation", "EarlyStopping", "evaluate", "load",
-           "perturb", "robustness", "data", "CDAE",
-           "datasets", "kernels", "DivergenceError", "NotFittedError", "__version__",
-           "IRGAN"]
+           "perturb", "robustness", "data", "CDAE", "IRGAN", "NeuMF",
+           "datasets", "kernels", "DivergenceError", "NotFittedError", "__version__"]
 
 
 def __getattr__(name):

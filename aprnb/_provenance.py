@@ -110,7 +110,8 @@ def _ids(ids):
 def jsonable_params(params):
     """A model's ``get_params()`` as plain JSON values: dtypes by name, numpy scalars as
     Python scalars, a ``random_state`` Generator as None (it cannot be stored; the
-    factors are what matters), anything else by its ``repr``."""
+    factors are what matters), a tuple of scalars as a list, anything else by its
+    ``repr``."""
     out = {}
     for k, v in params.items():
         if k == "dtype" or isinstance(v, type):
@@ -119,6 +120,8 @@ def jsonable_params(params):
             v = v.item()
         if k == "random_state" and not (v is None or isinstance(v, int)):
             v = None
+        elif isinstance(v, tuple) and all(isinstance(x, (bool, int, float, str)) for x in v):
+            v = list(v)               # e.g. NeuMF's layers; the class turns it back
         elif not (v is None or isinstance(v, (bool, int, float, str))):
             v = repr(v)
         out[k] = v

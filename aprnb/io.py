@@ -9,12 +9,12 @@ import scipy.sparse as sp
 from ._modelfile import EXTRA, FORMAT, FORMAT_VERSION, MEMBERS, check_path
 from ._npz import read_json, read_npz
 from ._provenance import fingerprint
-from .models import APR, BPR, CDAE, IRGAN, VAT, ItemPop
+from .models import APR, BPR, CDAE, IRGAN, VAT, ItemPop, NeuMF
 from .models._factor import FactorModel
 
 #: The classes a model file may name.
 REGISTRY = {"BPR": BPR, "APR": APR, "VAT": VAT, "ItemPop": ItemPop, "CDAE": CDAE,
-            "IRGAN": IRGAN}
+            "IRGAN": IRGAN, "NeuMF": NeuMF}
 _check_path = check_path     # the CLI checks --out paths with it
 
 

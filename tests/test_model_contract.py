@@ -31,7 +31,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import aprnb
-from aprnb import APR, BPR, CDAE, IRGAN, VAT, ItemPop, NotFittedError, evaluate
+from aprnb import APR, BPR, CDAE, IRGAN, VAT, ItemPop, NeuMF, NotFittedError, evaluate
 from aprnb.reference import pairs
 from checks import (FAST, assert_same, assert_unchanged, interactions, learned_attributes,
                     listing, message, snapshot)
@@ -64,6 +64,10 @@ _CDAE_NA = {"init_tuple": "CDAE continues from its five tables (W, V, b, W', b')
                           "(user_factors, item_factors) pair does not hold: init= takes a "
                           "fitted or loaded CDAE"}
 _APR_LEARN = dict(factors=16, bpr_epochs=20, epochs=10)   # from a converged BPR, as the paper
+#: NeuMF's rows are [GMF | MLP]: factors=4 and layers[0]=8 make them 8 wide, as the tuples
+#: of the warm-start test
+_NEUMF = dict(SMALL, factors=4, layers=(8, 4), batch_size=32)
+_NEUMF_LEARN = dict(factors=16, layers=(32, 16, 8), epochs=20)
 
 #: One line per model configuration.
 MODELS = {
@@ -82,6 +86,10 @@ MODELS = {
     "irgan-adagrad": Entry(IRGAN, dict(SMALL, bpr_epochs=0), dict(factors=16, bpr_epochs=30)),
     "irgan-sgd": Entry(IRGAN, dict(SMALL, bpr_epochs=0, optimizer="sgd"),
                        dict(factors=16, bpr_epochs=30)),
+    "neumf-adagrad": Entry(NeuMF, _NEUMF, _NEUMF_LEARN),
+    "neumf-sgd": Entry(NeuMF, dict(_NEUMF, optimizer="sgd"), _NEUMF_LEARN),
+    "neumf-adv": Entry(NeuMF, dict(_NEUMF, adversarial=True),
+                       dict(_NEUMF_LEARN, clean_epochs=10, adversarial=True)),
 }
 
 
@@ -111,7 +119,7 @@ def models_for(point):
 
 
 def n_epochs(model):
-    return model.epochs + getattr(model, "bpr_epochs", 0)
+    return model.epochs + getattr(model, "bpr_epochs", 0) + getattr(model, "clean_epochs", 0)
 
 
 @pytest.fixture(params=[p for p in models_for("bad_input")])
@@ -439,6 +447,9 @@ def test_property_recommend_never_returns_training_items(name, M, seed, k):
     rng = np.random.default_rng(seed)
     model = make(name)                       # factors given by hand
     width = 2 if applies(name, "trains") else 1
+    if type(model)._extra_members:           # weights beyond the factors (NeuMF): fit them
+        model.fit(sp.eye(4, 5, format="csr"))     # once, then the factors by hand
+        width = type(model)._width(model.get_params())
     model.user_factors_ = rng.standard_normal((M.shape[0], width)).astype(np.float32)
     model.item_factors_ = rng.standard_normal((M.shape[1], width)).astype(np.float32)
     items, scores = model.recommend(None, k=k, exclude=M, n_threads=1)

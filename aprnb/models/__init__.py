@@ -7,7 +7,8 @@ from .cdae import CDAE
 from .callbacks import Callback, EarlyStopping, Validation
 from .irgan import IRGAN
 from .itempop import ItemPop
+from .neumf import NeuMF
 from .vat import VAT
 
-__all__ = ["BPR", "APR", "VAT", "ItemPop", "CDAE", "DivergenceError", "NotFittedError", "Callback",
-           "Validation", "EarlyStopping", "IRGAN"]
+__all__ = ["BPR", "APR", "VAT", "ItemPop", "CDAE", "IRGAN", "NeuMF", "DivergenceError",
+           "NotFittedError", "Callback", "Validation", "EarlyStopping"]

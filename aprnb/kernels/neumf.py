@@ -1,0 +1,422 @@
+r"""NeuMF (He et al., WWW 2017): forward, backward and the mini-batch epoch; its scorer.
+
+Notation (the NeuMF section of ``docs/derivations.md``; the NumPy twin is
+:mod:`aprnb.reference.neumf`). A user row ``P[u] = [p^G | p^M]`` and an item
+row ``Q[i] = [q^G | q^M]`` have width ``W = F + H`` (``F = factors``,
+``H = layers[0] // 2``); the dense parameters live in one flat vector
+``theta`` (``W_l`` row-major and ``b_l`` for ``l = 1..n``, then ``h`` and
+``b_0``; the offsets ``offs`` come from :func:`aprnb.reference.neumf.layout`).
+Forward pass of one sample with label ``t``:
+
+.. math::
+
+    \phi^G = p^G\odot q^G,\quad a_0 = [p^M; q^M],\quad
+    a_l = \mathrm{relu}(W_l a_{l-1} + b_l),\quad
+    y = h^G\cdot\phi^G + h^M\cdot a_n + b_0,\quad
+    \ell = \mathrm{softplus}((1 - 2t)\,y).
+
+Backward pass with :math:`\delta = \sigma(y) - t`:
+:math:`\partial h = \delta[\phi^G; a_n]`, :math:`\partial b_0 = \delta`,
+:math:`\partial p^G = \delta h^G\odot q^G`, :math:`\partial q^G = \delta h^G\odot p^G`,
+:math:`e_n = \delta h^M\odot[a_n > 0]`, and for ``l = n..1``:
+:math:`\partial W_l = e_l a_{l-1}^T`, :math:`\partial b_l = e_l`,
+:math:`e_{l-1} = (W_l^T e_l)\odot[a_{l-1} > 0]` (no mask at ``l = 1``), and
+:math:`[\partial p^M; \partial q^M] = W_1^T e_1`: the first layer splits as
+:math:`W_1 a_0 = W_{1u} p^M + W_{1i} q^M`.
+
+Mini-batches and threads (race-free)
+------------------------------------
+Every gradient of a batch is taken at the parameters at its start. The
+batch's samples are cut into ``n_chunks`` contiguous parts, run on Numba
+threads (``prange``); part ``t`` writes each sample's two row gradients into
+its own rows of ``EG`` and adds its dense gradient into its own row
+``DG[t]``. Nothing is shared and written, so there are no races. Then,
+serially: the dense rows ``DG[0..T-1]`` are summed in order (plus the L2 term)
+and ``theta`` takes one optimizer step; the row gradients are summed per
+distinct row (a slot table) and each touched row takes one step. With one
+chunk and a seed everything is bitwise reproducible; with ``T`` chunks the
+result equals the serial one up to the rounding of the dense sum.
+"""
+import math
+
+import numpy as np
+from numba import prange
+
+from ._intrinsics import sqrt
+from ._jit import inline, kernel, twin
+from ._math import guarded_inv_norm, sigmoid, softplus
+
+
+@inline
+def _forward(S, t, pu, qi, theta, dims, offs, aoff, F, H):
+    r"""Logit of the rows ``S[t, pu:pu+W]``, ``S[t, qi:qi+W]``; activations into ``S[t, a_l]``.
+
+    ``aoff[l]`` is where :math:`a_l` starts in ``S[t]`` (:math:`a_0 = [p^M; q^M]`).
+    """
+    dt = theta.dtype.type
+    n = dims.shape[0] - 1
+    for k in range(H):
+        S[t, aoff[0] + k] = S[t, pu + F + k]
+        S[t, aoff[0] + H + k] = S[t, qi + F + k]
+    for ly in range(1, n + 1):
+        w = offs[2 * (ly - 1)]
+        b = offs[2 * (ly - 1) + 1]
+        nin = dims[ly - 1]
+        ai = aoff[ly - 1]
+        ao = aoff[ly]
+        for o in range(dims[ly]):
+            s = theta[b + o]
+            for k in range(nin):
+                s += theta[w + o * nin + k] * S[t, ai + k]
+            S[t, ao + o] = max(s, dt(0.0))
+    ho = offs[2 * n]
+    Ln = dims[n]
+    y = theta[offs[2 * n + 1]]
+    for f in range(F):
+        y += theta[ho + f] * (S[t, pu + f] * S[t, qi + f])
+    for k in range(Ln):
+        y += theta[ho + F + k] * S[t, aoff[n] + k]
+    return y
+
+
+@inline
+def _backward(S, t, pu, qi, theta, dims, offs, aoff, F, H, e1, e2, delta, EG, r, DG, c):
+    r"""Add the gradients of a sample whose :math:`\partial\ell/\partial y` is ``delta``.
+
+    Row gradients go to ``EG[r, 0:W]`` (user) and ``EG[r, W:2W]`` (item), the
+    dense gradient to ``DG[c, :]`` (``delta`` already carries any weight, e.g.
+    ``reg_adv``); :func:`_forward` must have filled ``S[t]``.
+    ``e1``, ``e2``: offsets of two scratch vectors of ``S[t]`` (the
+    back-propagated errors).
+    """
+    dt = theta.dtype.type
+    n = dims.shape[0] - 1
+    W = F + H
+    ho = offs[2 * n]
+    Ln = dims[n]
+    DG[c, offs[2 * n + 1]] += delta
+    for f in range(F):
+        hf = theta[ho + f]
+        DG[c, ho + f] += delta * (S[t, pu + f] * S[t, qi + f])
+        EG[r, f] += delta * hf * S[t, qi + f]
+        EG[r, W + f] += delta * hf * S[t, pu + f]
+    an = aoff[n]
+    for k in range(Ln):
+        DG[c, ho + F + k] += delta * S[t, an + k]
+        S[t, e1 + k] = delta * theta[ho + F + k] if S[t, an + k] > 0 else dt(0.0)
+    for ly in range(n, 0, -1):
+        w = offs[2 * (ly - 1)]
+        b = offs[2 * (ly - 1) + 1]
+        nin = dims[ly - 1]
+        ai = aoff[ly - 1]
+        for k in range(nin):
+            S[t, e2 + k] = dt(0.0)
+        for o in range(dims[ly]):
+            eo = S[t, e1 + o]
+            DG[c, b + o] += eo
+            for k in range(nin):
+                DG[c, w + o * nin + k] += eo * S[t, ai + k]
+                S[t, e2 + k] += theta[w + o * nin + k] * eo
+        if ly > 1:
+            for k in range(nin):
+                S[t, e1 + k] = S[t, e2 + k] if S[t, ai + k] > 0 else dt(0.0)
+    for k in range(H):
+        EG[r, F + k] += S[t, e2 + k]
+        EG[r, W + F + k] += S[t, e2 + H + k]
+
+
+@inline
+def _perturb(S, t, base, EG, r, off, lo, n, eps):
+    r"""Add ``eps * g / sqrt(max(|g|^2, 1e-12))`` of ``g = EG[r, off+lo : off+lo+n]`` to
+    ``S[t, base+lo : base+lo+n]`` (one embedding row's part, the official guard)."""
+    dt = S.dtype.type
+    sq = dt(0.0)
+    for k in range(n):
+        g = EG[r, off + lo + k]
+        sq += g * g
+    scale = dt(eps * guarded_inv_norm(sq))
+    for k in range(n):
+        S[t, base + lo + k] += scale * EG[r, off + lo + k]
+
+
+@kernel(refcount=False)
+def run_part(P, Q, theta, users, items, labels, lo, hi, b0, dims, offs, aoff, F, H, S, t,
+             EG, DG, reg, eps, reg_adv, adversarial):
+    r"""Forward and backward passes of the samples ``lo:hi`` (of a batch starting at ``b0``).
+
+    Part ``t`` of a batch: scratch row ``S[t]``, dense gradient row ``DG[t]``,
+    row gradients ``EG[k - b0]``. With ``adversarial`` each sample also gets
+    the fast-gradient perturbation of its four embedding parts (the clean row
+    gradient, normalised per part, times ``eps``) and adds ``reg_adv`` times the
+    gradient of the loss at the perturbed rows, the perturbation held constant.
+    Finally the L2 term ``reg * row`` is added to both row gradients.
+    Returns the summed clean loss. Allocates nothing (no reference counting).
+    """
+    dt = theta.dtype.type
+    W = F + H
+    pu = 0
+    qi = W
+    e1 = aoff[aoff.shape[0] - 1]
+    e2 = e1 + dims.max()
+    acc = 0.0
+    for k in range(lo, hi):
+        u = users[k]
+        i = items[k]
+        r = k - b0
+        for f in range(W):
+            S[t, pu + f] = P[u, f]
+            S[t, qi + f] = Q[i, f]
+            EG[r, f] = dt(0.0)
+            EG[r, W + f] = dt(0.0)
+        y = _forward(S, t, pu, qi, theta, dims, offs, aoff, F, H)
+        lab = labels[k]
+        acc += softplus((1.0 - 2.0 * lab) * y)
+        delta = dt(sigmoid(y) - lab)
+        _backward(S, t, pu, qi, theta, dims, offs, aoff, F, H, e1, e2, delta, EG, r, DG, t)
+        if adversarial:
+            _perturb(S, t, pu, EG, r, 0, 0, F, eps)
+            _perturb(S, t, pu, EG, r, 0, F, H, eps)
+            _perturb(S, t, qi, EG, r, W, 0, F, eps)
+            _perturb(S, t, qi, EG, r, W, F, H, eps)
+            ya = _forward(S, t, pu, qi, theta, dims, offs, aoff, F, H)
+            da = dt(reg_adv * (sigmoid(ya) - lab))
+            _backward(S, t, pu, qi, theta, dims, offs, aoff, F, H, e1, e2, da, EG, r, DG, t)
+        for f in range(W):
+            EG[r, f] += reg * P[u, f]
+            EG[r, W + f] += reg * Q[i, f]
+    return acc
+
+
+@inline
+def _step(A, G, r, f, g, lr, adagrad):
+    """One SGD or Adagrad update of ``A[r, f]`` with gradient ``g``."""
+    if adagrad:
+        G[r, f] += g * g
+        A[r, f] -= lr * g / sqrt(G[r, f])
+    else:
+        A[r, f] -= lr * g
+
+
+@kernel
+def apply_rows(A, G, rows, EG, col, lo, hi, slot, R, lst, lr, adagrad):
+    r"""Sum the row gradients ``EG[k - lo, col:col+W]`` per distinct row ``rows[k]``
+    (``k = lo..hi-1``), then one optimizer step per touched row of ``A``.
+
+    ``slot`` (one entry per row of ``A``, all -1 between calls), ``R`` and ``lst``
+    are scratch: the first occurrence of a row takes the next slot, later ones
+    add into it; the slots are cleared again at the end.
+    """
+    W = A.shape[1]
+    m = 0
+    for k in range(lo, hi):
+        a = rows[k]
+        s = slot[a]
+        if s < 0:
+            s = m
+            slot[a] = s
+            lst[s] = a
+            m += 1
+            for f in range(W):
+                R[s, f] = EG[k - lo, col + f]
+        else:
+            for f in range(W):
+                R[s, f] += EG[k - lo, col + f]
+    for s in range(m):
+        a = lst[s]
+        for f in range(W):
+            _step(A, G, a, f, R[s, f], lr, adagrad)
+        slot[a] = -1
+
+
+@kernel
+def apply_dense(theta, Gth, DG, n_parts, wmask, reg, lr, adagrad):
+    r"""Sum the parts' dense gradients in order, add ``reg * wmask * theta``, one step."""
+    dt = theta.dtype.type
+    for f in range(theta.shape[0]):
+        g = dt(reg) * wmask[f] * theta[f]
+        for t in range(n_parts):
+            g += DG[t, f]
+        if adagrad:
+            Gth[0, f] += g * g
+            theta[f] -= lr * g / sqrt(Gth[0, f])
+        else:
+            theta[f] -= lr * g
+
+
+def _epoch(P, Q, theta, GP, GQ, Gth, users, items, labels, batch_size, n_parts, dims, offs,
+           aoff, F, H, wmask, lr, reg, adagrad, eps, reg_adv, adversarial):
+    dt = P.dtype.type
+    W = F + H
+    n = users.shape[0]
+    dmax = dims.max()
+    S = np.zeros((n_parts, aoff[aoff.shape[0] - 1] + 2 * dmax + 16), dtype=P.dtype)
+    EG = np.zeros((batch_size, 2 * W), dtype=P.dtype)
+    DG = np.zeros((n_parts, theta.shape[0] + 16), dtype=P.dtype)   # + padding
+    slot_u = -np.ones(P.shape[0], dtype=np.int64)
+    slot_i = -np.ones(Q.shape[0], dtype=np.int64)
+    R = np.empty((batch_size, W), dtype=P.dtype)
+    lst = np.empty(batch_size, dtype=np.int64)
+    losses = np.zeros(n_parts)
+    total = 0.0
+    lr_ = dt(lr)
+    reg_ = dt(reg)
+    eps_ = dt(eps)
+    ra_ = dt(reg_adv)
+    for b0 in range(0, n, batch_size):
+        b1 = min(b0 + batch_size, n)
+        B = b1 - b0
+        DG[:] = 0
+        for t in prange(n_parts):
+            lo = b0 + (t * B) // n_parts
+            hi = b0 + ((t + 1) * B) // n_parts
+            losses[t] = run_part(P, Q, theta, users, items, labels, lo, hi, b0, dims, offs, aoff,
+                                 F, H, S, t, EG, DG, reg_, eps_, ra_, adversarial)
+        for t in range(n_parts):
+            total += losses[t]
+        apply_dense(theta, Gth, DG, n_parts, wmask, reg_, lr_, adagrad)
+        apply_rows(P, GP, users, EG, 0, b0, b1, slot_u, R, lst, lr_, adagrad)
+        apply_rows(Q, GQ, items, EG, W, b0, b1, slot_i, R, lst, lr_, adagrad)
+    return total
+
+
+epoch_serial, epoch_parallel = twin(_epoch, "neumf_epoch_serial", "neumf_epoch_parallel")
+
+
+# -- scoring -------------------------------------------------------------------------------
+
+@kernel(refcount=False, nogil=True)
+def mlp_tile(A, C, items, WT, dims, offs_t, hM, b0, buf, out):
+    r"""Add the MLP part of the logits to ``out`` (users x items of the tile), in place.
+
+    ``A[r]`` holds the user side :math:`W_{1u} p^M_u` of row ``r`` and ``C[i]``
+    the item side :math:`W_{1i} q^M_i + b_1` (precomputed once per scorer), so
+    :math:`a_1 = \mathrm{relu}(A_r + C_i)`; the later layers read the
+    *transposed* weights ``WT`` (``W_l^T`` row-major from ``offs_t[2(l-2)]``,
+    then ``b_l``), so that each layer is a sum of scaled weight rows, which
+    vectorises across the outputs. ``out[r, c] += h^M . a_n + b_0``.
+    ``buf``: scratch of at least ``2 * max(dims)``.
+    """
+    dt = out.dtype.type
+    n = dims.shape[0] - 1
+    L1 = dims[1]
+    dmax = buf.shape[0] // 2
+    for r in range(out.shape[0]):
+        for c in range(out.shape[1]):
+            i = items[c]
+            for k in range(L1):
+                buf[k] = max(A[r, k] + C[i, k], dt(0.0))
+            cur = 0
+            for ly in range(2, n + 1):
+                w = offs_t[2 * (ly - 2)]
+                b = offs_t[2 * (ly - 2) + 1]
+                nin = dims[ly - 1]
+                nout = dims[ly]
+                nxt = dmax - cur
+                for o in range(nout):
+                    buf[nxt + o] = WT[b + o]
+                for k in range(nin):
+                    a = buf[cur + k]
+                    if a > 0:
+                        for o in range(nout):
+                            buf[nxt + o] += a * WT[w + k * nout + o]
+                for o in range(nout):
+                    buf[nxt + o] = max(buf[nxt + o], dt(0.0))
+                cur = nxt
+            s = dt(b0)
+            for k in range(dims[n]):
+                s += hM[k] * buf[cur + k]
+            out[r, c] += s
+
+
+@kernel(refcount=False, nogil=True)
+def mlp_pairs(A, C, items, WT, dims, offs_t, hM, b0, buf, out):
+    """As :func:`mlp_tile` for the pairs ``(r, items[r])``: ``out[r] += MLP logit``."""
+    dt = out.dtype.type
+    n = dims.shape[0] - 1
+    L1 = dims[1]
+    dmax = buf.shape[0] // 2
+    for r in range(out.shape[0]):
+        i = items[r]
+        for k in range(L1):
+            buf[k] = max(A[r, k] + C[i, k], dt(0.0))
+        cur = 0
+        for ly in range(2, n + 1):
+            w = offs_t[2 * (ly - 2)]
+            b = offs_t[2 * (ly - 2) + 1]
+            nin = dims[ly - 1]
+            nout = dims[ly]
+            nxt = dmax - cur
+            for o in range(nout):
+                buf[nxt + o] = WT[b + o]
+            for k in range(nin):
+                a = buf[cur + k]
+                if a > 0:
+                    for o in range(nout):
+                        buf[nxt + o] += a * WT[w + k * nout + o]
+            for o in range(nout):
+                buf[nxt + o] = max(buf[nxt + o], dt(0.0))
+            cur = nxt
+        s = dt(b0)
+        for k in range(dims[n]):
+            s += hM[k] * buf[cur + k]
+        out[r] += s
+
+
+@kernel
+def sample_losses(P, Q, theta, users, items, labels, dims, offs, aoff, F, H):
+    """Clean log loss of every sample (float64), one forward pass each (for tests and
+    the robustness hook)."""
+    W = F + H
+    S = np.zeros((1, 2 * W + aoff[aoff.shape[0] - 1] + 2 * dims.max() + 16), dtype=P.dtype)
+    out = np.empty(users.shape[0])
+    for k in range(users.shape[0]):
+        for f in range(W):
+            S[0, f] = P[users[k], f]
+            S[0, W + f] = Q[items[k], f]
+        y = _forward(S, 0, 0, W, theta, dims, offs, aoff, F, H)
+        out[k] = softplus((1.0 - 2.0 * labels[k]) * y)
+    return out
+
+
+@kernel
+def all_finite_1d(a):
+    """True when every element of the 1-D array ``a`` is finite."""
+    for k in range(a.shape[0]):
+        if not math.isfinite(a[k]):
+            return False
+    return True
+
+
+@kernel
+def dataset_row_gradients(P, Q, theta, users, items, labels, dims, offs, aoff, F, H, GP, GQ):
+    r"""Add the gradient of the summed clean loss of all samples to ``GP``, ``GQ`` (rows).
+
+    ``GP[u] += sum_k dl_k/dP[u]`` over the samples ``k`` of user ``u`` (and
+    likewise ``GQ``), every term at the current parameters: the gradient the
+    robustness adversary normalises. Serial. Returns the summed loss (float64).
+    """
+    dt = P.dtype.type
+    W = F + H
+    S = np.zeros((1, aoff[aoff.shape[0] - 1] + 2 * dims.max() + 16), dtype=P.dtype)
+    EG = np.zeros((1, 2 * W), dtype=P.dtype)
+    DG = np.zeros((1, theta.shape[0]), dtype=P.dtype)
+    e1 = aoff[aoff.shape[0] - 1]
+    e2 = e1 + dims.max()
+    acc = 0.0
+    for k in range(users.shape[0]):
+        u = users[k]
+        i = items[k]
+        for f in range(W):
+            S[0, f] = P[u, f]
+            S[0, W + f] = Q[i, f]
+            EG[0, f] = dt(0.0)
+            EG[0, W + f] = dt(0.0)
+        y = _forward(S, 0, 0, W, theta, dims, offs, aoff, F, H)
+        lab = labels[k]
+        acc += softplus((1.0 - 2.0 * lab) * y)
+        _backward(S, 0, 0, W, theta, dims, offs, aoff, F, H, e1, e2, dt(sigmoid(y) - lab), EG,
+                  0, DG, 0)
+        for f in range(W):
+            GP[u, f] += EG[0, f]
+            GQ[i, f] += EG[0, W + f]
+    return acc
