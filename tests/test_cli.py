@@ -108,6 +108,30 @@ def test_train_evaluate_robustness_round_trip(model, lightgcn, tmp_path, capsys)
     assert code == 0 and "pgd" in stdout and "clean" in stdout, err
 
 
+@pytest.mark.parametrize("model, sets", [
+    ("cdae", ["hidden=4", "negatives=2"]),
+    ("irgan", ["factors=4", "bpr_epochs=2", "d_epochs=1"]),
+    ("neumf", ["factors=4", "layers=(8, 4)", "negatives=2", "batch_size=8"])])
+def test_train_evaluate_recommend_the_paper_systems(model, sets, lightgcn, tmp_path, capsys):
+    """``--model cdae/irgan/neumf`` with their own parameters through ``--set``."""
+    out = tmp_path / "m.npz"
+    args = [a for kv in sets for a in ("--set", kv)]
+    code, stdout, err = run(["train", "--data", lightgcn, "--epochs", "2", "--k", "5",
+                             "--quiet", "--out", out, "--model", model, *args, *QUIET], capsys)
+    assert code == 0, err
+    loaded = aprnb.load(out)
+    assert type(loaded).__name__.lower() == model and loaded.epochs == 2
+    for kv in sets:
+        name, value = kv.split("=")
+        assert loaded.get_params()[name] == eval(value), name
+    code, stdout, err = run(["evaluate", "--model", out, "--data", lightgcn, "--k", "5",
+                             *QUIET], capsys)
+    assert code == 0 and "ndcg@5=" in stdout, err
+    code, stdout, err = run(["recommend", "--model", out, "--k", "3", "--users", "0", "1",
+                             "--threads", "1"], capsys)
+    assert code == 0, err
+
+
 def test_train_with_more_threads_than_numba_has(lightgcn, tmp_path, capsys):
     # a thread count above the available threads is honoured (that many data slices and
     # RNG streams), not rejected

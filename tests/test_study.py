@@ -134,7 +134,7 @@ def test_systems_are_selected_on_validation_and_trained_for_every_seed(folder, t
     fake = (systems.System("CDAE", "BPR", dict(factors=8), epochs=3, quick_epochs=2,
                            grid=({"learning_rate": 0.05}, {"learning_rate": 0.2})),
             systems.System("NeuMF", "BPR", dict(factors=64), epochs=3, quick_epochs=2,
-                           start="MF-BPR"),
+                           grid=({"reg": 0.0}, {"reg": 0.001}), start="MF-BPR"),
             systems.System("NeuMF + APR", "APR", dict(factors=64), epochs=3, quick_epochs=1,
                            grid=({"eps": 0.5}, {"eps": 1.0}), start="NeuMF",
                            continued="NeuMF (continued)"))
@@ -147,6 +147,9 @@ def test_systems_are_selected_on_validation_and_trained_for_every_seed(folder, t
     assert set(chosen) == {"CDAE", "NeuMF", "NeuMF + APR"}
     assert set(chosen["CDAE"]["val"]) == {"learning_rate=0.05", "learning_rate=0.2"}
     assert chosen["CDAE"]["params"] in ({"learning_rate": 0.05}, {"learning_rate": 0.2})
+    # the continuing system is tried with the settings chosen for the one it continues
+    reg = chosen["NeuMF"]["params"]["reg"]
+    assert set(chosen["NeuMF + APR"]["val"]) == {f"reg={reg}, eps=0.5", f"reg={reg}, eps=1.0"}
     for name in ("CDAE", "NeuMF", "NeuMF + APR", "NeuMF (continued)"):
         assert p["test"][name]["hr@100"]["n"] == 2
     pairs = {(r["a"], r["b"]) for r in p["paired"]}

@@ -52,17 +52,25 @@ class System:
 #: The systems beyond MF. Each class's defaults are the settings its author chose on a
 #: Last.fm validation split (docs/derivations.md, sections 11-13); the grids add one
 #: alternative each, chosen again on the study's own validation split.
+_NEUMF = dict(factors=64, layers=(64, 32, 16, 8), negatives=8, learning_rate=0.05,
+              batch_size=256, reset_optimizer=False)
 SYSTEMS = (
     System("CDAE", "CDAE", {}, epochs=50, quick_epochs=3, grid=({}, {"hidden": 50})),
     System("IRGAN", "IRGAN", {}, epochs=10, quick_epochs=1,
            grid=({}, {"g_learning_rate": 0.001}), start="MF-BPR"),
+    System("NeuMF", "NeuMF", _NEUMF, epochs=9, quick_epochs=2, grid=({}, {"negatives": 4})),
+    # both NeuMF arms keep the Adagrad state of the NeuMF they continue (a fair pair)
+    System("NeuMF + APR", "NeuMF", dict(_NEUMF, adversarial=True, reg_adv=1.0), epochs=5,
+           quick_epochs=1, grid=({"eps": 0.05}, {"eps": 0.2}, {"eps": 0.5}), start="NeuMF",
+           continued="NeuMF (continued)"),
 )
 
 
 def _model(system, quick, n_threads, seed, cand):
+    """The unfitted model of ``system`` with candidate settings ``cand``."""
     cls = getattr(models, system.cls)
     epochs = system.quick_epochs if quick else system.epochs
-    return cls(**system.params, **cand, epochs=epochs, n_threads=n_threads,
+    return cls(**{**system.params, **cand}, epochs=epochs, n_threads=n_threads,
                random_state=seed, show_progress=False)
 
 
@@ -77,16 +85,24 @@ def select(systems, train, valid, proto, k, metric, bpr, n_threads, seed, quick,
     for system in systems:
         init = fitted.get(system.start) if system.start else None
         vals, best = {}, None
-        for cand in system.grid:
+        for own in system.grid:
+            cand = _inherited(system, chosen, own)
             model = _model(system, quick, n_threads, seed, cand).fit(train, init=init)
             v = score(model, train, valid)
             vals[settings_label(cand)] = v
             if best is None or v > best[0]:
-                best = (v, cand, model)
+                best = (v, own, model)
         fitted[system.name] = best[2]
         chosen[system.name] = {"params": best[1], "val": vals}
         log(f"  [{proto}] validation {metric} of {system.name}: {vals} -> {best[1]}")
     return chosen
+
+
+def _inherited(system, chosen, own):
+    """A candidate of a system that continues another one: the settings chosen for that
+    one, then its own (the same network, trained on)."""
+    base = chosen.get(system.start, {}).get("params", {})
+    return {**base, **own}
 
 
 def train(systems, chosen, train_data, bf, n_threads, seed, quick):
@@ -97,7 +113,7 @@ def train(systems, chosen, train_data, bf, n_threads, seed, quick):
     fitted, seconds = {"MF-BPR": bf}, {}
     for system in systems:
         init = fitted.get(system.start) if system.start else None
-        cand = chosen[system.name]["params"]
+        cand = _inherited(system, chosen, chosen[system.name]["params"])
         t0 = time.perf_counter()
         fitted[system.name] = _model(system, quick, n_threads, seed, cand).fit(
             train_data, init=init)
