@@ -7,7 +7,8 @@ import pytest
 from aprnb.data import holdout_split, make_synthetic
 from aprnb.study.reproduce import reproduce
 
-SMALL = dict(quick=True, n_threads=1, epochs=4, apr_epochs=2)
+#: The MF study; the systems beyond MF have tests of their own (at the end).
+SMALL = dict(quick=True, n_threads=1, epochs=4, apr_epochs=2, systems=())
 
 
 @pytest.fixture(scope="module")
@@ -140,8 +141,10 @@ def test_systems_are_selected_on_validation_and_trained_for_every_seed(folder, t
                            continued="NeuMF (continued)"))
     monkeypatch.setattr(systems, "SYSTEMS", fake)
     with pytest.raises(ValueError, match="starts from 'NeuMF'"):
-        reproduce([str(folder)], out=str(tmp_path), seeds=2, systems=["NeuMF + APR"], **SMALL)
-    res = reproduce([str(folder)], out=str(tmp_path), seeds=2, protocols=("loo",), **SMALL)
+        reproduce([str(folder)], out=str(tmp_path), seeds=2,
+                  **dict(SMALL, systems=["NeuMF + APR"]))
+    res = reproduce([str(folder)], out=str(tmp_path), seeds=2, protocols=("loo",),
+                    **dict(SMALL, systems="all"))
     p = res[0]["protocols"]["loo"]
     chosen = p["selection"]["systems"]
     assert set(chosen) == {"CDAE", "NeuMF", "NeuMF + APR"}
@@ -158,3 +161,15 @@ def test_systems_are_selected_on_validation_and_trained_for_every_seed(folder, t
     assert {"NeuMF (continued)", "NeuMF + APR"} <= models
     text = (tmp_path / "results.md").read_text()
     assert "| NeuMF + APR |" in text and "| CDAE |" in text
+
+
+def test_the_real_systems_run_in_the_study(folder, tmp_path):
+    """CDAE, IRGAN, NeuMF and APR on NeuMF as the study trains them (quick epochs)."""
+    from aprnb.study.systems import SYSTEMS
+    res = reproduce([str(folder)], out=str(tmp_path), seeds=1, protocols=("loo",),
+                    **dict(SMALL, systems="all"))
+    p = res[0]["protocols"]["loo"]
+    names = {s.name for s in SYSTEMS} | {s.continued for s in SYSTEMS if s.continued}
+    assert names <= set(p["test"]), sorted(p["test"])
+    for name in names:
+        assert 0 < p["test"][name]["hr@100"]["mean"] <= 1
