@@ -180,7 +180,7 @@ def problems(draw):
     return F, layers, P, Q, theta, users, items, labels, batch
 
 
-def run_kernel(kern, parts, prob, lr, reg, ada, eps, reg_adv, adv, acc=0.1):
+def run_kernel(kern, parts, prob, lr, reg, ada, eps, reg_adv, adv, acc=0.1, branch="both"):
     F, layers, P, Q, theta, users, items, labels, batch = prob
     dims, offs, aoff, size = _structure(F, layers)
     W = P.shape[1]
@@ -191,11 +191,12 @@ def run_kernel(kern, parts, prob, lr, reg, ada, eps, reg_adv, adv, acc=0.1):
         G = (np.empty((0, W)), np.empty((0, W)), np.empty((0, size)))
     with numba_threads(parts):
         loss = kern(P, Q, theta, *G, users, items, labels, batch, parts, dims, offs, aoff, F,
-                    layers[0] // 2, R.weight_mask(F, layers), lr, reg, ada, eps, reg_adv, adv)
+                    layers[0] // 2, R.weight_mask(F, layers), R.branch_mask(F, layers, branch),
+                    lr, reg, ada, eps, reg_adv, adv)
     return P, Q, theta, G, loss
 
 
-def run_twin(prob, lr, reg, ada, eps, reg_adv, adv, acc=0.1):
+def run_twin(prob, lr, reg, ada, eps, reg_adv, adv, acc=0.1, branch="both"):
     F, layers, P, Q, theta, users, items, labels, batch = prob
     size = R.layout(F, layers)[1]
     G = (np.full(P.shape, acc), np.full(Q.shape, acc), np.full(size, acc)) if ada else \
@@ -205,7 +206,7 @@ def run_twin(prob, lr, reg, ada, eps, reg_adv, adv, acc=0.1):
         sl = slice(b0, b0 + batch)
         P, Q, theta, GP, GQ, Gt, loss = R.batch_step_ref(
             P, Q, theta, users[sl], items[sl], labels[sl], F, layers, lr, reg, *G, eps=eps,
-            reg_adv=reg_adv, adversarial=adv)
+            reg_adv=reg_adv, adversarial=adv, gmask=R.branch_mask(F, layers, branch))
         G = (GP, GQ, Gt)
         total += loss
     return P, Q, theta, G, total
@@ -213,11 +214,14 @@ def run_twin(prob, lr, reg, ada, eps, reg_adv, adv, acc=0.1):
 
 @SETTINGS
 @given(problems(), st.booleans(), st.booleans(), st.floats(0.0, 0.3), st.floats(0.05, 1.0),
-       st.floats(0.0, 2.0))
-def test_serial_epoch_equals_the_twin(prob, ada, adv, reg, eps, reg_adv):
+       st.floats(0.0, 2.0), st.sampled_from(["both", "gmf", "mlp"]))
+def test_serial_epoch_equals_the_twin(prob, ada, adv, reg, eps, reg_adv, branch):
     lr = 0.05
-    P, Q, th, G, loss = run_kernel(epoch_serial, 1, prob, lr, reg, ada, eps, reg_adv, adv)
-    P2, Q2, th2, G2, loss2 = run_twin(prob, lr, reg, ada, eps, reg_adv, adv)
+    P, Q, th, G, loss = run_kernel(epoch_serial, 1, prob, lr, reg, ada, eps, reg_adv, adv,
+                                   branch=branch)
+    P2, Q2, th2, G2, loss2 = run_twin(prob, lr, reg, ada, eps, reg_adv, adv, branch=branch)
+    frozen = R.branch_mask(prob[0], prob[1], branch) == 0
+    assert np.array_equal(th[frozen], prob[4][frozen])      # the other branch's h stays
     tol = dict(rtol=1e-9, atol=1e-10)
     np.testing.assert_allclose(P, P2, **tol)
     np.testing.assert_allclose(Q, Q2, **tol)

@@ -229,13 +229,19 @@ def apply_rows(A, G, rows, EG, col, lo, hi, slot, R, lst, lr, adagrad):
 
 
 @kernel
-def apply_dense(theta, Gth, DG, n_parts, wmask, reg, lr, adagrad):
-    r"""Sum the parts' dense gradients in order, add ``reg * wmask * theta``, one step."""
+def apply_dense(theta, Gth, DG, n_parts, wmask, gmask, reg, lr, adagrad):
+    r"""Sum the parts' dense gradients in order, add ``reg * wmask * theta``, one step.
+
+    ``gmask`` multiplies the gradient: an entry with ``gmask == 0`` is frozen
+    (neither it nor its accumulator changes; how a GMF-only or MLP-only
+    pre-training holds the other branch's output weights at zero).
+    """
     dt = theta.dtype.type
     for f in range(theta.shape[0]):
         g = dt(reg) * wmask[f] * theta[f]
         for t in range(n_parts):
             g += DG[t, f]
+        g *= gmask[f]
         if adagrad:
             Gth[0, f] += g * g
             theta[f] -= lr * g / sqrt(Gth[0, f])
@@ -244,7 +250,7 @@ def apply_dense(theta, Gth, DG, n_parts, wmask, reg, lr, adagrad):
 
 
 def _epoch(P, Q, theta, GP, GQ, Gth, users, items, labels, batch_size, n_parts, dims, offs,
-           aoff, F, H, wmask, lr, reg, adagrad, eps, reg_adv, adversarial):
+           aoff, F, H, wmask, gmask, lr, reg, adagrad, eps, reg_adv, adversarial):
     dt = P.dtype.type
     W = F + H
     n = users.shape[0]
@@ -273,7 +279,7 @@ def _epoch(P, Q, theta, GP, GQ, Gth, users, items, labels, batch_size, n_parts, 
                                  F, H, S, t, EG, DG, reg_, eps_, ra_, adversarial)
         for t in range(n_parts):
             total += losses[t]
-        apply_dense(theta, Gth, DG, n_parts, wmask, reg_, lr_, adagrad)
+        apply_dense(theta, Gth, DG, n_parts, wmask, gmask, reg_, lr_, adagrad)
         apply_rows(P, GP, users, EG, 0, b0, b1, slot_u, R, lst, lr_, adagrad)
         apply_rows(Q, GQ, items, EG, W, b0, b1, slot_i, R, lst, lr_, adagrad)
     return total

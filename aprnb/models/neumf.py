@@ -19,7 +19,7 @@ from ..kernels.neumf import (all_finite_1d, dataset_row_gradients, epoch_paralle
                              sample_losses)
 from ..kernels.epoch import all_finite
 from ..kernels.sampling import sample_negatives
-from ..reference.neumf import layout, weight_mask
+from ..reference.neumf import branch_mask, layout, weight_mask
 from ._base import BaseRecommender, training_data
 from ._factor import normal_factors
 from ._neumf_scorer import NeuMFScorer
@@ -296,18 +296,19 @@ class NeuMF(BaseRecommender):
         perm = rng.permutation(len(users))
         return users[perm], items[perm], labels[perm]
 
-    def _epoch(self, run, samples, adversarial, threads):
+    def _epoch(self, run, samples, adversarial, threads, branch="both"):
         P, Q, theta, GP, GQ, Gth = run.arrays
         layers = check_layers(self.layers)
         dims, offs, aoff, _ = _structure(self.factors, layers)
         dt = P.dtype.type
         wmask = weight_mask(self.factors, layers).astype(P.dtype)
+        gmask = branch_mask(self.factors, layers, branch).astype(P.dtype)
         users, items, labels = samples
         kern = epoch_serial if threads == 1 else epoch_parallel
         with numba_threads(threads):
             loss = kern(P, Q, theta, GP, GQ, Gth, users, items, labels,
                         min(self.batch_size, len(users)), threads, dims, offs, aoff,
-                        self.factors, layers[0] // 2, wmask, dt(self.learning_rate),
+                        self.factors, layers[0] // 2, wmask, gmask, dt(self.learning_rate),
                         dt(self.reg), self.optimizer == "adagrad", dt(self.eps),
                         dt(self.reg_adv), adversarial)
         return loss / max(1, len(users))

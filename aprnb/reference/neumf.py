@@ -132,6 +132,22 @@ def weight_mask(factors, layers):
     return m
 
 
+def branch_mask(factors, layers, branch="both"):
+    """The dense gradient mask of a branch: 1.0 everywhere for ``"both"``; for
+    ``"gmf"`` (``"mlp"``) 0.0 on ``h^M`` (``h^G``), the other branch's output
+    weights, which pre-training holds at zero so that only one branch scores."""
+    offs, size = layout(factors, layers)
+    m = np.ones(size)
+    ho = offs[-2]
+    if branch == "gmf":
+        m[ho + factors:offs[-1]] = 0.0
+    elif branch == "mlp":
+        m[ho:ho + factors] = 0.0
+    elif branch != "both":
+        raise ValueError(f"branch must be 'both', 'gmf' or 'mlp', got {branch!r}")
+    return m
+
+
 def perturbation(p, q, label, theta, factors, layers, eps):
     r"""Fast-gradient perturbation of one sample's four embedding rows.
 
@@ -173,7 +189,7 @@ def _update(W, G, g, lr):
 
 
 def batch_step_ref(P, Q, theta, users, items, labels, factors, layers, lr, reg, GP=None,
-                   GQ=None, Gth=None, eps=0.0, reg_adv=0.0, adversarial=False):
+                   GQ=None, Gth=None, eps=0.0, reg_adv=0.0, adversarial=False, gmask=None):
     r"""One mini-batch step on the samples ``(users[k], items[k], labels[k])``; returns copies.
 
     Every gradient is taken at the parameters at the start of the batch. The
@@ -210,6 +226,8 @@ def batch_step_ref(P, Q, theta, users, items, labels, factors, layers, lr, reg, 
         _update(P[u], GP[u] if ada else None, RP[u], lr)
     for i in np.unique(items):
         _update(Q[i], GQ[i] if ada else None, RQ[i], lr)
+    if gmask is not None:
+        gth = gth * gmask
     _update(theta, Gth if ada else None, gth, lr)
     return P, Q, theta, GP, GQ, Gth, total
 
