@@ -331,6 +331,53 @@ def test_warm_start_continues_and_checks_shapes(small_synthetic):
     assert check_layers([4, 2]) == (4, 2)
 
 
+# -- NCF pre-training -----------------------------------------------------------------------
+
+def _twin_scores(P, Q, theta, model):
+    return R.scores_ref(P, Q, theta, model.factors, model.layers, np.arange(P.shape[0]),
+                        np.arange(Q.shape[0]))
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
+def test_pretraining_fuses_a_gmf_and_an_mlp_fit(alpha, small_synthetic):
+    """Each branch trains alone (the other's h stays zero and its loss falls), and the
+    fused model scores alpha * y_GMF + (1 - alpha) * y_MLP of the two fits."""
+    from aprnb.kernels._rng import seed_states
+    from aprnb.models._training import positives, sampling_filter
+    model = NeuMF(**{**FAST, "pretrain_epochs": 3, "alpha": alpha})
+    X = small_synthetic.tocsr()
+    rng = np.random.default_rng(0)
+    history = []
+    gmf, mlp = model._pretrain(X, positives(X), sampling_filter(X, 1), seed_states(rng, 1),
+                               rng, np.float64, 1, history)
+    hG, hM, _ = model._h_parts()
+    assert not gmf[2][hM].any() and not mlp[2][hG].any()
+    assert gmf[2][hG].any() and mlp[2][hM].any()
+    for mode in ("pretrain-gmf", "pretrain-mlp"):
+        losses = [h["loss"] for h in history if h["mode"] == mode]
+        assert len(losses) == 3 and losses[-1] < losses[0]
+    fused = model._fuse(gmf, mlp)
+    want = alpha * _twin_scores(*gmf[:3], model) + (1 - alpha) * _twin_scores(*mlp[:3], model)
+    np.testing.assert_allclose(_twin_scores(*fused[:3], model), want, rtol=1e-10, atol=1e-12)
+    assert all((a == model.initial_accumulator).all() for a in fused[3:])
+
+
+def test_pretrained_fit_records_its_phases_and_is_reproducible(small_synthetic):
+    params = {**FAST, "pretrain_epochs": 2, "epochs": 1}
+    a = NeuMF(**params).fit(small_synthetic)
+    b = NeuMF(**params).fit(small_synthetic)
+    assert [h["mode"] for h in a.history_] == ["pretrain-gmf"] * 2 + ["pretrain-mlp"] * 2 + \
+        ["clean"]
+    assert np.array_equal(a.user_factors_, b.user_factors_)
+    assert np.array_equal(a.dense_weights_, b.dense_weights_)
+    plain = NeuMF(**{**params, "pretrain_epochs": 0}).fit(small_synthetic)
+    assert not np.array_equal(plain.dense_weights_, a.dense_weights_)
+    with pytest.raises(ValueError, match="pretrain_epochs"):
+        NeuMF(**params).fit(small_synthetic, init=plain)
+    with pytest.raises(ValueError, match="alpha"):
+        NeuMF(**{**params, "alpha": 1.5}).fit(small_synthetic)
+
+
 # -- the robustness hook ------------------------------------------------------------------
 
 def test_dataset_row_gradients_is_the_sum_of_the_twin_gradients():

@@ -133,6 +133,16 @@ class NeuMF(BaseRecommender):
     eps, reg_adv : float, default 0.5 and 1.0
     clean_epochs : int, default 0
         With ``adversarial``: this many clean epochs first (APR's ``bpr_epochs``).
+    pretrain_epochs : int, default 0
+        NCF's pre-training: with ``pretrain_epochs > 0`` a fresh fit first trains
+        a GMF-only model (``h^M`` held at zero) and an MLP-only model (``h^G``
+        held at zero) for this many epochs each, from independent
+        initialisations, then fuses them (GMF embeddings from the first, MLP
+        embeddings and layers from the second, ``h = [alpha h^G; (1 - alpha)
+        h^M]``, ``b_0`` likewise) and trains ``epochs`` more epochs from the
+        fused model with fresh optimizer state. Not with ``init=``.
+    alpha : float, default 0.5
+        The fusion weight of the GMF branch (NCF's ``alpha``).
     reset_optimizer : bool, default True
         Restart the Adagrad accumulators when the adversarial epochs start (and
         when warm-starting with ``fit(init=model)``), as APR does.
@@ -162,8 +172,9 @@ class NeuMF(BaseRecommender):
     -----
     ``fit(train, init=model)`` continues from a fitted NeuMF (copied, never
     modified): how APR is applied to a trained model; ``init=(P, Q)`` starts
-    from given embeddings. There is no separate
-    GMF/MLP pre-training.
+    from given embeddings. ``history_`` lists the pre-training epochs first
+    (``mode`` ``"pretrain-gmf"`` and ``"pretrain-mlp"``, each numbered from 1),
+    then the epochs of the model itself (``"clean"`` or ``"adversarial"``).
     """
 
     _extra_members = ("dense_weights", "dense_accumulator", "user_accumulator",
@@ -180,8 +191,8 @@ class NeuMF(BaseRecommender):
     def __init__(self, factors=8, layers=(64, 32, 16, 8), negatives=4, learning_rate=0.05,
                  reg=0.0, epochs=20, optimizer="adagrad", batch_size=256, init_std=0.01,
                  adversarial=False, eps=0.5, reg_adv=1.0, clean_epochs=0, reset_optimizer=True,
-                 n_threads=None, random_state=None, dtype=np.float32, show_progress=True,
-                 initial_accumulator=0.1):
+                 pretrain_epochs=0, alpha=0.5, n_threads=None, random_state=None,
+                 dtype=np.float32, show_progress=True, initial_accumulator=0.1):
         self.factors = factors
         self.layers = layers
         self.negatives = negatives
@@ -196,6 +207,8 @@ class NeuMF(BaseRecommender):
         self.reg_adv = reg_adv
         self.clean_epochs = clean_epochs
         self.reset_optimizer = reset_optimizer
+        self.pretrain_epochs = pretrain_epochs
+        self.alpha = alpha
         self.n_threads = n_threads
         self.random_state = random_state
         self.dtype = dtype
@@ -221,6 +234,8 @@ class NeuMF(BaseRecommender):
         check_float(self.reg_adv, "reg_adv", 0.0)
         check_positive_int(self.clean_epochs, "clean_epochs", 0)
         check_bool(self.reset_optimizer, "reset_optimizer")
+        check_positive_int(self.pretrain_epochs, "pretrain_epochs", 0)
+        check_float(self.alpha, "alpha", 0.0, 1.0)
         check_n_threads(self.n_threads)
         check_random_state(self.random_state)
         check_dtype(self.dtype)
@@ -271,15 +286,71 @@ class NeuMF(BaseRecommender):
             state = None if self.reset_optimizer else init.optimizer_state_
             if state is not None and init.dense_accumulator_.shape != (1, size):
                 state = None
-        if not ada:
-            return (P, Q, theta, np.empty((0, W), dt), np.empty((0, W), dt),
-                    np.empty((0, size), dt))
-        if state is not None:
+        if ada and state is not None:
             return (P, Q, theta, np.array(state[0], dtype=dt), np.array(state[1], dtype=dt),
                     np.array(init.dense_accumulator_, dtype=dt))
+        return self._fresh_state(P, Q, theta)
+
+    def _fresh_state(self, P, Q, theta):
+        """``(P, Q, theta)`` with fresh optimizer state (``initial_accumulator``, or none)."""
+        dt = P.dtype.type
+        W, size = P.shape[1], theta.shape[0]
+        if self.optimizer != "adagrad":
+            return (P, Q, theta, np.empty((0, W), dt), np.empty((0, W), dt),
+                    np.empty((0, size), dt))
         a = dt(self.initial_accumulator)
         return (P, Q, theta, np.full(P.shape, a, dt), np.full(Q.shape, a, dt),
                 np.full((1, size), a, dt))
+
+    # -- NCF pre-training -----------------------------------------------------------------
+    def _h_parts(self):
+        """Slices of ``theta``: ``h^G``, ``h^M`` and the output bias ``b_0``."""
+        offs, size = layout(self.factors, check_layers(self.layers))
+        ho, F = offs[-2], self.factors
+        return slice(ho, ho + F), slice(ho + F, offs[-1]), offs[-1]
+
+    def _pretrain(self, X, pairs, filt, states, rng, dt, threads, history):
+        """The GMF-only and the MLP-only fit of ``pretrain_epochs`` each, from fresh
+        starts (the other branch's output weights zero and frozen); their stats
+        go to ``history``. Returns both ``(P, Q, theta, GP, GQ, Gth)``."""
+        hG, hM, _ = self._h_parts()
+        out = []
+        for branch, off in (("gmf", hM), ("mlp", hG)):
+            arrays = self._start(None, X.shape, rng, dt, threads)
+            arrays[2][off] = 0
+            run = _Run(self, X, arrays, threads)
+            for ep in range(self.pretrain_epochs):
+                t0 = time.perf_counter()
+                loss = self._epoch(run, self._samples(X, pairs, filt, states, rng), False,
+                                   threads, branch)
+                self._check_finite(loss, arrays, f"{branch.upper()} pre-training epoch "
+                                   f"{ep + 1}", "the model is unchanged")
+                history.append({"epoch": ep + 1, "loss": float(loss),
+                                "seconds": time.perf_counter() - t0,
+                                "mode": "pretrain-" + branch})
+            out.append(arrays)
+        return tuple(out)
+
+    def _fuse(self, gmf, mlp):
+        """NCF's fusion of a GMF-only and an MLP-only start (fresh optimizer state):
+        the score becomes ``alpha * y_GMF + (1 - alpha) * y_MLP``."""
+        hG, hM, b0 = self._h_parts()
+        F, a = self.factors, self.alpha
+        P, Q, theta = mlp[0].copy(), mlp[1].copy(), mlp[2].copy()
+        P[:, :F] = gmf[0][:, :F]
+        Q[:, :F] = gmf[1][:, :F]
+        dt = theta.dtype.type
+        theta[hG] = dt(a) * gmf[2][hG]
+        theta[hM] = dt(1 - a) * mlp[2][hM]
+        theta[b0] = dt(a) * gmf[2][b0] + dt(1 - a) * mlp[2][b0]
+        return self._fresh_state(P, Q, theta)
+
+    def _check_finite(self, loss, arrays, where, keeps):
+        if not (np.isfinite(loss) and all_finite(arrays[0]) and all_finite(arrays[1])
+                and all_finite_1d(arrays[2])):
+            raise DivergenceError(
+                f"{type(self).__name__}: training diverged at {where} (NaN or inf); {keeps}. "
+                f"Use a smaller learning_rate (now {self.learning_rate}) or a larger reg")
 
     # -- one epoch ------------------------------------------------------------------------
     def _samples(self, X, pairs, filt, states, rng):
@@ -330,11 +401,19 @@ class NeuMF(BaseRecommender):
         rng = check_random_state(self.random_state)
         threads = running_threads(check_n_threads(self.n_threads))
         warn_full_users(X, stacklevel=2)
-        arrays = self._start(init, X.shape, rng, dt, threads)
-        start = tuple(a.copy() for a in arrays)
+        if self.pretrain_epochs and init is not None:
+            raise ValueError("pretrain_epochs pre-trains a fresh model and cannot be combined "
+                             "with init=; set pretrain_epochs=0 to continue from init")
         pairs = positives(X)
         filt = sampling_filter(X, threads)
         states = seed_states(rng, 1)
+        history = []
+        if self.pretrain_epochs:
+            arrays = self._fuse(*self._pretrain(X, pairs, filt, states, rng, dt, threads,
+                                                history))
+        else:
+            arrays = self._start(init, X.shape, rng, dt, threads)
+        start = tuple(a.copy() for a in arrays)
         run = _Run(self, X, arrays, threads)
         adv = bool(self.adversarial)
         phases = [(self.clean_epochs, False), (self.epochs, True)] if adv else \
@@ -343,7 +422,6 @@ class NeuMF(BaseRecommender):
         prov = record(X, data, init)
         for cb in callbacks:
             cb.on_fit_start(self, X, run, callbacks)
-        history = []
         good = start
         self._commit(good, history, X, prov)
         epoch = 0
@@ -360,14 +438,12 @@ class NeuMF(BaseRecommender):
                         samples = self._samples(X, pairs, filt, states, rng)
                         loss = self._epoch(run, samples, is_adv, threads)
                         seconds = time.perf_counter() - t0
-                        if not (np.isfinite(loss) and all_finite(arrays[0])
-                                and all_finite(arrays[1]) and all_finite_1d(arrays[2])):
+                        try:
+                            self._check_finite(loss, arrays, f"epoch {epoch + 1}",
+                                               f"the model keeps epoch {epoch}")
+                        except DivergenceError:
                             run.restore(good)
-                            raise DivergenceError(
-                                f"{type(self).__name__}: training diverged at epoch "
-                                f"{epoch + 1} (NaN or inf); the model keeps epoch {epoch}. "
-                                f"Use a smaller learning_rate (now {self.learning_rate}) "
-                                f"or a larger reg")
+                            raise
                         epoch += 1
                         good = run.snapshot()
                         stats = {"epoch": epoch, "loss": float(loss), "seconds": seconds,
