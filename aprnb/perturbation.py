@@ -114,7 +114,16 @@ def perturb(model, train, eps, kind="adversarial", random_state=None, steps=10,
 
 
 def _own_adversary(model):
-    """True for a fitted model that perturbs itself (``_perturbed``; NeuMF)."""
+    """True for a fitted model that perturbs itself (``_perturbed``; NeuMF).
+
+    A model whose ranking tables are not its trained embeddings says why in
+    ``_no_perturbation`` (CDAE, IRGAN), and is refused with that reason.
+    """
+    reason = getattr(model, "_no_perturbation", None)
+    if reason:
+        raise ValueError(f"perturb/robustness are not defined for {type(model).__name__}: "
+                         f"{reason}. They apply to the MF models (BPR, APR, VAT, ...) and "
+                         f"NeuMF")
     if not hasattr(model, "_perturbed"):
         return False
     model._check_fitted()

@@ -272,3 +272,16 @@ def test_attack_rows_use_the_official_guard(dt):
     normalize_rows(G, 2.0, out)
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), [2.0, 0.2, 0.0], rtol=1e-6)
     np.testing.assert_allclose(out[0], [1.2, 1.6, 0.0, 0.0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("cls, fragment", [(aprnb.CDAE, "constant column"),
+                                           (aprnb.IRGAN, "item biases")])
+def test_models_without_an_embedding_adversary_are_refused(cls, fragment, split):
+    """CDAE's and IRGAN's ranking tables carry a constant column: no silent attack on it."""
+    train, test = split
+    model = cls(epochs=1, n_threads=1, random_state=0, show_progress=False,
+                **({"bpr_epochs": 1} if cls is aprnb.IRGAN else {})).fit(train)
+    for call in (lambda: aprnb.perturb(model, train, 0.5),
+                 lambda: aprnb.robustness(model, train, test, eps=(0.5,))):
+        with pytest.raises(ValueError, match=fragment):
+            call()

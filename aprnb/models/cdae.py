@@ -173,6 +173,9 @@ class CDAE(BaseRecommender):
     """
 
     _extra_members = TABLES + ACCUMULATORS
+    _no_perturbation = ("its ranking tables [z_u, 1] and [W'_i, b'_i] are the encoder's "
+                        "output and the decoder, with a constant column; moving them is no "
+                        "attack on what CDAE trains")
 
     def __init__(self, hidden=100, corruption=0.5, negatives=10, learning_rate=0.05, reg=0.01,
                  epochs=50, optimizer="adagrad", init_std=0.01, initial_accumulator=0.1,

@@ -158,6 +158,8 @@ class IRGAN(BaseRecommender):
     """
 
     _extra_members = _EXTRA
+    _no_perturbation = ("its ranking tables [p_u, 1] and [q_i, b_i] hold a constant column "
+                        "and the item biases, which an embedding adversary must not move")
 
     def __init__(self, factors=64, epochs=10, d_epochs=5, g_epochs=1, temperature=0.2,
                  g_learning_rate=0.005, d_learning_rate=0.05, g_reg=0.0, d_reg=0.01,
