@@ -173,3 +173,21 @@ def test_the_real_systems_run_in_the_study(folder, tmp_path):
     assert names <= set(p["test"]), sorted(p["test"])
     for name in names:
         assert 0 < p["test"][name]["hr@100"]["mean"] <= 1
+
+
+def test_a_continuing_system_drops_the_settings_of_a_fresh_fit():
+    """A candidate may set its own epochs and NeuMF's pre-training; a system that continues
+    it inherits neither (a warm start cannot pre-train), and quick runs cap both."""
+    from aprnb.study import systems as S
+    neumf = S.System("NeuMF", "NeuMF", {"factors": 8}, epochs=9, quick_epochs=2)
+    apr = S.System("NeuMF + APR", "NeuMF", {"factors": 8}, epochs=5, quick_epochs=1,
+                   start="NeuMF")
+    chosen = {"NeuMF": {"params": {"pretrain_epochs": 10, "epochs": 1, "negatives": 4}}}
+    cand = S._inherited(apr, chosen, {"eps": 0.2})
+    assert cand == {"negatives": 4, "eps": 0.2}
+    model = S._model(neumf, False, 1, 0, chosen["NeuMF"]["params"])
+    assert (model.epochs, model.pretrain_epochs, model.negatives) == (1, 10, 4)
+    quick = S._model(neumf, True, 1, 0, chosen["NeuMF"]["params"])
+    assert (quick.epochs, quick.pretrain_epochs) == (1, 2)
+    assert S._model(apr, False, 1, 0, cand).get_params()["epochs"] == 5
+    assert S._model(neumf, False, 1, 0, {}).epochs == 9

@@ -66,12 +66,20 @@ SYSTEMS = (
 )
 
 
+#: Settings of a fresh fit only: a system that continues another one does not inherit them.
+_FRESH_ONLY = ("epochs", "pretrain_epochs")
+
+
 def _model(system, quick, n_threads, seed, cand):
-    """The unfitted model of ``system`` with candidate settings ``cand``."""
+    """The unfitted model of ``system`` with candidate settings ``cand`` (which may set
+    ``epochs``; a quick run caps them, and any pre-training, at ``quick_epochs``)."""
     cls = getattr(models, system.cls)
-    epochs = system.quick_epochs if quick else system.epochs
-    return cls(**{**system.params, **cand}, epochs=epochs, n_threads=n_threads,
-               random_state=seed, show_progress=False)
+    params = {**system.params, "epochs": system.epochs, **cand}
+    if quick:
+        params["epochs"] = min(params["epochs"], system.quick_epochs)
+        if params.get("pretrain_epochs"):
+            params["pretrain_epochs"] = min(params["pretrain_epochs"], system.quick_epochs)
+    return cls(**params, n_threads=n_threads, random_state=seed, show_progress=False)
 
 
 def select(systems, train, valid, proto, k, metric, bpr, n_threads, seed, quick, score):
@@ -102,7 +110,12 @@ def _inherited(system, chosen, own):
     """A candidate of a system that continues another one: the settings chosen for that
     one, then its own (the same network, trained on)."""
     base = chosen.get(system.start, {}).get("params", {})
-    return {**base, **own}
+    return {**_continuing(base), **own}
+
+
+def _continuing(params):
+    """``params`` without the settings of a fresh fit (:data:`_FRESH_ONLY`)."""
+    return {k: v for k, v in params.items() if k not in _FRESH_ONLY}
 
 
 def train(systems, chosen, train_data, bf, n_threads, seed, quick):
@@ -121,7 +134,8 @@ def train(systems, chosen, train_data, bf, n_threads, seed, quick):
         if system.continued:
             base = next(s for s in systems if s.name == system.start)
             t0 = time.perf_counter()
-            more = _model(base, quick, n_threads, seed, chosen[base.name]["params"])
+            more = _model(base, quick, n_threads, seed,
+                          _continuing(chosen[base.name]["params"]))
             more.set_params(epochs=system.quick_epochs if quick else system.epochs)
             fitted[system.continued] = more.fit(train_data, init=init)
             seconds[system.continued] = time.perf_counter() - t0
