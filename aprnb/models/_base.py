@@ -10,8 +10,10 @@ import json
 import numpy as np
 
 from .._modelfile import EXTRA, write_model
-from .._validation import (check_bool, check_factors, check_interactions, check_k_bound,
-                           check_positive_int)
+from .._threads import check_n_threads
+from .._validation import (check_bool, check_choice, check_dtype, check_factors, check_float,
+                           check_interactions, check_k_bound, check_positive_int,
+                           check_random_state)
 from ..data.dataset import Dataset
 from ..evaluation import top_k
 from ..evaluation._checks import check_users
@@ -96,6 +98,23 @@ class BaseRecommender:
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+    # -- parameters -----------------------------------------------------------------
+    def _check_common(self):
+        """Check the settings the trained models share: ``optimizer`` and
+        ``initial_accumulator`` (when the model has them), ``n_threads``,
+        ``n_slices`` (when set), ``random_state``, ``dtype`` and ``show_progress``."""
+        if hasattr(self, "optimizer"):
+            check_choice(self.optimizer, "optimizer", ("sgd", "adagrad"))
+        if hasattr(self, "initial_accumulator"):
+            check_float(self.initial_accumulator, "initial_accumulator", 0.0,
+                        low_inclusive=False)
+        check_n_threads(self.n_threads)
+        if getattr(self, "n_slices", None) is not None:
+            check_n_threads(self.n_slices, "n_slices")
+        check_random_state(self.random_state)
+        check_dtype(self.dtype)
+        check_bool(self.show_progress, "show_progress")
 
     # -- fitted state ---------------------------------------------------------------
     def _check_fitted(self):

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from .._memory import huge_page_aligned, huge_page_zeros
 from .._provenance import fingerprint, record
 from .._threads import check_n_threads, numba_threads, running_threads
-from .._validation import (check_choice, check_dtype, check_factors, check_float,
+from .._validation import (check_dtype, check_factors, check_float,
                            check_positive_int, check_random_state)
 from ..kernels.normal import fill_normal
 from ._base import BaseRecommender, training_data
@@ -68,16 +68,8 @@ class FactorModel(BaseRecommender):
         check_float(self.learning_rate, "learning_rate", 0.0, low_inclusive=False)
         check_float(self.reg, "reg", 0.0)
         check_positive_int(self.epochs, "epochs", 0)
-        check_choice(self.optimizer, "optimizer", ("sgd", "adagrad"))
         check_float(self.init_std, "init_std", 0.0)
-        check_n_threads(self.n_threads)
-        if self.n_slices is not None:
-            check_n_threads(self.n_slices, "n_slices")
-        check_random_state(self.random_state)
-        check_dtype(self.dtype)
-        if not isinstance(self.show_progress, bool):
-            raise TypeError(f"show_progress must be True or False, got {self.show_progress!r}")
-        check_float(self.initial_accumulator, "initial_accumulator", 0.0, low_inclusive=False)
+        self._check_common()
         check_positive_int(self.batch_size, "batch_size")
         if not isinstance(self.reset_optimizer, bool):
             raise TypeError(f"reset_optimizer must be True or False, got "

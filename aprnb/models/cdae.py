@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from .._provenance import fingerprint, record
 from .._threads import check_n_threads, numba_threads, running_threads
-from .._validation import (check_choice, check_dtype, check_float, check_positive_int,
+from .._validation import (check_dtype, check_float, check_positive_int,
                            check_random_state)
 from ..kernels._rng import seed_states
 from ..kernels.cdae import cdae_encode, cdae_epoch_parallel, cdae_epoch_serial
@@ -207,14 +207,8 @@ class CDAE(BaseRecommender):
         check_float(self.learning_rate, "learning_rate", 0.0, low_inclusive=False)
         check_float(self.reg, "reg", 0.0)
         check_positive_int(self.epochs, "epochs", 0)
-        check_choice(self.optimizer, "optimizer", ("sgd", "adagrad"))
         check_float(self.init_std, "init_std", 0.0)
-        check_float(self.initial_accumulator, "initial_accumulator", 0.0, low_inclusive=False)
-        check_n_threads(self.n_threads)
-        check_random_state(self.random_state)
-        check_dtype(self.dtype)
-        if not isinstance(self.show_progress, bool):
-            raise TypeError(f"show_progress must be True or False, got {self.show_progress!r}")
+        self._check_common()
 
     # -- the starting point -----------------------------------------------------------------
     def _warm_start(self, init, n_users, n_items):

@@ -209,23 +209,15 @@ class IRGAN(BaseRecommender):
         for name in ("epochs", "d_epochs", "g_epochs", "bpr_epochs"):
             check_positive_int(getattr(self, name), name, 0)
         check_float(self.temperature, "temperature", 0.0, low_inclusive=False)
-        for name in ("g_learning_rate", "d_learning_rate", "bpr_learning_rate",
-                     "initial_accumulator"):
+        for name in ("g_learning_rate", "d_learning_rate", "bpr_learning_rate"):
             check_float(getattr(self, name), name, 0.0, low_inclusive=False)
         for name in ("g_reg", "d_reg", "bpr_reg", "init_std"):
             check_float(getattr(self, name), name, 0.0)
-        check_choice(self.optimizer, "optimizer", ("sgd", "adagrad"))
         check_choice(self.reward, "reward", tuple(_REWARDS))
         check_float(self.sample_lambda, "sample_lambda", 0.0, 1.0, high_inclusive=False)
         check_positive_int(self.g_samples, "g_samples")
         check_positive_int(self.batch_users, "batch_users")
-        check_n_threads(self.n_threads)
-        if self.n_slices is not None:
-            check_n_threads(self.n_slices, "n_slices")
-        check_random_state(self.random_state)
-        check_dtype(self.dtype)
-        if not isinstance(self.show_progress, bool):
-            raise TypeError(f"show_progress must be True or False, got {self.show_progress!r}")
+        self._check_common()
 
     # -- the starting point ------------------------------------------------------------------
     def _start(self, init, X, rng, dt):

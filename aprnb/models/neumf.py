@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from .._provenance import record
 from .._threads import check_n_threads, numba_threads, running_threads
-from .._validation import (check_bool, check_choice, check_dtype, check_factors, check_float,
+from .._validation import (check_bool, check_dtype, check_factors, check_float,
                            check_positive_int, check_random_state)
 from ..kernels._rng import seed_states
 from ..kernels.neumf import (all_finite_1d, dataset_row_gradients, epoch_parallel, epoch_serial,
@@ -226,7 +226,6 @@ class NeuMF(BaseRecommender):
         check_float(self.learning_rate, "learning_rate", 0.0, low_inclusive=False)
         check_float(self.reg, "reg", 0.0)
         check_positive_int(self.epochs, "epochs", 0)
-        check_choice(self.optimizer, "optimizer", ("sgd", "adagrad"))
         check_positive_int(self.batch_size, "batch_size")
         check_float(self.init_std, "init_std", 0.0)
         check_bool(self.adversarial, "adversarial")
@@ -236,11 +235,7 @@ class NeuMF(BaseRecommender):
         check_bool(self.reset_optimizer, "reset_optimizer")
         check_positive_int(self.pretrain_epochs, "pretrain_epochs", 0)
         check_float(self.alpha, "alpha", 0.0, 1.0)
-        check_n_threads(self.n_threads)
-        check_random_state(self.random_state)
-        check_dtype(self.dtype)
-        check_bool(self.show_progress, "show_progress")
-        check_float(self.initial_accumulator, "initial_accumulator", 0.0, low_inclusive=False)
+        self._check_common()
 
     # -- the starting point ---------------------------------------------------------------
     def _start(self, init, shape, rng, dt, threads):
