@@ -150,6 +150,37 @@ def test_keyboard_interrupt_keeps_completed_epochs(cls, optimizer, batch_size, X
     assert len(aprnb.load(tmp_path / "m.npz").history_) == 3
 
 
+@pytest.mark.parametrize("cls, params", [
+    (aprnb.CDAE, dict(hidden=8)),
+    (aprnb.IRGAN, dict(factors=8, bpr_epochs=1)),
+    (aprnb.NeuMF, dict(factors=4, layers=(8, 4), pretrain_epochs=1)),
+], ids=lambda c: getattr(c, "__name__", ""))
+def test_keyboard_interrupt_in_the_other_models(cls, params, X, tmp_path):
+    """CDAE, IRGAN and NeuMF: the model holds what it completed (the warning says how
+    many epochs, its history has them all) and equals a fit stopped there."""
+    params = dict(params, epochs=4, n_threads=1, random_state=0, show_progress=False)
+
+    def callback(epoch, stats):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    model = cls(**params)
+    with pytest.warns(RuntimeWarning, match="interrupted") as caught:
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(X, callback=callback)
+    n = len(model.history_)
+    assert f"holds the {n} completed epoch" in str(caught[0].message)
+    # IRGAN's internal BPR and NeuMF's pre-training come first in history_
+    done = sum(h.get("mode") not in ("bpr", "pretrain-gmf", "pretrain-mlp")
+               for h in model.history_)
+    assert 1 <= done < 4
+    ref = cls(**dict(params, epochs=done)).fit(X)
+    assert [h["loss"] for h in model.history_] == [h["loss"] for h in ref.history_]
+    assert_same(model.user_factors_, ref.user_factors_, "user_factors_")
+    model.save(tmp_path / "m.npz")
+    assert len(aprnb.load(tmp_path / "m.npz").history_) == n
+
+
 def test_keyboard_interrupt_in_first_epoch_of_a_refit(X):
     """Interrupting a refit before any epoch completes leaves a consistent model."""
     model = fit_fast(BPR, X)

@@ -7,7 +7,6 @@ result; a failure or Ctrl-C commits the last good epoch instead.
 """
 import concurrent.futures
 import copy
-import warnings
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -20,7 +19,7 @@ from .._validation import (check_dtype, check_factors, check_float,
 from ..kernels.normal import fill_normal
 from ._base import BaseRecommender, training_data
 from ._training import (DivergenceError, Phase, Training, positives, sampling_filter,
-                        warn_full_users)
+                        warn_full_users, warn_interrupted)
 from .callbacks import as_callbacks
 
 
@@ -211,8 +210,7 @@ class FactorModel(BaseRecommender):
                                   f"{len(history)}. Use a smaller learning_rate (now "
                                   f"{self.learning_rate}) or a larger reg") from None
         except KeyboardInterrupt:
-            warnings.warn(f"{type(self).__name__}.fit interrupted; the model holds the "
-                          f"{len(history)} completed epoch(s)", RuntimeWarning, stacklevel=2)
+            warn_interrupted(self, history)
             raise
         for cb in callbacks:
             cb.on_fit_end(run)

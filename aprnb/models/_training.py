@@ -68,6 +68,13 @@ def vat_scale(run, vul_lambda):
     return scale
 
 
+def warn_interrupted(model, history):
+    """Warn that ``model.fit`` was stopped by Ctrl-C and holds the epochs in ``history``
+    (the caller re-raises the KeyboardInterrupt)."""
+    warnings.warn(f"{type(model).__name__}.fit interrupted; the model holds the "
+                  f"{len(history)} completed epoch(s)", RuntimeWarning, stacklevel=3)
+
+
 def warn_full_users(X, stacklevel):
     """Warn when some users of ``X`` have every item (no negatives: never trained)."""
     full = int(np.count_nonzero(np.diff(X.indptr) >= X.shape[1]))

@@ -5,7 +5,6 @@ The model, its loss and the gradients are in :mod:`aprnb.kernels.cdae` and
 the training state (:class:`_CDAERun`) and runs the epochs.
 """
 import time
-import warnings
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -18,7 +17,7 @@ from ..kernels._rng import seed_states
 from ..kernels.cdae import cdae_encode, cdae_epoch_parallel, cdae_epoch_serial
 from ._base import BaseRecommender, training_data
 from ._factor import normal_factors
-from ._training import DivergenceError, warn_full_users
+from ._training import DivergenceError, warn_full_users, warn_interrupted
 from .callbacks import as_callbacks
 
 #: The trainable tables, in kernel order: input weights W (n_items, H), user nodes
@@ -298,8 +297,7 @@ class CDAE(BaseRecommender):
                                   f"larger reg") from None
         except KeyboardInterrupt:
             self._commit(run, history)
-            warnings.warn(f"CDAE.fit interrupted; the model holds the {len(history)} "
-                          f"completed epoch(s)", RuntimeWarning, stacklevel=2)
+            warn_interrupted(self, history)
             raise
         for cb in callbacks:
             cb.on_fit_end(run)

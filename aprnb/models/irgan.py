@@ -1,6 +1,5 @@
 """IRGAN for item recommendation: a generator and a discriminator, both MF with item biases."""
 import time
-import warnings
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -16,7 +15,7 @@ from ..kernels.irgan import (REWARD_SIGMOID, REWARD_SOFTPLUS, apply_rows, apply_
                              d_epoch_serial, g_block_grads, policy_rows_parallel,
                              policy_rows_serial, sample_rows_parallel, sample_rows_serial)
 from ._base import BaseRecommender, training_data
-from ._training import DivergenceError
+from ._training import DivergenceError, warn_interrupted
 from .callbacks import as_callbacks
 
 _REWARDS = {"sigmoid": REWARD_SIGMOID, "softplus": REWARD_SOFTPLUS}
@@ -329,8 +328,7 @@ class IRGAN(BaseRecommender):
                            for cb in list(callbacks)):
                         break
         except KeyboardInterrupt:
-            warnings.warn(f"IRGAN.fit interrupted; the model holds {len(history)} completed "
-                          f"epoch(s)", RuntimeWarning, stacklevel=2)
+            warn_interrupted(self, history)
             raise
         for cb in callbacks:
             cb.on_fit_end(run)

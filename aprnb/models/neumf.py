@@ -5,7 +5,6 @@ The math is in :mod:`aprnb.kernels.neumf` and the NeuMF section of
 """
 import copy
 import time
-import warnings
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -23,7 +22,8 @@ from ..reference.neumf import branch_mask, layout, weight_mask
 from ._base import BaseRecommender, training_data
 from ._factor import normal_factors
 from ._neumf_scorer import NeuMFScorer
-from ._training import DivergenceError, positives, sampling_filter, warn_full_users
+from ._training import (DivergenceError, positives, sampling_filter, warn_full_users,
+                        warn_interrupted)
 from .callbacks import as_callbacks
 
 
@@ -452,8 +452,7 @@ class NeuMF(BaseRecommender):
         except StopIteration:
             pass
         except KeyboardInterrupt:
-            warnings.warn(f"{type(self).__name__}.fit interrupted; the model holds the "
-                          f"{len(history)} completed epoch(s)", RuntimeWarning, stacklevel=2)
+            warn_interrupted(self, history)
             raise
         for cb in callbacks:
             cb.on_fit_end(run)
