@@ -61,3 +61,16 @@ def bpr_terms(x):
 def guarded_inv_norm(sq):
     """Return ``1 / sqrt(max(sq, NORM_FLOOR))`` for a squared norm ``sq``."""
     return 1.0 / sqrt(max(sq, NORM_FLOOR))
+
+
+@inline
+def in_sorted(a, lo, hi, x):
+    """True when ``x`` occurs in the sorted slice ``a[lo:hi]``."""
+    end = hi
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo < end and a[lo] == x

@@ -89,7 +89,7 @@ from numba import prange
 
 from ._intrinsics import sqrt
 from ._jit import inline, kernel, twin
-from ._math import sigmoid, softplus
+from ._math import in_sorted, sigmoid, softplus
 from ._rng import STRIDE, uniform
 
 REWARD_SIGMOID = 0
@@ -234,20 +234,6 @@ def _draw(cdf, state, t):
 
 
 @inline
-def _in_sorted(a, x):
-    """True when ``x`` is in the sorted array ``a`` (binary search)."""
-    lo = 0
-    hi = a.shape[0]
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if a[mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo < a.shape[0] and a[lo] == x
-
-
-@inline
 def _reward(PD, QD, u, i, kind):
     x = _row_dot(PD, u, QD, i)
     if kind == REWARD_SIGMOID:
@@ -310,7 +296,7 @@ def policy_row(s, T, pos, n_per_pos, lam, PD, QD, u, kind, states, rs, p, cdf, o
     for k in range(K):
         i = _draw(cdf, states, rs)
         pn = (1.0 - lam) * p[i]
-        if _in_sorted(pos, i):
+        if in_sorted(pos, 0, pos.shape[0], i):
             pn += lam / npos
         c = p[i] / pn * _reward(PD, QD, u, i, kind)
         drawn[k] = i

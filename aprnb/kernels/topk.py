@@ -19,6 +19,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import inline, kernel
+from ._math import in_sorted
 
 
 @inline
@@ -146,19 +147,6 @@ def topk_finish(hs, hi, sizes, out_items, out_scores):
                 out_scores[b, r] = -np.inf
 
 
-@inline
-def _in_sorted(a, lo, hi, x):
-    """True when ``x`` occurs in the sorted slice ``a[lo:hi]``."""
-    end = hi
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if a[mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo < end and a[lo] == x
-
-
 @kernel(refcount=False, nogil=True)
 def holdout_finish(users, hs, hi, sizes, te_indptr, te_indices, ks, out):
     """Holdout metrics from the users' finished heaps.
@@ -178,7 +166,7 @@ def holdout_finish(users, hs, hi, sizes, te_indptr, te_indices, ks, out):
         idcg = 0.0
         m = 0
         for r in range(kmax):
-            if r < n and _in_sorted(te_indices, t_lo, t_hi, hi[b, r]):
+            if r < n and in_sorted(te_indices, t_lo, t_hi, hi[b, r]):
                 hits += 1
                 dcg += 1.0 / np.log2(r + 2.0)    # np.log2: math.log2 needs numba >= 0.60
             if r < n_test:
