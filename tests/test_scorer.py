@@ -61,22 +61,14 @@ def augmented(P, Q):
             np.hstack([Q, -np.einsum("ij,ij->i", Q, Q)[:, None]]))
 
 
+@pytest.mark.parametrize("protocol, naive", [("holdout", naive_holdout), ("loo", naive_loo)])
 @settings(max_examples=60)
-@given(case=problems(), exclude=st.booleans())
-def test_holdout_of_a_distance_model_equals_brute_force(case, exclude):
-    P, Q, train, test, ks, users = case
-    got = evaluate(distance_model(P, Q), train, test, k=ks, protocol="holdout", users=users,
+@given(data=st.data(), exclude=st.booleans())
+def test_full_ranking_of_a_distance_model_equals_brute_force(protocol, naive, data, exclude):
+    P, Q, train, test, ks, users = data.draw(problems(loo=protocol == "loo"))
+    got = evaluate(distance_model(P, Q), train, test, k=ks, protocol=protocol, users=users,
                    exclude_train=exclude)
-    assert_same_metrics(got, naive_holdout(*augmented(P, Q), train, test, ks, users, exclude))
-
-
-@settings(max_examples=60)
-@given(case=problems(loo=True), exclude=st.booleans())
-def test_loo_of_a_distance_model_equals_brute_force(case, exclude):
-    P, Q, train, test, ks, users = case
-    got = evaluate(distance_model(P, Q), train, test, k=ks, protocol="loo", users=users,
-                   exclude_train=exclude)
-    assert_same_metrics(got, naive_loo(*augmented(P, Q), train, test, ks, users, exclude))
+    assert_same_metrics(got, naive(*augmented(P, Q), train, test, ks, users, exclude))
 
 
 @settings(max_examples=60)
