@@ -361,9 +361,14 @@ def ratio(a, b, digits=2):
     return f"{a / b:.{digits}f}x"
 
 
-def common_argparser(description):
+def common_argparser(description, rounds=False):
+    """The options every bench script takes; ``rounds``: also ``--rounds`` (interleaved
+    rounds; the script's default is 3, or 2 with ``--quick``)."""
     import argparse
     p = argparse.ArgumentParser(description=description)
+    if rounds:
+        p.add_argument("--rounds", type=int, default=None,
+                       help="interleaved rounds (default 3; 2 with --quick)")
     p.add_argument("--quick", action="store_true",
                    help="fewer repeats and smaller work (a smoke run, noisier numbers)")
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts")

@@ -302,10 +302,8 @@ def run(args):
 
 
 def main(argv=None):
-    p = common.common_argparser(__doc__.splitlines()[0])
-    p.add_argument("--rounds", type=int, default=None,
-                   help="interleaved rounds (default 3; 2 with --quick)")
-    common.script_main(__doc__, run, argv, parser=p)
+    common.script_main(__doc__, run, argv,
+                       parser=common.common_argparser(__doc__.splitlines()[0], rounds=True))
 
 
 if __name__ == "__main__":
