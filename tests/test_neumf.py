@@ -294,6 +294,7 @@ def test_wide_epoch_equals_the_twin_and_threads_agree(adv):
     for a, b in zip(two[:3], again[:3]):
         assert np.array_equal(a, b)               # a fixed thread count is bitwise stable
 
+
 # -- the scorer ---------------------------------------------------------------------------
 
 @SETTINGS
