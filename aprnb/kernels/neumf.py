@@ -36,6 +36,21 @@ and ``theta`` takes one optimizer step; the row gradients are summed per
 distinct row (a slot table) and each touched row takes one step. With one
 chunk and a seed everything is bitwise reproducible; with ``T`` chunks the
 result equals the serial one up to the rounding of the dense sum.
+
+Loop structure
+--------------
+Every loop of a sample runs on contiguous 1-D views (the part's scratch row
+``s = S[t]``, its dense-gradient row ``dg = DG[t]``, the sample's row-gradient
+row ``eg = EG[r]``, rows of ``theta``), indexed from zero, which LLVM
+vectorises. The forward pass takes each unit as a dot product of a row of
+``W_l`` with :math:`a_{l-1}` (a reduction: vectorised under the re-association
+of the project's flag set, :mod:`aprnb.kernels._jit`; measured faster here than
+the multiply-add form over transposed weights, with or without skipping zero
+inputs). The backward pass runs over the rows ``o`` of ``W_l`` with two
+contiguous multiply-adds, :math:`\partial W_l[o, :] \mathrel{+}= e_o a_{l-1}` and
+:math:`g \mathrel{+}= e_o W_l[o, :]` (:math:`g = W_l^T e_l`), skipping the rows of
+switched-off units (:math:`e_o = 0`, which would add exact zeros). The scorer
+kernels run the tower on blocks of pairs instead (:data:`PAIR_BLOCK`).
 """
 import math
 
@@ -53,8 +68,10 @@ def _forward(s, theta, dims, offs, aoff, F, H):
     ``s[aoff[l] : aoff[l] + dims[l]]``.
 
     ``s`` is one part's 1-D scratch row (``aoff[0] = 2W``; :math:`a_0 = [p^M; q^M]`).
-    Each unit is one contiguous dot product of a row of ``W_l`` (row-major in
-    ``theta``) with :math:`a_{l-1}`, on 1-D views, so that the loop vectorises.
+    Unit ``o`` of layer ``l`` is :math:`\max(b_l[o] + W_l[o, :]\cdot a_{l-1}, 0)`,
+    one contiguous dot product of a row of ``W_l`` (row-major in ``theta``) with
+    :math:`a_{l-1}` on 1-D views; then
+    :math:`y = b_0 + h^G\cdot(p^G\odot q^G) + h^M\cdot a_n`.
     """
     dt = theta.dtype.type
     n = dims.shape[0] - 1
