@@ -198,9 +198,12 @@ def main(argv=None):
         d = [float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y))))
              for x, y in zip(a, b)]
         return ", ".join(f"{v:.2e}" for v in d)
-    # float32 adversarial training amplifies rounding (the per-part gradient
-    # normalisation), so old and new differ there by as much as one version on one
-    # thread and on two: printed as the yardstick (P, Q, theta, loss)
+    # Rounding differences do not stay small: float32 adversarial training amplifies
+    # them (the per-part gradient normalisation), and a pre-activation within
+    # rounding of zero switches a ReLU, a discrete change of that sample's gradient
+    # (seen once in clean training at the default sizes: 3e66ad4 on 1 vs 2 threads
+    # differs by 1.4e-3 in P from batch 758 on). So old vs new is printed beside the
+    # yardstick of one version on 1 vs 2 threads (P, Q, theta, loss).
     for name in names:
         t2 = name.replace(" t1 ", " t2 ")
         if name.startswith("train") and " t1 " in name and t2 in keeps:
