@@ -263,6 +263,38 @@ def test_float32_epoch_close_to_the_twin():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+def wide_problem(seed=11, n=48, batch=16):
+    """Widths past the SIMD width (the hypothesis nets are at most 5 wide, so the
+    vectorised loop bodies of the kernels would otherwise never run): rows of
+    width 9 + 20, a tower 40 -> 33 -> 17 -> 9, with the odd sizes exercising
+    every remainder loop."""
+    rng = np.random.default_rng(seed)
+    F, layers = 9, (40, 33, 17, 9)
+    W = F + layers[0] // 2
+    P, Q = rng.normal(size=(6, W)) * 0.5, rng.normal(size=(7, W)) * 0.5
+    theta = rng.normal(size=R.layout(F, layers)[1]) * 0.3
+    users, items = rng.integers(0, 6, n), rng.integers(0, 7, n)
+    labels = rng.integers(0, 2, n).astype(np.int8)
+    return F, layers, P, Q, theta, users, items, labels, batch
+
+
+@pytest.mark.parametrize("adv", [False, True])
+def test_wide_epoch_equals_the_twin_and_threads_agree(adv):
+    prob = wide_problem()
+    tol = dict(rtol=1e-9, atol=1e-10)
+    one = run_kernel(epoch_serial, 1, prob, 0.05, 0.01, True, 0.5, 1.0, adv)
+    want = run_twin(prob, 0.05, 0.01, True, 0.5, 1.0, adv)
+    for a, b in zip(one[:3], want[:3]):
+        np.testing.assert_allclose(a, b, **tol)
+    assert one[4] == pytest.approx(want[4], rel=1e-9)
+    two = run_kernel(epoch_parallel, 2, prob, 0.05, 0.01, True, 0.5, 1.0, adv)
+    for a, b in zip(one[:3], two[:3]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+    again = run_kernel(epoch_parallel, 2, prob, 0.05, 0.01, True, 0.5, 1.0, adv)
+    for a, b in zip(two[:3], again[:3]):
+        assert np.array_equal(a, b)               # a fixed thread count is bitwise stable
+
+
 # -- the scorer ---------------------------------------------------------------------------
 
 @SETTINGS
@@ -292,6 +324,29 @@ def test_scorer_equals_the_twin_forward_pass(prob):
                            layers[0] // 2)
     np.testing.assert_allclose(losses, [R.loss(P[u], Q[i], t, theta, F, layers)
                                         for u, i, t in zip(users, items, labels)], rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_wide_scorer_equals_the_twin_across_blocks(dtype):
+    """Tiles and pairs over several blocks of ``PAIR_BLOCK`` pairs, the last one short."""
+    from aprnb.kernels.neumf import PAIR_BLOCK
+    F, layers, P, Q, theta = wide_problem()[:5]
+    rng = np.random.default_rng(5)
+    Q = rng.normal(size=(2 * PAIR_BLOCK + 7, Q.shape[1])) * 0.5
+    S = NeuMFScorer(P.astype(dtype), Q.astype(dtype), theta.astype(dtype), F, layers)
+    allu, alli = np.arange(P.shape[0]), np.arange(Q.shape[0])
+    want = R.scores_ref(P, Q, theta, F, layers, allu, alli)
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)
+    out = np.empty((P.shape[0], Q.shape[0]), dtype=dtype)
+    S.tile(S.rows(allu), slice(0, Q.shape[0]), out)
+    np.testing.assert_allclose(out, want, **tol)
+    cols = rng.permutation(Q.shape[0])[:PAIR_BLOCK + 3]
+    sub = np.empty((P.shape[0], len(cols)), dtype=dtype)
+    S.tile(S.rows(allu), cols, sub)
+    np.testing.assert_allclose(sub, want[:, cols], **tol)
+    u = rng.integers(0, P.shape[0], 3 * PAIR_BLOCK + 1)
+    i = rng.integers(0, Q.shape[0], 3 * PAIR_BLOCK + 1)
+    np.testing.assert_allclose(S.pairs(u, i), want[u, i], **tol)
 
 
 # -- the model ----------------------------------------------------------------------------

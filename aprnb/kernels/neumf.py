@@ -36,107 +36,169 @@ and ``theta`` takes one optimizer step; the row gradients are summed per
 distinct row (a slot table) and each touched row takes one step. With one
 chunk and a seed everything is bitwise reproducible; with ``T`` chunks the
 result equals the serial one up to the rounding of the dense sum.
+
+Loop structure
+--------------
+Every loop of a sample runs on contiguous 1-D views (the part's scratch row
+``s = S[t]``, its dense-gradient row ``dg = DG[t]``, the sample's row-gradient
+row ``eg = EG[r]``, rows of ``theta``), indexed from zero, which LLVM
+vectorises. The forward pass takes each unit as a dot product of a row of
+``W_l`` with :math:`a_{l-1}` (a reduction: vectorised under the re-association
+of the project's flag set, :mod:`aprnb.kernels._jit`; measured faster here than
+the multiply-add form over transposed weights, with or without skipping zero
+inputs). The backward pass runs over the rows ``o`` of ``W_l`` with two
+contiguous multiply-adds, :math:`\partial W_l[o, :] \mathrel{+}= e_o a_{l-1}` and
+:math:`g \mathrel{+}= e_o W_l[o, :]` (:math:`g = W_l^T e_l`), skipping the rows of
+switched-off units (:math:`e_o = 0`, which would add exact zeros). The scorer
+kernels run the tower on blocks of pairs instead (:data:`PAIR_BLOCK`).
 """
 import math
 
 import numpy as np
 from numba import prange
 
-from ._intrinsics import sqrt
+from ._intrinsics import prefetch, sqrt
 from ._jit import inline, kernel, twin
 from ._math import guarded_inv_norm, sigmoid, softplus
 
 
 @inline
-def _forward(S, t, pu, qi, theta, dims, offs, aoff, F, H):
-    r"""Logit of the rows ``S[t, pu:pu+W]``, ``S[t, qi:qi+W]``; activations into ``S[t, a_l]``.
+def _forward(s, theta, dims, offs, aoff, F, H):
+    r"""Logit of the rows in ``s[0:W]`` (user) and ``s[W:2W]`` (item); activations into
+    ``s[aoff[l] : aoff[l] + dims[l]]``.
 
-    ``aoff[l]`` is where :math:`a_l` starts in ``S[t]`` (:math:`a_0 = [p^M; q^M]`).
+    ``s`` is one part's 1-D scratch row (``aoff[0] = 2W``; :math:`a_0 = [p^M; q^M]`).
+    Unit ``o`` of layer ``l`` is :math:`\max(b_l[o] + W_l[o, :]\cdot a_{l-1}, 0)`,
+    one contiguous dot product of a row of ``W_l`` (row-major in ``theta``) with
+    :math:`a_{l-1}` on 1-D views; then
+    :math:`y = b_0 + h^G\cdot(p^G\odot q^G) + h^M\cdot a_n`.
     """
     dt = theta.dtype.type
     n = dims.shape[0] - 1
+    W = F + H
+    a0 = s[aoff[0]:aoff[0] + 2 * H]
+    pm = s[F:W]
+    qm = s[W + F:2 * W]
     for k in range(H):
-        S[t, aoff[0] + k] = S[t, pu + F + k]
-        S[t, aoff[0] + H + k] = S[t, qi + F + k]
+        a0[k] = pm[k]
+        a0[H + k] = qm[k]
     for ly in range(1, n + 1):
         w = offs[2 * (ly - 1)]
         b = offs[2 * (ly - 1) + 1]
         nin = dims[ly - 1]
-        ai = aoff[ly - 1]
-        ao = aoff[ly]
+        x = s[aoff[ly - 1]:aoff[ly - 1] + nin]
+        z = s[aoff[ly]:aoff[ly] + dims[ly]]
         for o in range(dims[ly]):
-            s = theta[b + o]
+            row = theta[w + o * nin:w + (o + 1) * nin]
+            acc = dt(0.0)
             for k in range(nin):
-                s += theta[w + o * nin + k] * S[t, ai + k]
-            S[t, ao + o] = max(s, dt(0.0))
+                acc += row[k] * x[k]
+            z[o] = max(theta[b + o] + acc, dt(0.0))
     ho = offs[2 * n]
     Ln = dims[n]
-    y = theta[offs[2 * n + 1]]
+    hG = theta[ho:ho + F]
+    hM = theta[ho + F:ho + F + Ln]
+    p = s[0:F]
+    q = s[W:W + F]
+    an = s[aoff[n]:aoff[n] + Ln]
+    yg = dt(0.0)
     for f in range(F):
-        y += theta[ho + f] * (S[t, pu + f] * S[t, qi + f])
+        yg += hG[f] * (p[f] * q[f])
+    ym = dt(0.0)
     for k in range(Ln):
-        y += theta[ho + F + k] * S[t, aoff[n] + k]
-    return y
+        ym += hM[k] * an[k]
+    return theta[offs[2 * n + 1]] + yg + ym
 
 
 @inline
-def _backward(S, t, pu, qi, theta, dims, offs, aoff, F, H, e1, e2, delta, EG, r, DG, c):
+def _backward(s, theta, dims, offs, aoff, F, H, e1, e2, delta, eg, dg):
     r"""Add the gradients of a sample whose :math:`\partial\ell/\partial y` is ``delta``.
 
-    Row gradients go to ``EG[r, 0:W]`` (user) and ``EG[r, W:2W]`` (item), the
-    dense gradient to ``DG[c, :]`` (``delta`` already carries any weight, e.g.
-    ``reg_adv``); :func:`_forward` must have filled ``S[t]``.
-    ``e1``, ``e2``: offsets of two scratch vectors of ``S[t]`` (the
-    back-propagated errors).
+    Row gradients go to ``eg[0:W]`` (user) and ``eg[W:2W]`` (item), the dense
+    gradient to ``dg`` (1-D views; ``delta`` already carries any weight, e.g.
+    ``reg_adv``); :func:`_forward` must have filled ``s``. ``e1``, ``e2``:
+    offsets in ``s`` of two scratch vectors (the back-propagated errors).
+    Layer ``l`` runs over the rows ``o`` of ``W_l``: ``dW_l[o, :] += e_o a_{l-1}``
+    and ``g[:] += e_o W_l[o, :]`` (so :math:`g = W_l^T e_l`), both contiguous
+    multiply-adds; a row whose ``e_o`` is zero (a unit ReLU switched off) adds
+    nothing and is skipped.
     """
     dt = theta.dtype.type
     n = dims.shape[0] - 1
     W = F + H
     ho = offs[2 * n]
     Ln = dims[n]
-    DG[c, offs[2 * n + 1]] += delta
+    dg[offs[2 * n + 1]] += delta
+    hG = theta[ho:ho + F]
+    dhG = dg[ho:ho + F]
+    p = s[0:F]
+    q = s[W:W + F]
+    gu = eg[0:F]
+    gi = eg[W:W + F]
     for f in range(F):
-        hf = theta[ho + f]
-        DG[c, ho + f] += delta * (S[t, pu + f] * S[t, qi + f])
-        EG[r, f] += delta * hf * S[t, qi + f]
-        EG[r, W + f] += delta * hf * S[t, pu + f]
-    an = aoff[n]
+        hf = delta * hG[f]
+        dhG[f] += delta * (p[f] * q[f])
+        gu[f] += hf * q[f]
+        gi[f] += hf * p[f]
+    an = s[aoff[n]:aoff[n] + Ln]
+    hM = theta[ho + F:ho + F + Ln]
+    dhM = dg[ho + F:ho + F + Ln]
+    en = s[e1:e1 + Ln]
     for k in range(Ln):
-        DG[c, ho + F + k] += delta * S[t, an + k]
-        S[t, e1 + k] = delta * theta[ho + F + k] if S[t, an + k] > 0 else dt(0.0)
+        dhM[k] += delta * an[k]
+        en[k] = delta * hM[k] if an[k] > 0 else dt(0.0)
     for ly in range(n, 0, -1):
         w = offs[2 * (ly - 1)]
         b = offs[2 * (ly - 1) + 1]
         nin = dims[ly - 1]
-        ai = aoff[ly - 1]
+        x = s[aoff[ly - 1]:aoff[ly - 1] + nin]
+        e = s[e1:e1 + dims[ly]]
+        g = s[e2:e2 + nin]
         for k in range(nin):
-            S[t, e2 + k] = dt(0.0)
+            g[k] = dt(0.0)
         for o in range(dims[ly]):
-            eo = S[t, e1 + o]
-            DG[c, b + o] += eo
-            for k in range(nin):
-                DG[c, w + o * nin + k] += eo * S[t, ai + k]
-                S[t, e2 + k] += theta[w + o * nin + k] * eo
+            eo = e[o]
+            if eo != 0:
+                dg[b + o] += eo
+                drow = dg[w + o * nin:w + (o + 1) * nin]
+                row = theta[w + o * nin:w + (o + 1) * nin]
+                for k in range(nin):
+                    drow[k] += eo * x[k]
+                    g[k] += row[k] * eo
         if ly > 1:
+            e = s[e1:e1 + nin]
             for k in range(nin):
-                S[t, e1 + k] = S[t, e2 + k] if S[t, ai + k] > 0 else dt(0.0)
+                e[k] = g[k] if x[k] > 0 else dt(0.0)
+    g = s[e2:e2 + 2 * H]
+    gu = eg[F:W]
+    gi = eg[W + F:2 * W]
     for k in range(H):
-        EG[r, F + k] += S[t, e2 + k]
-        EG[r, W + F + k] += S[t, e2 + H + k]
+        gu[k] += g[k]
+        gi[k] += g[H + k]
 
 
 @inline
-def _perturb(S, t, base, EG, r, off, lo, n, eps):
-    r"""Add ``eps * g / sqrt(max(|g|^2, 1e-12))`` of ``g = EG[r, off+lo : off+lo+n]`` to
-    ``S[t, base+lo : base+lo+n]`` (one embedding row's part, the official guard)."""
-    dt = S.dtype.type
+def _perturb(x, g, eps):
+    r"""Add ``eps * g / sqrt(max(|g|^2, 1e-12))`` to ``x`` (1-D views of equal length: one
+    embedding row's part and its gradient; the official guard)."""
+    dt = x.dtype.type
     sq = dt(0.0)
-    for k in range(n):
-        g = EG[r, off + lo + k]
-        sq += g * g
+    for k in range(g.shape[0]):
+        sq += g[k] * g[k]
     scale = dt(eps * guarded_inv_norm(sq))
-    for k in range(n):
-        S[t, base + lo + k] += scale * EG[r, off + lo + k]
+    for k in range(g.shape[0]):
+        x[k] += scale * g[k]
+
+
+#: Samples ahead whose embedding rows :func:`run_part` prefetches.
+AHEAD = 4
+
+
+@inline
+def _prefetch_row(A, r):
+    """Ask for every cache line (16 floats) of the row ``A[r]`` (no effect on results)."""
+    for f in range(0, A.shape[1], 16):
+        prefetch(A, r, f)
 
 
 @kernel(refcount=False)
@@ -150,40 +212,48 @@ def run_part(P, Q, theta, users, items, labels, lo, hi, b0, dims, offs, aoff, F,
     gradient, normalised per part, times ``eps``) and adds ``reg_adv`` times the
     gradient of the loss at the perturbed rows, the perturbation held constant.
     Finally the L2 term ``reg * row`` is added to both row gradients.
-    Returns the summed clean loss. Allocates nothing (no reference counting).
+    Returns the summed clean loss. Allocates nothing (no reference counting);
+    the loops run on 1-D views (``s = S[t]``, ``dg = DG[t]``, ``eg = EG[r]``).
     """
     dt = theta.dtype.type
     W = F + H
-    pu = 0
-    qi = W
     e1 = aoff[aoff.shape[0] - 1]
     e2 = e1 + dims.max()
+    s = S[t]
+    dg = DG[t]
+    su = s[0:W]
+    si = s[W:2 * W]
     acc = 0.0
     for k in range(lo, hi):
-        u = users[k]
-        i = items[k]
-        r = k - b0
+        if k + AHEAD < hi:
+            _prefetch_row(P, users[k + AHEAD])
+            _prefetch_row(Q, items[k + AHEAD])
+        pu = P[users[k]]
+        qi = Q[items[k]]
+        eg = EG[k - b0]
+        gu = eg[0:W]
+        gi = eg[W:2 * W]
         for f in range(W):
-            S[t, pu + f] = P[u, f]
-            S[t, qi + f] = Q[i, f]
-            EG[r, f] = dt(0.0)
-            EG[r, W + f] = dt(0.0)
-        y = _forward(S, t, pu, qi, theta, dims, offs, aoff, F, H)
+            su[f] = pu[f]
+            si[f] = qi[f]
+            gu[f] = dt(0.0)
+            gi[f] = dt(0.0)
+        y = _forward(s, theta, dims, offs, aoff, F, H)
         lab = labels[k]
         acc += softplus((1.0 - 2.0 * lab) * y)
         delta = dt(sigmoid(y) - lab)
-        _backward(S, t, pu, qi, theta, dims, offs, aoff, F, H, e1, e2, delta, EG, r, DG, t)
+        _backward(s, theta, dims, offs, aoff, F, H, e1, e2, delta, eg, dg)
         if adversarial:
-            _perturb(S, t, pu, EG, r, 0, 0, F, eps)
-            _perturb(S, t, pu, EG, r, 0, F, H, eps)
-            _perturb(S, t, qi, EG, r, W, 0, F, eps)
-            _perturb(S, t, qi, EG, r, W, F, H, eps)
-            ya = _forward(S, t, pu, qi, theta, dims, offs, aoff, F, H)
+            _perturb(s[0:F], eg[0:F], eps)
+            _perturb(s[F:W], eg[F:W], eps)
+            _perturb(s[W:W + F], eg[W:W + F], eps)
+            _perturb(s[W + F:2 * W], eg[W + F:2 * W], eps)
+            ya = _forward(s, theta, dims, offs, aoff, F, H)
             da = dt(reg_adv * (sigmoid(ya) - lab))
-            _backward(S, t, pu, qi, theta, dims, offs, aoff, F, H, e1, e2, da, EG, r, DG, t)
+            _backward(s, theta, dims, offs, aoff, F, H, e1, e2, da, eg, dg)
         for f in range(W):
-            EG[r, f] += reg * P[u, f]
-            EG[r, W + f] += reg * Q[i, f]
+            gu[f] += reg * pu[f]
+            gi[f] += reg * qi[f]
     return acc
 
 
@@ -216,6 +286,9 @@ def apply_rows(A, G, rows, EG, col, lo, hi, slot, R, lst, lr, adagrad):
             slot[a] = s
             lst[s] = a
             m += 1
+            _prefetch_row(A, a)                # for the steps below
+            if adagrad:
+                _prefetch_row(G, a)
             for f in range(W):
                 R[s, f] = EG[k - lo, col + f]
         else:
@@ -290,82 +363,125 @@ epoch_serial, epoch_parallel = twin(_epoch, "neumf_epoch_serial", "neumf_epoch_p
 
 # -- scoring -------------------------------------------------------------------------------
 
+#: Pairs per block of the scorer kernels (the second dimension of their scratch
+#: ``buf``). A block's activations are stored unit-major (``X[k, j]``: unit
+#: ``k`` of pair ``j``), so that every multiply-add runs across the block's pairs
+#: in SIMD lanes. The kernels read the width from ``buf.shape[1]``: as a run-time
+#: trip count, the lane loops go to LLVM's loop vectoriser (which checks once per
+#: loop that the input and output rows do not overlap); a compile-time width got
+#: them fully unrolled into scalar code instead, since the SLP vectoriser cannot
+#: prove that two rows of one scratch array are disjoint. 32 measured about 3x
+#: faster than 16 (``bench/neumf_kernel.py``), 64 no faster.
+PAIR_BLOCK = 32
+
+
+@inline
+def _mlp_block(buf, WT, dims, offs_t, hM, b0):
+    r"""The MLP part of the logits of one block of ``JB = buf.shape[1]`` pairs, from
+    :math:`a_1` on.
+
+    ``buf`` is the ``(3 * max(dims) + 1, JB)`` scratch of the scorer
+    kernels (``JB = PAIR_BLOCK``); ``buf[0:dims[1]]`` holds :math:`a_1` unit-major (``buf[k, j]``:
+    unit ``k`` of pair ``j``). Layer ``l >= 2`` starts every unit ``o`` at its
+    bias and adds, for ``k = 0..`` in order, :math:`W_l[o, k]\,a_{l-1}[k]`, read
+    from the transposed weights ``WT`` (``W_l^T`` row-major from
+    ``offs_t[2(l-2)]``, then ``b_l``), each across all pairs of the block at
+    once; then the ReLU. Returns the row ``buf[3 max(dims)]`` holding
+    :math:`b_0 + h^M\cdot a_n` of each pair (the sums in the same order as a
+    per-pair loop, so no re-association is needed).
+    """
+    dt = buf.dtype.type
+    JB = buf.shape[1]
+    n = dims.shape[0] - 1
+    dmax = (buf.shape[0] - 1) // 3
+    cur = buf[0:dmax]
+    nxt = buf[dmax:2 * dmax]
+    for ly in range(2, n + 1):
+        w = offs_t[2 * (ly - 2)]
+        b = offs_t[2 * (ly - 2) + 1]
+        nin = dims[ly - 1]
+        nout = dims[ly]
+        for o in range(nout):
+            bo = WT[b + o]
+            for j in range(JB):
+                nxt[o, j] = bo
+        for k in range(nin):
+            wk = WT[w + k * nout:w + (k + 1) * nout]
+            for o in range(nout):
+                wo = wk[o]
+                for j in range(JB):
+                    nxt[o, j] += wo * cur[k, j]
+        for o in range(nout):
+            for j in range(JB):
+                nxt[o, j] = max(nxt[o, j], dt(0.0))
+        cur, nxt = nxt, cur
+    y = buf[3 * dmax]
+    for j in range(JB):
+        y[j] = b0
+    for k in range(dims[n]):
+        hk = hM[k]
+        for j in range(JB):
+            y[j] += hk * cur[k, j]
+    return y
+
+
 @kernel(refcount=False, nogil=True)
 def mlp_tile(A, C, items, WT, dims, offs_t, hM, b0, buf, out):
     r"""Add the MLP part of the logits to ``out`` (users x items of the tile), in place.
 
     ``A[r]`` holds the user side :math:`W_{1u} p^M_u` of row ``r`` and ``C[i]``
     the item side :math:`W_{1i} q^M_i + b_1` (precomputed once per scorer), so
-    :math:`a_1 = \mathrm{relu}(A_r + C_i)`; the later layers read the
-    *transposed* weights ``WT`` (``W_l^T`` row-major from ``offs_t[2(l-2)]``,
-    then ``b_l``), so that each layer is a sum of scaled weight rows, which
-    vectorises across the outputs. ``out[r, c] += h^M . a_n + b_0``.
-    ``buf``: scratch of at least ``2 * max(dims)``.
+    :math:`a_1 = \mathrm{relu}(A_r + C_i)`; the later layers run in
+    :func:`_mlp_block` on blocks of ``PAIR_BLOCK`` items of one user (the
+    block's ``C`` rows transposed once into ``buf``, then reused for every user
+    of the tile). ``out[r, c] += h^M . a_n + b_0``. ``buf``: scratch of shape
+    ``(3 * max(dims) + 1, PAIR_BLOCK)``.
     """
     dt = out.dtype.type
-    n = dims.shape[0] - 1
+    JB = buf.shape[1]
     L1 = dims[1]
-    dmax = buf.shape[0] // 2
-    for r in range(out.shape[0]):
-        for c in range(out.shape[1]):
-            i = items[c]
+    dmax = (buf.shape[0] - 1) // 3
+    X = buf[0:L1]
+    CT = buf[2 * dmax:2 * dmax + L1]
+    ncols = out.shape[1]
+    for c0 in range(0, ncols, JB):
+        m = min(JB, ncols - c0)
+        for j in range(JB):
+            ci = C[items[c0 + min(j, m - 1)]]        # a short block repeats its last item
             for k in range(L1):
-                buf[k] = max(A[r, k] + C[i, k], dt(0.0))
-            cur = 0
-            for ly in range(2, n + 1):
-                w = offs_t[2 * (ly - 2)]
-                b = offs_t[2 * (ly - 2) + 1]
-                nin = dims[ly - 1]
-                nout = dims[ly]
-                nxt = dmax - cur
-                for o in range(nout):
-                    buf[nxt + o] = WT[b + o]
-                for k in range(nin):
-                    a = buf[cur + k]
-                    if a > 0:
-                        for o in range(nout):
-                            buf[nxt + o] += a * WT[w + k * nout + o]
-                for o in range(nout):
-                    buf[nxt + o] = max(buf[nxt + o], dt(0.0))
-                cur = nxt
-            s = dt(b0)
-            for k in range(dims[n]):
-                s += hM[k] * buf[cur + k]
-            out[r, c] += s
+                CT[k, j] = ci[k]
+        for r in range(out.shape[0]):
+            ar = A[r]
+            for k in range(L1):
+                a = ar[k]
+                for j in range(JB):
+                    X[k, j] = max(a + CT[k, j], dt(0.0))
+            y = _mlp_block(buf, WT, dims, offs_t, hM, b0)
+            orow = out[r]
+            for j in range(m):
+                orow[c0 + j] += y[j]
 
 
 @kernel(refcount=False, nogil=True)
 def mlp_pairs(A, C, items, WT, dims, offs_t, hM, b0, buf, out):
-    """As :func:`mlp_tile` for the pairs ``(r, items[r])``: ``out[r] += MLP logit``."""
+    """As :func:`mlp_tile` for the pairs ``(r, items[r])``: ``out[r] += MLP logit``, in
+    blocks of ``PAIR_BLOCK`` consecutive pairs."""
     dt = out.dtype.type
-    n = dims.shape[0] - 1
+    JB = buf.shape[1]
     L1 = dims[1]
-    dmax = buf.shape[0] // 2
-    for r in range(out.shape[0]):
-        i = items[r]
-        for k in range(L1):
-            buf[k] = max(A[r, k] + C[i, k], dt(0.0))
-        cur = 0
-        for ly in range(2, n + 1):
-            w = offs_t[2 * (ly - 2)]
-            b = offs_t[2 * (ly - 2) + 1]
-            nin = dims[ly - 1]
-            nout = dims[ly]
-            nxt = dmax - cur
-            for o in range(nout):
-                buf[nxt + o] = WT[b + o]
-            for k in range(nin):
-                a = buf[cur + k]
-                if a > 0:
-                    for o in range(nout):
-                        buf[nxt + o] += a * WT[w + k * nout + o]
-            for o in range(nout):
-                buf[nxt + o] = max(buf[nxt + o], dt(0.0))
-            cur = nxt
-        s = dt(b0)
-        for k in range(dims[n]):
-            s += hM[k] * buf[cur + k]
-        out[r] += s
+    X = buf[0:L1]
+    npairs = out.shape[0]
+    for r0 in range(0, npairs, JB):
+        m = min(JB, npairs - r0)
+        for j in range(JB):
+            r = r0 + min(j, m - 1)
+            ar = A[r]
+            ci = C[items[r]]
+            for k in range(L1):
+                X[k, j] = max(ar[k] + ci[k], dt(0.0))
+        y = _mlp_block(buf, WT, dims, offs_t, hM, b0)
+        for j in range(m):
+            out[r0 + j] += y[j]
 
 
 @kernel
@@ -379,7 +495,7 @@ def sample_losses(P, Q, theta, users, items, labels, dims, offs, aoff, F, H):
         for f in range(W):
             S[0, f] = P[users[k], f]
             S[0, W + f] = Q[items[k], f]
-        y = _forward(S, 0, 0, W, theta, dims, offs, aoff, F, H)
+        y = _forward(S[0], theta, dims, offs, aoff, F, H)
         out[k] = softplus((1.0 - 2.0 * labels[k]) * y)
     return out
 
@@ -417,11 +533,11 @@ def dataset_row_gradients(P, Q, theta, users, items, labels, dims, offs, aoff, F
             S[0, W + f] = Q[i, f]
             EG[0, f] = dt(0.0)
             EG[0, W + f] = dt(0.0)
-        y = _forward(S, 0, 0, W, theta, dims, offs, aoff, F, H)
+        y = _forward(S[0], theta, dims, offs, aoff, F, H)
         lab = labels[k]
         acc += softplus((1.0 - 2.0 * lab) * y)
-        _backward(S, 0, 0, W, theta, dims, offs, aoff, F, H, e1, e2, dt(sigmoid(y) - lab), EG,
-                  0, DG, 0)
+        _backward(S[0], theta, dims, offs, aoff, F, H, e1, e2, dt(sigmoid(y) - lab), EG[0],
+                  DG[0])
         for f in range(W):
             GP[u, f] += EG[0, f]
             GQ[i, f] += EG[0, W + f]

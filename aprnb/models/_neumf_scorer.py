@@ -8,7 +8,7 @@ one matrix product ``(h^G * p^G) @ q^G.T`` (BLAS), and its MLP part runs
 """
 import numpy as np
 
-from ..kernels.neumf import mlp_pairs, mlp_tile
+from ..kernels.neumf import PAIR_BLOCK, mlp_pairs, mlp_tile
 from ..reference.neumf import unpack
 
 
@@ -60,7 +60,7 @@ class NeuMFScorer:
         return GU, A
 
     def _buf(self):
-        return np.empty(2 * int(self._dims.max()), dtype=self.dtype)
+        return np.empty((3 * int(self._dims.max()) + 1, PAIR_BLOCK), dtype=self.dtype)
 
     def tile(self, rows, items, out):
         """Fill ``out`` (len(users), n) with the logits of the rows' users against
