@@ -150,7 +150,9 @@ class NeuMF(BaseRecommender):
         Threads (None: all of Numba's). Each batch is cut into one part per
         thread; the parts never write to shared memory (see
         :mod:`aprnb.kernels.neumf`), so a seeded fit is bitwise reproducible for
-        a given ``n_threads``, and different thread counts differ by rounding only.
+        a given ``n_threads``. Different thread counts differ by the rounding of
+        the summed dense gradient in each step; over a whole fit that rounding can
+        flip a ReLU near zero, after which the runs drift apart (deterministically).
     random_state, dtype, show_progress, initial_accumulator
         As for :class:`aprnb.BPR`.
 
