@@ -165,3 +165,22 @@ def keep_one_per_row(mask, rng):
         mask[u] = False
         if len(its):
             mask[u, rng.choice(its)] = True
+
+
+def num_grad(f, *arrays, h=1e-6):
+    """Central differences of the scalar ``f(*arrays)`` w.r.t. every element of every array
+    (float64 copies; one list entry per array)."""
+    arrays = [np.array(a, dtype=np.float64) for a in arrays]
+    grads = []
+    for a in arrays:
+        g = np.zeros_like(a)
+        for idx in np.ndindex(a.shape):
+            old = a[idx]
+            a[idx] = old + h
+            fp = f(*arrays)
+            a[idx] = old - h
+            fm = f(*arrays)
+            a[idx] = old
+            g[idx] = (fp - fm) / (2.0 * h)
+        grads.append(g)
+    return grads

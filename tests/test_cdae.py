@@ -17,29 +17,10 @@ from aprnb import CDAE, DivergenceError, evaluate
 from aprnb import reference as ref
 from aprnb.kernels._rng import DRAW, REDRAW, randint, seed_states, uniform
 from aprnb.kernels.cdae import cdae_epoch_serial, cdae_step
-from checks import assert_same, snapshot
+from checks import assert_same, num_grad, snapshot
 
 FEW = settings(max_examples=25, deadline=None)
-H_FD = 1e-6
 GRAD_TOL = dict(rtol=1e-6, atol=1e-7)
-
-
-def num_grad(f, arrays, h=H_FD):
-    """Central differences of the scalar ``f(arrays)`` w.r.t. every element of every array."""
-    arrays = [np.array(a, dtype=np.float64) for a in arrays]
-    grads = []
-    for a in arrays:
-        g = np.zeros_like(a)
-        for idx in np.ndindex(a.shape):
-            old = a[idx]
-            a[idx] = old + h
-            fp = f(arrays)
-            a[idx] = old - h
-            fm = f(arrays)
-            a[idx] = old
-            g[idx] = (fp - fm) / (2.0 * h)
-        grads.append(g)
-    return grads
 
 
 @st.composite
@@ -77,7 +58,7 @@ def test_gradients_match_central_differences(c):
     def loss(p):
         return ref.cdae_loss(p, *_args(c), c["c"], c["reg"])
     analytic = ref.cdae_grads(c["params"], *_args(c), c["c"], c["reg"])
-    numeric = num_grad(loss, c["params"])
+    numeric = num_grad(lambda *a: loss(list(a)), *c["params"])
     for name, a, n in zip(("W", "V", "b", "W'", "b'"), analytic, numeric):
         np.testing.assert_allclose(a, n, err_msg=name, **GRAD_TOL)
 
@@ -88,7 +69,7 @@ def test_reference_step_is_descent_on_the_loss(c):
     """SGD: (old - new) / lr is the numerical gradient; Adagrad: G grows by g^2."""
     def loss(p):
         return ref.cdae_loss(p, *_args(c), c["c"], c["reg"])
-    numeric = num_grad(loss, c["params"])
+    numeric = num_grad(lambda *a: loss(list(a)), *c["params"])
     new, acc, _ = ref.cdae_step_ref(c["params"], *_args(c), c["lr"], c["reg"], c["c"])
     assert acc is None
     for old, n, g in zip(c["params"], new, numeric):

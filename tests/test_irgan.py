@@ -17,30 +17,11 @@ from aprnb.kernels.irgan import (REWARD_SIGMOID, REWARD_SOFTPLUS, apply_rows,
                                  g_block_grads, policy_row, policy_rows_parallel,
                                  policy_rows_serial, sample_rows_serial)
 from aprnb.reference import irgan as ref
-from checks import assert_same, learned_attributes
+from checks import assert_same, learned_attributes, num_grad
 
 SETTINGS = settings(max_examples=30, deadline=None)
-H = 1e-6
 GRAD_TOL = dict(rtol=1e-6, atol=1e-7)
 KINDS = {"sigmoid": REWARD_SIGMOID, "softplus": REWARD_SOFTPLUS}
-
-
-def num_grad(f, *arrays, h=H):
-    """Central differences of the scalar ``f(*arrays)`` w.r.t. every element of every array."""
-    arrays = [np.array(a, dtype=np.float64) for a in arrays]
-    grads = []
-    for a in arrays:
-        g = np.zeros_like(a)
-        for idx in np.ndindex(a.shape):
-            old = a[idx]
-            a[idx] = old + h
-            fp = f(*arrays)
-            a[idx] = old - h
-            fm = f(*arrays)
-            a[idx] = old
-            g[idx] = (fp - fm) / (2.0 * h)
-        grads.append(g)
-    return grads
 
 
 def tables(rng, n_users, n_items, d, scale=0.5):

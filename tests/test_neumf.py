@@ -21,23 +21,14 @@ from aprnb.kernels.neumf import epoch_parallel, epoch_serial, sample_losses
 from aprnb.models._neumf_scorer import NeuMFScorer
 from aprnb.models.neumf import _structure, check_layers
 from aprnb.reference import neumf as R
+from checks import num_grad
 
 SETTINGS = settings(max_examples=25, deadline=None)
-H = 1e-6
 
 
-def num_grad(f, a, h=H):
+def num_grad1(f, a):
     """Central differences of the scalar ``f(a)`` w.r.t. every element of ``a``."""
-    a = np.array(a, dtype=np.float64)
-    g = np.zeros_like(a)
-    for idx in np.ndindex(a.shape):
-        old = a[idx]
-        a[idx] = old + h
-        fp = f(a)
-        a[idx] = old - h
-        fm = f(a)
-        a[idx] = old
-        g[idx] = (fp - fm) / (2 * h)
+    (g,) = num_grad(f, a)
     return g
 
 
@@ -75,12 +66,12 @@ def test_every_gradient_matches_central_differences(net):
     F, layers, p, q, theta, t, _ = net
     assume(away_from_kinks(p, q, theta, F, layers))
     gp, gq, gt = R.grads(p, q, t, theta, F, layers)
-    np.testing.assert_allclose(gp, num_grad(lambda x: R.loss(x, q, t, theta, F, layers), p),
+    np.testing.assert_allclose(gp, num_grad1(lambda x: R.loss(x, q, t, theta, F, layers), p),
                                rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(gq, num_grad(lambda x: R.loss(p, x, t, theta, F, layers), q),
+    np.testing.assert_allclose(gq, num_grad1(lambda x: R.loss(p, x, t, theta, F, layers), q),
                                rtol=1e-6, atol=1e-7)
     # theta holds every W_l, b_l, h and b_0 (layout()); all are checked element by element
-    np.testing.assert_allclose(gt, num_grad(lambda x: R.loss(p, q, t, x, F, layers), theta),
+    np.testing.assert_allclose(gt, num_grad1(lambda x: R.loss(p, q, t, x, F, layers), theta),
                                rtol=1e-6, atol=1e-7)
 
 
@@ -97,7 +88,7 @@ def test_gradients_cover_relu_both_sides():
     gp, gq, gt = R.grads(p, q, 1, theta, F, layers)
     gW, _, _, _ = R.unpack(gt, F, layers)
     assert np.all(gW[0][0] == 0) and np.any(gW[0][1] != 0)
-    np.testing.assert_allclose(gt, num_grad(lambda x: R.loss(p, q, 1, x, F, layers), theta),
+    np.testing.assert_allclose(gt, num_grad1(lambda x: R.loss(p, q, 1, x, F, layers), theta),
                                rtol=1e-6, atol=1e-7)
 
 
@@ -112,11 +103,11 @@ def test_adversarial_gradient_with_the_perturbation_held(net, eps, reg_adv):
 
     def obj(pp, qq, th):
         return R.adv_loss(pp, qq, t, th, F, layers, Dp, Dq, reg_adv)
-    np.testing.assert_allclose(gp, num_grad(lambda x: obj(x, q, theta), p), rtol=1e-6,
+    np.testing.assert_allclose(gp, num_grad1(lambda x: obj(x, q, theta), p), rtol=1e-6,
                                atol=1e-7)
-    np.testing.assert_allclose(gq, num_grad(lambda x: obj(p, x, theta), q), rtol=1e-6,
+    np.testing.assert_allclose(gq, num_grad1(lambda x: obj(p, x, theta), q), rtol=1e-6,
                                atol=1e-7)
-    np.testing.assert_allclose(gt, num_grad(lambda x: obj(p, q, x), theta), rtol=1e-6,
+    np.testing.assert_allclose(gt, num_grad1(lambda x: obj(p, q, x), theta), rtol=1e-6,
                                atol=1e-7)
 
 
@@ -152,11 +143,11 @@ def test_batch_step_is_descent_on_the_batch_objective():
             total += 0.5 * reg * (P_[u] @ P_[u] + Q_[i] @ Q_[i])
         return total
     P1, Q1, th1, *_ = R.batch_step_ref(P, Q, theta, users, items, labels, F, layers, lr, reg)
-    np.testing.assert_allclose(P1, P - lr * num_grad(lambda x: objective(x, Q, theta), P),
+    np.testing.assert_allclose(P1, P - lr * num_grad1(lambda x: objective(x, Q, theta), P),
                                rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(Q1, Q - lr * num_grad(lambda x: objective(P, x, theta), Q),
+    np.testing.assert_allclose(Q1, Q - lr * num_grad1(lambda x: objective(P, x, theta), Q),
                                rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(th1, theta - lr * num_grad(lambda x: objective(P, Q, x), theta),
+    np.testing.assert_allclose(th1, theta - lr * num_grad1(lambda x: objective(P, Q, x), theta),
                                rtol=1e-6, atol=1e-8)
 
 

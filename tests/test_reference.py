@@ -12,29 +12,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from aprnb import reference as ref
-from checks import large_margin_triple
+from checks import large_margin_triple, num_grad
 
 SETTINGS = settings(max_examples=40, deadline=None)
-H = 1e-6                                   # central-difference step
 GRAD_TOL = dict(rtol=1e-6, atol=1e-7)      # analytic vs numerical gradient
-
-
-def num_grad(f, *arrays, h=H):
-    """Central differences of the scalar ``f(*arrays)`` w.r.t. every element of every array."""
-    arrays = [np.array(a, dtype=np.float64) for a in arrays]
-    grads = []
-    for a in arrays:
-        g = np.zeros_like(a)
-        for idx in np.ndindex(a.shape):
-            old = a[idx]
-            a[idx] = old + h
-            fp = f(*arrays)
-            a[idx] = old - h
-            fm = f(*arrays)
-            a[idx] = old
-            g[idx] = (fp - fm) / (2.0 * h)
-        grads.append(g)
-    return grads
 
 
 ELEM = st.floats(-2.0, 2.0, allow_nan=False, allow_infinity=False, allow_subnormal=False,
