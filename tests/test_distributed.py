@@ -90,6 +90,20 @@ def test_ray_results_equal_local_results(split, protocol, dtype):
     assert_identical(got, ref)
 
 
+@pytest.mark.parametrize("protocol", ["loo", "sampled"])
+def test_a_model_with_its_own_scorer_on_ray(split, protocol):
+    """NeuMF ranks through its own scorer (the object store holds it, tasks take subsets):
+    the same results as local."""
+    train, test = split
+    model = aprnb.NeuMF(factors=4, layers=(8, 4), epochs=1, n_threads=1, random_state=0,
+                        show_progress=False).fit(train)
+    kw = dict(k=(5, 20), protocol=protocol, per_user=True,
+              negatives=negatives_for(train) if protocol == "sampled" else None)
+    ref = evaluate(model, train, test, **kw)
+    assert ref["n_users"] > 200
+    assert_identical(evaluate(model, train, test, backend="ray", **kw), ref)
+
+
 def test_holdout_with_several_test_items_and_a_user_subset(split):
     """Several test items per user, users given out of order, no exclusion."""
     train, _ = split
