@@ -421,6 +421,17 @@ def test_reproduce_missing_data(tmp_path, capsys):
     assert code == 1 and "nodata does not exist" in err
 
 
+@pytest.mark.parametrize("systems, fragment", [
+    ("CDAE,Neumf", "unknown system(s) ['Neumf']"),
+    ("NeuMF + APR", "starts from 'NeuMF'"),
+])
+def test_reproduce_bad_systems_fail_before_any_work(systems, fragment, tmp_path, capsys):
+    code, _, err = run(["reproduce", "--data", tmp_path / "nodata", "--out", tmp_path / "res",
+                        "--quick", "--threads", "1", "--systems", systems], capsys)
+    assert code == 2 and fragment in err
+    assert not (tmp_path / "res").exists()
+
+
 # ---------------------------------------------------------------------------------------
 # the real executable
 # ---------------------------------------------------------------------------------------
