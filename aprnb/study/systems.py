@@ -58,10 +58,12 @@ SYSTEMS = (
     System("CDAE", "CDAE", {}, epochs=50, quick_epochs=3, grid=({}, {"hidden": 50})),
     System("IRGAN", "IRGAN", {}, epochs=10, quick_epochs=1,
            grid=({}, {"g_learning_rate": 0.001}), start="MF-BPR"),
-    # NCF's pre-training (GMF and MLP alone, fused) against none; fused NeuMF overfits
-    # within 1-3 epochs on Last.fm, so those candidates stop early
+    # NCF's pre-training (GMF and MLP alone, fused) against none; the fused NeuMF
+    # overfits Last.fm within 1-2 epochs, so those candidates stop early
+    # (docs/results.md: the sweep on the validation split behind these candidates)
     System("NeuMF", "NeuMF", _NEUMF, epochs=9, quick_epochs=2,
-           grid=({}, {"pretrain_epochs": 5, "epochs": 2}, {"pretrain_epochs": 10, "epochs": 1})),
+           grid=({}, {"negatives": 16, "pretrain_epochs": 5, "epochs": 1},
+                 {"negatives": 16, "pretrain_epochs": 5, "epochs": 2})),
     # both NeuMF arms keep the Adagrad state of the NeuMF they continue (a fair pair)
     System("NeuMF + APR", "NeuMF", dict(_NEUMF, adversarial=True, reg_adv=1.0), epochs=5,
            quick_epochs=1, grid=({"eps": 0.05}, {"eps": 0.2}, {"eps": 0.5}), start="NeuMF",
