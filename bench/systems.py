@@ -110,7 +110,7 @@ def run(args):
                      "IRGAN's epoch is one round (its discriminator and generator epochs).",
                      "evaluation: aprnb.evaluate(protocol='loo', k=100) of the last fitted "
                      "model against the held-out item of every user, every item ranked; "
-                     "median [min-max] of 2 runs."])], res
+                     "median [min-max] of 2 runs (1 when the first took over a minute)."])], res
 
 
 def main(argv=None):
