@@ -191,3 +191,71 @@ def test_a_continuing_system_drops_the_settings_of_a_fresh_fit():
     assert (quick.epochs, quick.pretrain_epochs) == (1, 2)
     assert S._model(apr, False, 1, 0, cand).get_params()["epochs"] == 5
     assert S._model(neumf, False, 1, 0, {}).epochs == 9
+
+
+def test_robustness_for_the_first_seeds_only(folder, tmp_path):
+    res = reproduce([str(folder)], out=str(tmp_path), seeds=2, robustness_seeds=1,
+                    protocols=("loo",), **SMALL)
+    p = res[0]["protocols"]["loo"]
+    assert ["robustness" in r for r in p["runs"]] == [True, False]
+    assert p["robustness"] and all(c["n"] == 1 for c in p["robustness"])
+    assert p["test"]["AMF"]["hr@100"]["n"] == 2
+    none = reproduce([str(folder)], out=str(tmp_path / "none"), seeds=2, robustness_seeds=0,
+                     protocols=("loo",), **SMALL)[0]["protocols"]["loo"]
+    assert "robustness" not in none and "eps_curve" not in none
+    text = (tmp_path / "none" / "results.md").read_text()
+    assert "--robustness-seeds 0" in text and "Robustness" not in text
+    with pytest.raises(ValueError, match="robustness_seeds"):
+        reproduce([str(folder)], out=str(tmp_path / "bad"), robustness_seeds=-1, **SMALL)
+
+
+def _fake_systems():
+    from aprnb.study.systems import System
+    return (System("A", "BPR", dict(factors=8), epochs=3, quick_epochs=2,
+                   grid=({"learning_rate": 0.05}, {"learning_rate": 0.2})),
+            System("B", "APR", dict(factors=8), epochs=2, quick_epochs=2,
+                   grid=({"eps": 0.5}, {"eps": 1.0}), start="A"),
+            System("C", "BPR", dict(factors=8), epochs=2, quick_epochs=2,
+                   grid=({"reg": 0.0}, {"reg": 0.01}), start="MF-BPR"))
+
+
+def _select_fakes(systems, pool):
+    from functools import partial
+
+    from aprnb.models import BPR
+    from aprnb.data import leave_one_out
+    from aprnb.study import reproduce as R
+    from aprnb.study import systems as S
+    X = make_synthetic(n_users=60, n_items=40, mean_degree=8, random_state=5)
+    tr, va = leave_one_out(X, random_state=1)
+    bpr = BPR(factors=8, epochs=2, random_state=0, n_threads=1, show_progress=False).fit(tr)
+    val = partial(R._val_score, proto="loo", k=20, n_threads=1, metric="ndcg@20")
+    return S.select(systems, tr, va, "loo", 20, "ndcg@20", bpr, 1, 0, False, val, pool)
+
+
+@pytest.mark.slow
+def test_selection_in_worker_processes_equals_one_by_one():
+    """The systems' candidates fit side by side in two workers (a system as soon as the
+    one it continues is chosen) make the same choice, from the same values, in the same
+    order; ties go to the earlier candidate."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    systems = _fake_systems()
+    serial = _select_fakes(systems, None)
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        parallel = _select_fakes(systems, pool)
+    assert parallel == serial and list(serial) == ["A", "B", "C"]
+    for name, own in (("A", "learning_rate"), ("B", "eps"), ("C", "reg")):
+        vals = serial[name]["val"]
+        assert len(vals) == 2
+        assert max(vals, key=vals.get).endswith(f"{own}={serial[name]['params'][own]}")
+    # B continues A with the settings chosen for A
+    assert all(k.startswith(f"learning_rate={serial['A']['params']['learning_rate']}, ")
+               for k in serial["B"]["val"])
+
+
+def test_selection_refuses_a_system_whose_start_is_missing():
+    from aprnb.study.systems import System
+    orphan = System("D", "APR", dict(factors=8), epochs=1, quick_epochs=1, start="Z")
+    with pytest.raises(ValueError, match="start from systems that are not selected"):
+        _select_fakes((orphan,), None)

@@ -135,7 +135,7 @@ def cmd_reproduce(a):
     reproduce(a.data, out=a.out, quick=a.quick, n_threads=a.threads, seed=a.seed,
               seeds=a.seeds, jobs=a.jobs, random_noise_seeds=a.random_noise_seeds,
               protocols=tuple(p.strip() for p in a.protocols.split(",") if p.strip()),
-              systems=systems)
+              systems=systems, robustness_seeds=a.robustness_seeds)
     return 0
 
 

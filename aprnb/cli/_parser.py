@@ -202,13 +202,17 @@ def _add_reproduce(add):
                    help="training seeds per trained model (seed, seed+1, ...); tables give "
                         "mean ± sd and paired statistics")
     p.add_argument("--jobs", type=int, default=1,
-                   help="worker processes that run the seeds in parallel (each with "
+                   help="worker processes that run the seeds, and the systems' validation "
+                        "candidates, in parallel (each with "
                         "--threads threads, default the cores divided among the workers)")
     p.add_argument("--protocols", default="loo,holdout",
                    help="comma-separated subset of loo,holdout")
     p.add_argument("--random-noise-seeds", type=int, default=None,
                    help="train the random-noise ablation (about 20x slower per epoch than "
                         "APR) for only the first N seeds; 0 leaves it out (default: all)")
+    p.add_argument("--robustness-seeds", type=int, default=None,
+                   help="perturb the models (robustness tables, eps figure) for only the "
+                        "first N seeds; 0 leaves them out (default: all)")
     p.add_argument("--systems", default="all",
                    help="the paper's systems beyond MF that join leave-one-out: 'all' "
                         "(default), 'none', or a comma-separated list of names (e.g. "

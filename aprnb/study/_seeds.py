@@ -96,8 +96,9 @@ def run_seed(task, sel, seed, n_threads, show_progress=False, first=False):
     task : dict
         ``label, train, test, proto, k, metric, epochs, apr_epochs`` and,
         optionally, ``curve = (test, protocol, k, metric, every)`` (a test curve
-        for the figure, drawn for the first seed only; nothing is selected on it)
-        and ``random_noise`` (default True: also train the random-noise arm).
+        for the figure, drawn for the first seed only; nothing is selected on it),
+        ``random_noise`` (default True: also train the random-noise arm) and
+        ``robustness`` (default True: leave-one-out perturbs the models).
     sel : dict
         The configuration chosen on validation (:func:`reproduce._select`).
     seed : int
@@ -111,7 +112,8 @@ def run_seed(task, sel, seed, n_threads, show_progress=False, first=False):
     dict
         ``seed``, ``test`` (model -> metrics), ``users`` and ``per_user`` (model ->
         metric -> array, for the paired statistics), ``seconds``, and for
-        leave-one-out ``robustness`` (model -> report rows) and, for the first
+        leave-one-out ``robustness`` (model -> report rows, unless the task's
+        ``robustness`` is False) and, for the first
         seed, ``eps_curve`` and ``curves``.
     """
     common = dict(PAPER, n_threads=n_threads, random_state=seed, show_progress=show_progress)
@@ -131,7 +133,7 @@ def run_seed(task, sel, seed, n_threads, show_progress=False, first=False):
             model, train, test, proto, k, n_threads)
     if curves is not None:
         out["curves"] = curves
-    if task["label"] == "loo":
+    if task["label"] == "loo" and task.get("robustness", True):
         out["robustness"] = {
             name: [dict(r) for r in robustness(arms[name], train, test, eps=ROBUST_EPS,
                                                kinds=ATTACKS, k=k, random_state=seed,

@@ -238,7 +238,8 @@ def plot(result, out):
     p = result["protocols"].get("loo")
     if p is None:
         return []
-    return [_plot_eps(plt, result, p, out), _plot_training(plt, result, p, out)]
+    eps = [_plot_eps(plt, result, p, out)] if "eps_curve" in p else []
+    return eps + [_plot_training(plt, result, p, out)]
 
 
 def render(json_path, command):

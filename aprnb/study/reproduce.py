@@ -35,7 +35,9 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict
+from functools import partial
 
 import numpy as np
 
@@ -75,8 +77,15 @@ def _tasks(train, test, seed, protocols, epochs, apr_epochs, every, systems=(), 
     return tasks
 
 
-def _select(task, n_threads, seed):
-    """Step 1: MF-BPR's epochs, AMF's and VAT's eps, chosen on a validation split.
+def _val_score(model, train, valid, proto, k, n_threads, metric):
+    """The validation metric of a system's candidate (module level: worker processes
+    receive it)."""
+    return score(model, train, valid, proto, k, n_threads)[0][metric]
+
+
+def _select(task, n_threads, seed, pool=None):
+    """Step 1: MF-BPR's epochs, AMF's and VAT's eps, chosen on a validation split, and
+    the systems' settings (their candidates in ``pool``'s workers, if given).
 
     Only the end point of each validation run is used, so it is scored once.
     """
@@ -101,26 +110,33 @@ def _select(task, n_threads, seed):
         f"{sel['val_amf']}, VAT {sel['val_vat']} -> MF-BPR {sel['bpr_epochs']} epochs, "
         f"AMF eps {sel['eps']}, VAT eps {sel['vat']['eps']}")
     if task.get("systems"):
-        def val_score(model, tr_, va_):
-            return score(model, tr_, va_, proto, k, n_threads)[0][metric]
+        val_score = partial(_val_score, proto=proto, k=k, n_threads=n_threads, metric=metric)
         sel["systems"] = _systems.select(task["systems"], tr, va, proto, k, metric, b1,
                                          n_threads, seed, task.get("quick", False),
-                                         val_score)
+                                         val_score, pool)
     return sel
 
 
-def _run_seeds(task, sel, seeds, n_threads, jobs, random_seeds):
-    """``run_seed`` for every seed, in ``jobs`` worker processes when ``jobs > 1``; the
-    random-noise arm for the first ``random_seeds`` seeds only."""
-    tasks = [dict(task, random_noise=n < random_seeds) for n in range(len(seeds))]
+def _pool(jobs):
+    """``jobs`` worker processes (a context manager), or None for ``jobs == 1``."""
     if jobs == 1:
+        return nullcontext()
+    ctx = multiprocessing.get_context("spawn")      # no fork of a threaded parent
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
+
+
+def _run_seeds(task, sel, seeds, n_threads, pool, random_seeds, robust_seeds):
+    """``run_seed`` for every seed, in ``pool``'s worker processes if given; the
+    random-noise arm for the first ``random_seeds`` seeds only, and the robustness
+    tables for the first ``robust_seeds``."""
+    tasks = [dict(task, random_noise=n < random_seeds, robustness=n < robust_seeds)
+             for n in range(len(seeds))]
+    if pool is None:
         return [run_seed(t, sel, s, n_threads, True, n == 0)
                 for n, (t, s) in enumerate(zip(tasks, seeds))]
-    ctx = multiprocessing.get_context("spawn")      # no fork of a threaded parent
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        futures = [pool.submit(run_seed, t, sel, s, n_threads, False, n == 0)
-                   for n, (t, s) in enumerate(zip(tasks, seeds))]
-        return [f.result() for f in futures]
+    futures = [pool.submit(run_seed, t, sel, s, n_threads, False, n == 0)
+               for n, (t, s) in enumerate(zip(tasks, seeds))]
+    return [f.result() for f in futures]
 
 
 def _paired(runs, metrics):
@@ -151,7 +167,7 @@ def _robustness(runs):
     """Mean, sd and range over seeds of every robustness cell (model, kind, eps, metric)."""
     cells = {}
     for r in runs:
-        for name, rows in r["robustness"].items():
+        for name, rows in r.get("robustness", {}).items():
             for row in rows[1:]:
                 for m, v in row.items():
                     if m.endswith(" change"):
@@ -160,13 +176,16 @@ def _robustness(runs):
             for (n, kd, e, m), vs in cells.items()]
 
 
-def run_protocol(task, seeds, n_threads, jobs, random_seeds):
+def run_protocol(task, seeds, n_threads, jobs, random_seeds, robust_seeds=None):
     """Selection, the seeds, and the summary of one protocol of one data set."""
-    sel = _select(task, n_threads, seeds[0])
-    pop = ItemPop().fit(task["train"])
-    pop_scores = score(pop, task["train"], task["test"], task["proto"], task["k"], n_threads)[0]
-    t0 = time.perf_counter()
-    runs = _run_seeds(task, sel, seeds, n_threads, jobs, random_seeds)
+    robust_seeds = len(seeds) if robust_seeds is None else robust_seeds
+    with _pool(jobs) as pool:
+        sel = _select(task, n_threads, seeds[0], pool)
+        pop = ItemPop().fit(task["train"])
+        pop_scores = score(pop, task["train"], task["test"], task["proto"], task["k"],
+                           n_threads)[0]
+        t0 = time.perf_counter()
+        runs = _run_seeds(task, sel, seeds, n_threads, pool, random_seeds, robust_seeds)
     names = dict.fromkeys(name for r in runs for name in r["test"])
     metrics = [m for m in runs[0]["test"]["AMF"] if m.split("@")[0] in ("hr", "recall", "ndcg")]
     out = {"protocol": task["label"], "metric": task["metric"], "epochs": task["epochs"],
@@ -178,13 +197,15 @@ def run_protocol(task, seeds, n_threads, jobs, random_seeds):
            "runs": [{k: v for k, v in r.items() if k not in ("per_user", "users")}
                     for r in runs]}
     if task["label"] == "loo":
-        out["robustness"] = _robustness(runs)
-        out["eps_curve"], out["curves"] = runs[0]["eps_curve"], runs[0]["curves"]
+        out["curves"] = runs[0]["curves"]
+        if "robustness" in runs[0]:
+            out["robustness"] = _robustness(runs)
+            out["eps_curve"] = runs[0]["eps_curve"]
     return out
 
 
 def run_dataset(path, seeds, protocols, epochs, apr_epochs, n_threads, jobs, random_seeds,
-                systems=(), quick=False):
+                systems=(), quick=False, robust_seeds=None):
     ds = open_dataset(path, split="given")
     log(f"{ds.name}: {ds.train.shape[0]} users, {ds.train.shape[1]} items, "
         f"{ds.train.nnz} train / {ds.test.nnz} test")
@@ -193,16 +214,19 @@ def run_dataset(path, seeds, protocols, epochs, apr_epochs, n_threads, jobs, ran
     for task in _tasks(ds.train, ds.test, seeds[0], protocols, epochs, apr_epochs, every,
                        systems, quick):
         res["protocols"][task["label"]] = run_protocol(task, seeds, n_threads, jobs,
-                                                       random_seeds)
+                                                       random_seeds, robust_seeds)
     return res
 
 
-def _command(paths, out, quick, n_threads, n_seeds, jobs, protocols, random_seeds, systems):
+def _command(paths, out, quick, n_threads, n_seeds, jobs, protocols, random_seeds, systems,
+             robust_seeds):
     parts = ["python -m aprnb reproduce --data", *paths, "--out", out, "--seeds", str(n_seeds)]
     if tuple(s.name for s in systems) != tuple(s.name for s in _systems.SYSTEMS):
         parts += ["--systems", ",".join(s.name for s in systems) or "none"]
     if random_seeds < n_seeds:
         parts += ["--random-noise-seeds", str(random_seeds)]
+    if robust_seeds < n_seeds:
+        parts += ["--robustness-seeds", str(robust_seeds)]
     if jobs != 1:
         parts += ["--jobs", str(jobs)]
     if tuple(protocols) != PROTOCOLS:
@@ -235,7 +259,7 @@ def check_systems(systems):
 
 def reproduce(paths, out="results", quick=False, n_threads=None, seed=0, epochs=None,
               apr_epochs=None, seeds=5, jobs=1, protocols=PROTOCOLS, random_noise_seeds=None,
-              systems="all"):
+              systems="all", robustness_seeds=None):
     """Run the whole study on each data folder in ``paths``; returns the results list.
 
     ``seeds`` training seeds ``seed, seed + 1, ...`` per trained model, run in
@@ -243,7 +267,9 @@ def reproduce(paths, out="results", quick=False, n_threads=None, seed=0, epochs=
     divided among the workers). ``protocols`` is a subset of ``("loo", "holdout")``.
     The random-noise arm, whose per-triple Gaussian draws make its epochs about 20x
     slower than APR's, is trained for the first ``random_noise_seeds`` seeds
-    (default all; 0 leaves it out). ``systems``: the systems beyond MF
+    (default all; 0 leaves it out). Likewise the robustness tables and the eps figure
+    (leave-one-out), for the first ``robustness_seeds`` seeds: each perturbed
+    evaluation of a NeuMF costs minutes on Gowalla. ``systems``: the systems beyond MF
     (:mod:`aprnb.study.systems`) that join leave-one-out, "all" or a sequence of
     names (empty: none).
     """
@@ -252,6 +278,8 @@ def reproduce(paths, out="results", quick=False, n_threads=None, seed=0, epochs=
     random_seeds = (n_seeds if random_noise_seeds is None else
                     min(n_seeds, check_positive_int(random_noise_seeds, "random_noise_seeds",
                                                     0)))
+    robust_seeds = (n_seeds if robustness_seeds is None else
+                    min(n_seeds, check_positive_int(robustness_seeds, "robustness_seeds", 0)))
     jobs = check_positive_int(jobs, "jobs")
     protocols = tuple(protocols)
     if not protocols or any(p not in PROTOCOLS for p in protocols):
@@ -265,7 +293,7 @@ def reproduce(paths, out="results", quick=False, n_threads=None, seed=0, epochs=
         if not os.path.exists(path):
             raise FileNotFoundError(f"data folder {path} does not exist")
     command = _command(paths, out, quick, n_threads, n_seeds, jobs, protocols, random_seeds,
-                       systems)
+                       systems, robust_seeds)
     os.makedirs(out, exist_ok=True)
     epochs = epochs or (20 if quick else 500)
     apr_epochs = apr_epochs or (10 if quick else 250)
@@ -274,7 +302,7 @@ def reproduce(paths, out="results", quick=False, n_threads=None, seed=0, epochs=
     for path in paths:
         t0 = time.perf_counter()
         res = run_dataset(path, seed_list, protocols, epochs, apr_epochs, n_threads, jobs,
-                          random_seeds, systems, quick)
+                          random_seeds, systems, quick, robust_seeds)
         res["seconds"] = time.perf_counter() - t0
         res["figures"] = plot(res, out)
         results.append(res)

@@ -22,6 +22,7 @@ A system is described by data, not code: the class (by its name in
 and how many epochs it trains. ``quick`` runs shrink the epochs.
 """
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 
 from .. import models
@@ -87,28 +88,60 @@ def _model(system, quick, n_threads, seed, cand):
     return cls(**params, n_threads=n_threads, random_state=seed, show_progress=False)
 
 
-def select(systems, train, valid, proto, k, metric, bpr, n_threads, seed, quick, score):
+def select(systems, train, valid, proto, k, metric, bpr, n_threads, seed, quick, score,
+           pool=None):
     """Step 1: the candidate of each system that scores best on validation.
 
     ``bpr``: the MF-BPR trained on ``train`` (the start of IRGAN-like systems);
-    ``score(model, train, test)``: the validation metric. Returns ``{name: {"params":
-    chosen, "val": {candidate label: value}}}``.
+    ``score(model, train, test)``: the validation metric (picklable when ``pool``
+    is given). ``pool``: an executor (worker processes) that fits the candidates
+    side by side; None fits them one by one here. A system's candidates start as
+    soon as the system it continues is chosen, so IRGAN's candidates need not wait
+    for NeuMF's. Every candidate is fit with ``seed`` alone, so the choice does not
+    depend on ``pool``; ties go to the earlier candidate. Returns ``{name:
+    {"params": chosen, "val": {candidate label: value}}}``, in the order of
+    ``systems``.
     """
-    chosen, fitted = {}, {"MF-BPR": bpr}
-    for system in systems:
-        init = fitted.get(system.start) if system.start else None
-        vals, best = {}, None
-        for own in system.grid:
-            cand = _inherited(system, chosen, own)
-            model = _model(system, quick, n_threads, seed, cand).fit(train, init=init)
-            v = score(model, train, valid)
-            vals[settings_label(cand)] = v
-            if best is None or v > best[0]:
-                best = (v, own, model)
-        fitted[system.name] = best[2]
-        chosen[system.name] = {"params": best[1], "val": vals}
-        log(f"  [{proto}] validation {metric} of {system.name}: {vals} -> {best[1]}")
-    return chosen
+    chosen, fitted, running, todo = {}, {"MF-BPR": bpr}, {}, list(systems)
+    while todo or running:
+        for system in [s for s in todo if s.start is None or s.start in fitted]:
+            todo.remove(system)
+            init = fitted.get(system.start) if system.start else None
+            cands = [_inherited(system, chosen, own) for own in system.grid]
+            running[system.name] = (system, cands, [_submit(
+                pool, _fit_candidate, system, quick, n_threads, seed, cand, train, init,
+                valid, score) for cand in cands])
+        if not running:
+            raise ValueError(f"systems {[s.name for s in todo]} start from systems that "
+                             "are not selected")
+        wait([f for _, _, futs in running.values() for f in futs], return_when=FIRST_COMPLETED)
+        for name in [n for n, (_, _, futs) in running.items() if all(f.done() for f in futs)]:
+            system, cands, futs = running.pop(name)
+            vals, best = {}, None
+            for own, cand, fut in zip(system.grid, cands, futs):
+                v, model = fut.result()
+                vals[settings_label(cand)] = v
+                if best is None or v > best[0]:
+                    best = (v, own, model)
+            fitted[name] = best[2]
+            chosen[name] = {"params": best[1], "val": vals}
+            log(f"  [{proto}] validation {metric} of {name}: {vals} -> {best[1]}")
+    return {s.name: chosen[s.name] for s in systems}
+
+
+def _fit_candidate(system, quick, n_threads, seed, cand, train, init, valid, score):
+    """One candidate fit on ``train`` and scored on ``valid``: ``(value, model)``."""
+    model = _model(system, quick, n_threads, seed, cand).fit(train, init=init)
+    return score(model, train, valid), model
+
+
+def _submit(pool, fn, *args):
+    """``pool.submit(fn, *args)``, or a future of ``fn(*args)`` run now if ``pool`` is None."""
+    if pool is not None:
+        return pool.submit(fn, *args)
+    fut = Future()
+    fut.set_result(fn(*args))
+    return fut
 
 
 def _inherited(system, chosen, own):
