@@ -37,7 +37,7 @@ def _strip(fn, keep):
 def measure(X, threads, epochs, rounds, seed):
     """``(contenders meta, {name: {metric: Stats}}, {name: fitted model})``."""
     import aprnb
-    from aprnb.study.systems import SYSTEMS
+    from aprnb.study.systems import SYSTEMS, make_model
     paper = dict(factors=64, learning_rate=0.05, reg=0.0, init_std=0.01, optimizer="adagrad",
                  random_state=seed, show_progress=False)
     fns, meta, models = {}, {}, {}
@@ -51,12 +51,9 @@ def measure(X, threads, epochs, rounds, seed):
                 starts["MF-BPR"] if name == "AMF" else None), models[key])
             meta[key] = (name, t)
         for s in SYSTEMS:
-            cand = s.grid[0]
-            cls = getattr(aprnb.models, s.cls)
-
-            def make(s=s, cls=cls, cand=cand, t=t):
-                return cls(**s.params, **cand, epochs=epochs, n_threads=t, random_state=seed,
-                           show_progress=False)
+            def make(s=s, t=t):
+                # the first candidate, as the study builds it, for ``epochs`` epochs
+                return make_model(s, False, t, seed, {**s.grid[0], "epochs": epochs})
             init = starts.get(s.start) if s.start else None
             starts[s.name] = make().fit(X, init=init)
             key = f"{s.name} t{t}"

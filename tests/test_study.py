@@ -185,12 +185,12 @@ def test_a_continuing_system_drops_the_settings_of_a_fresh_fit():
     chosen = {"NeuMF": {"params": {"pretrain_epochs": 10, "epochs": 1, "negatives": 4}}}
     cand = S._inherited(apr, chosen, {"eps": 0.2})
     assert cand == {"negatives": 4, "eps": 0.2}
-    model = S._model(neumf, False, 1, 0, chosen["NeuMF"]["params"])
+    model = S.make_model(neumf, False, 1, 0, chosen["NeuMF"]["params"])
     assert (model.epochs, model.pretrain_epochs, model.negatives) == (1, 10, 4)
-    quick = S._model(neumf, True, 1, 0, chosen["NeuMF"]["params"])
+    quick = S.make_model(neumf, True, 1, 0, chosen["NeuMF"]["params"])
     assert (quick.epochs, quick.pretrain_epochs) == (1, 2)
-    assert S._model(apr, False, 1, 0, cand).get_params()["epochs"] == 5
-    assert S._model(neumf, False, 1, 0, {}).epochs == 9
+    assert S.make_model(apr, False, 1, 0, cand).get_params()["epochs"] == 5
+    assert S.make_model(neumf, False, 1, 0, {}).epochs == 9
 
 
 def test_robustness_for_the_first_seeds_only(folder, tmp_path):

@@ -76,7 +76,7 @@ SYSTEMS = (
 _FRESH_ONLY = ("epochs", "pretrain_epochs")
 
 
-def _model(system, quick, n_threads, seed, cand):
+def make_model(system, quick, n_threads, seed, cand):
     """The unfitted model of ``system`` with candidate settings ``cand`` (which may set
     ``epochs``; a quick run caps them, and any pre-training, at ``quick_epochs``)."""
     cls = getattr(models, system.cls)
@@ -131,7 +131,7 @@ def select(systems, train, valid, proto, k, metric, bpr, n_threads, seed, quick,
 
 def _fit_candidate(system, quick, n_threads, seed, cand, train, init, valid, score):
     """One candidate fit on ``train`` and scored on ``valid``: ``(value, model)``."""
-    model = _model(system, quick, n_threads, seed, cand).fit(train, init=init)
+    model = make_model(system, quick, n_threads, seed, cand).fit(train, init=init)
     return score(model, train, valid), model
 
 
@@ -166,14 +166,14 @@ def train(systems, chosen, train_data, bf, n_threads, seed, quick):
         init = fitted.get(system.start) if system.start else None
         cand = _inherited(system, chosen, chosen[system.name]["params"])
         t0 = time.perf_counter()
-        fitted[system.name] = _model(system, quick, n_threads, seed, cand).fit(
+        fitted[system.name] = make_model(system, quick, n_threads, seed, cand).fit(
             train_data, init=init)
         seconds[system.name] = time.perf_counter() - t0
         if system.continued:
             base = next(s for s in systems if s.name == system.start)
             t0 = time.perf_counter()
-            more = _model(base, quick, n_threads, seed,
-                          _continuing(chosen[base.name]["params"]))
+            more = make_model(base, quick, n_threads, seed,
+                              _continuing(chosen[base.name]["params"]))
             more.set_params(epochs=system.quick_epochs if quick else system.epochs)
             fitted[system.continued] = more.fit(train_data, init=init)
             seconds[system.continued] = time.perf_counter() - t0
