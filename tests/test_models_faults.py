@@ -181,6 +181,30 @@ def test_keyboard_interrupt_in_the_other_models(cls, params, X, tmp_path):
     assert len(aprnb.load(tmp_path / "m.npz").history_) == n
 
 
+def test_keyboard_interrupt_during_neumf_pretraining_leaves_the_model_unchanged(
+        X, monkeypatch):
+    """Ctrl-C in NCF's pre-training (before the fused network exists): the warning says
+    so, and a fitted model keeps everything it had."""
+    from aprnb.models.neumf import NeuMF
+    params = dict(factors=4, layers=(8, 4), epochs=1, pretrain_epochs=2, n_threads=1,
+                  random_state=0, show_progress=False)
+    model = NeuMF(**params).fit(X)
+    snap = snapshot(model)
+    real = NeuMF._epoch
+
+    def epoch(self, run, samples, adversarial, threads, branch="both"):
+        if branch == "mlp":
+            raise KeyboardInterrupt
+        return real(self, run, samples, adversarial, threads, branch)
+
+    monkeypatch.setattr(NeuMF, "_epoch", epoch)
+    with pytest.warns(RuntimeWarning, match="interrupted during pre-training; the model "
+                      "is unchanged"):
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(X)
+    assert_unchanged(model, snap)
+
+
 def test_keyboard_interrupt_in_first_epoch_of_a_refit(X):
     """Interrupting a refit before any epoch completes leaves a consistent model."""
     model = fit_fast(BPR, X)

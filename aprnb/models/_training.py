@@ -68,11 +68,15 @@ def vat_scale(run, vul_lambda):
     return scale
 
 
-def warn_interrupted(model, history):
+def warn_interrupted(model, history, phase=None):
     """Warn that ``model.fit`` was stopped by Ctrl-C and holds the epochs in ``history``
-    (the caller re-raises the KeyboardInterrupt)."""
-    warnings.warn(f"{type(model).__name__}.fit interrupted; the model holds the "
-                  f"{len(history)} completed epoch(s)", RuntimeWarning, stacklevel=3)
+    (the caller re-raises the KeyboardInterrupt); ``phase``: stopped in a phase that
+    commits nothing (such as pre-training), so the model is as it was before ``fit``."""
+    holds = (f"during {phase}; the model is unchanged" if phase else
+             f"; the model holds the {len(history)} completed epoch(s)")
+    sep = " " if phase else ""
+    warnings.warn(f"{type(model).__name__}.fit interrupted{sep}{holds}", RuntimeWarning,
+                  stacklevel=3)
 
 
 def warn_full_users(X, stacklevel):

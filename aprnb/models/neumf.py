@@ -406,8 +406,12 @@ class NeuMF(BaseRecommender):
         states = seed_states(rng, 1)
         history = []
         if self.pretrain_epochs:
-            arrays = self._fuse(*self._pretrain(X, pairs, filt, states, rng, dt, threads,
-                                                history))
+            try:                # nothing is committed before the fused network exists
+                arrays = self._fuse(*self._pretrain(X, pairs, filt, states, rng, dt,
+                                                    threads, history))
+            except KeyboardInterrupt:
+                warn_interrupted(self, history, "pre-training")
+                raise
         else:
             arrays = self._start(init, X.shape, rng, dt, threads)
         start = tuple(a.copy() for a in arrays)
