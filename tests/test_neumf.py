@@ -224,6 +224,23 @@ def test_serial_epoch_equals_the_twin(prob, ada, adv, reg, eps, reg_adv, branch)
         np.testing.assert_allclose(G[2][0], G2[2], **tol)
 
 
+def test_branch_mask_freezes_exactly_the_other_branchs_output_weights():
+    """``h = [h^G (F) | h^M (layers[-1])]`` then ``b_0`` close the flat vector; the GMF
+    branch freezes ``h^M``, the MLP branch ``h^G``, and nothing else."""
+    F, layers = 3, (6, 4, 2)
+    offs, size = R.layout(F, layers)
+    ho = offs[-2]
+    assert ho + F + layers[-1] == offs[-1] == size - 1
+    assert np.array_equal(R.branch_mask(F, layers), np.ones(size))
+    for branch, frozen in (("gmf", range(ho + F, ho + F + 2)), ("mlp", range(ho, ho + F))):
+        m = R.branch_mask(F, layers, branch)
+        assert np.flatnonzero(m == 0).tolist() == list(frozen)
+        assert set(np.unique(m)) == {0.0, 1.0}
+    for bad in ("GMF", "", None, "neumf"):
+        with pytest.raises(ValueError, match="branch must be 'both', 'gmf' or 'mlp'"):
+            R.branch_mask(F, layers, bad)
+
+
 @settings(max_examples=15, deadline=None)
 @given(problems(), st.booleans(), st.booleans())
 def test_two_threads_equal_one_up_to_rounding(prob, ada, adv):
