@@ -259,3 +259,15 @@ def test_selection_refuses_a_system_whose_start_is_missing():
     orphan = System("D", "APR", dict(factors=8), epochs=1, quick_epochs=1, start="Z")
     with pytest.raises(ValueError, match="start from systems that are not selected"):
         _select_fakes((orphan,), None)
+
+
+def test_report_flags_candidates_that_collapsed_on_validation():
+    """A candidate below half of its model's best validation score is named (Last.fm's
+    VAT at eps 1 scored 0.003 against 0.17); narrow losers are not."""
+    from aprnb.study.report import collapsed
+    sel = {"val_bpr": {500: 0.170, 750: 0.168}, "val_amf": {0.5: 0.18, 1.0: 0.09},
+           "val_vat": {0.5: 0.17, 1.0: 0.003},
+           "systems": {"NeuMF + APR": {"val": {"eps=0.2": 0.178, "eps=0.5": 0.121}}}}
+    assert collapsed(sel) == [("VAT", "eps=1.0", 0.003)]
+    assert collapsed(sel, ratio=0.7) == [
+        ("AMF", "eps=1.0", 0.09), ("VAT", "eps=1.0", 0.003), ("NeuMF + APR", "eps=0.5", 0.121)]

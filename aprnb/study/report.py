@@ -68,6 +68,11 @@ def _accuracy(r, label, p):
         L += ["The other systems, chosen on the same validation split: " + "; ".join(
             f"{name}: {settings_label(c['params'])} ({_r4(c['val'])})"
             for name, c in sel["systems"].items()) + ".", ""]
+    bad = collapsed(sel)
+    if bad:
+        L += ["Collapsed on validation (below half of the best candidate of the same model, "
+              "so training failed rather than lost narrowly): " + "; ".join(
+                  f"{name} {cand} ({v:.4f})" for name, cand, v in bad) + ".", ""]
     L += ["Mean ± sd [min, max] over the seeds (n = seeds where it differs from the "
           "number above):", ""]
     paper = PAPER_GOWALLA["accuracy"] if label == "loo" and r["name"] == "gowalla" else None
@@ -89,6 +94,17 @@ def _accuracy(r, label, p):
               "Its CDAE and IRGAN rows are not in this project's references (docs/apr.md); "
               "its text reports AMF ahead of NeuMF by 2.9% and of IRGAN by 5.9%.", ""]
     return L + _paired(label, p, names)
+
+
+def collapsed(sel, ratio=0.5):
+    """``[(model, candidate, value)]`` of the validation runs of a selection ``sel`` that
+    scored below ``ratio`` times the best candidate of the same model."""
+    groups = {"MF-BPR": {f"{e} epochs": v for e, v in sel["val_bpr"].items()},
+              "AMF": {f"eps={e}": v for e, v in sel["val_amf"].items()},
+              "VAT": {f"eps={e}": v for e, v in sel["val_vat"].items()}}
+    groups.update({name: c["val"] for name, c in sel.get("systems", {}).items()})
+    return [(name, cand, v) for name, vals in groups.items() for cand, v in vals.items()
+            if v < ratio * max(vals.values())]
 
 
 def _p(x):
