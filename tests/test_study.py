@@ -100,10 +100,12 @@ def test_bad_arguments(folder, tmp_path, kw, err):
 
 @pytest.mark.slow
 def test_jobs_give_the_same_numbers_as_one_process(folder, study, tmp_path):
-    """Seeds in two worker processes, one thread each: bitwise the serial run."""
+    """Seeds and validation fits in two worker processes, one thread each: bitwise the
+    serial run."""
     res = reproduce([str(folder)], out=str(tmp_path), seeds=3, jobs=2,
                     protocols=("loo",), **SMALL)
     serial = study[0][0]["protocols"]["loo"]
+    assert res[0]["protocols"]["loo"]["selection"] == serial["selection"]
     for a, b in zip(res[0]["protocols"]["loo"]["runs"], serial["runs"]):
         assert a["test"] == b["test"]
 

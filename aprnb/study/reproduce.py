@@ -83,9 +83,15 @@ def _val_score(model, train, valid, proto, k, n_threads, metric):
     return score(model, train, valid, proto, k, n_threads)[0][metric]
 
 
+def _val_end(cls, train, epochs, common, curve, init, kw):
+    """The validation metric at the end of one validation fit (a worker task)."""
+    return fit(cls, train, epochs, common, curve, init=init, **kw)[2][-1][1]
+
+
 def _select(task, n_threads, seed, pool=None):
     """Step 1: MF-BPR's epochs, AMF's and VAT's eps, chosen on a validation split, and
-    the systems' settings (their candidates in ``pool``'s workers, if given).
+    the systems' settings; with a ``pool``, every validation fit after the first
+    MF-BPR runs in its worker processes.
 
     Only the end point of each validation run is used, so it is scored once.
     """
@@ -95,25 +101,32 @@ def _select(task, n_threads, seed, pool=None):
               else holdout_split(task["train"], 0.2, random_state=seed + 1))
     common = dict(PAPER, n_threads=n_threads, random_state=seed, show_progress=False)
 
-    def val(cls, n, **kw):
-        return fit(cls, tr, n, common, (va, proto, k, metric, n), **kw)[2][-1][1]
-
     b1, _, c1 = fit(BPR, tr, epochs, common, (va, proto, k, metric, epochs))
-    v_e, v_more = c1[-1][1], val(BPR, extra, init=b1)
+    curve = (va, proto, k, metric, extra)
+
+    def queue(cls, **kw):           # a validation fit from b1, in the pool if there is one
+        return _systems.submit(pool, _val_end, cls, tr, extra, common, curve, b1, kw)
+
+    more = queue(BPR)
+    amf = {e: queue(APR, eps=e, reg_adv=1.0) for e in EPS_GRID}
+    vat = {e: queue(VAT, eps=e, reg_adv=1.0) for e in EPS_GRID}
+    systems = None
+    if task.get("systems"):         # queued behind the MF fits, and chosen while they run
+        val_score = partial(_val_score, proto=proto, k=k, n_threads=n_threads, metric=metric)
+        systems = _systems.select(task["systems"], tr, va, proto, k, metric, b1, n_threads,
+                                  seed, task.get("quick", False), val_score, pool)
+    v_e, v_more = c1[-1][1], more.result()
     sel = {"bpr_epochs": epochs + (extra if v_more > v_e else 0),
            "val_bpr": {epochs: v_e, epochs + extra: v_more},
-           "val_amf": {e: val(APR, extra, init=b1, eps=e, reg_adv=1.0) for e in EPS_GRID},
-           "val_vat": {e: val(VAT, extra, init=b1, eps=e, reg_adv=1.0) for e in EPS_GRID}}
+           "val_amf": {e: f.result() for e, f in amf.items()},
+           "val_vat": {e: f.result() for e, f in vat.items()}}
     sel["eps"] = max(sel["val_amf"], key=sel["val_amf"].get)
     sel["vat"] = {"eps": max(sel["val_vat"], key=sel["val_vat"].get), "reg_adv": 1.0}
     log(f"  [{task['label']}] validation {metric}: MF-BPR {sel['val_bpr']}, AMF "
         f"{sel['val_amf']}, VAT {sel['val_vat']} -> MF-BPR {sel['bpr_epochs']} epochs, "
         f"AMF eps {sel['eps']}, VAT eps {sel['vat']['eps']}")
-    if task.get("systems"):
-        val_score = partial(_val_score, proto=proto, k=k, n_threads=n_threads, metric=metric)
-        sel["systems"] = _systems.select(task["systems"], tr, va, proto, k, metric, b1,
-                                         n_threads, seed, task.get("quick", False),
-                                         val_score, pool)
+    if systems is not None:
+        sel["systems"] = systems
     return sel
 
 

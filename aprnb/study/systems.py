@@ -108,7 +108,7 @@ def select(systems, train, valid, proto, k, metric, bpr, n_threads, seed, quick,
             todo.remove(system)
             init = fitted.get(system.start) if system.start else None
             cands = [_inherited(system, chosen, own) for own in system.grid]
-            running[system.name] = (system, cands, [_submit(
+            running[system.name] = (system, cands, [submit(
                 pool, _fit_candidate, system, quick, n_threads, seed, cand, train, init,
                 valid, score) for cand in cands])
         if not running:
@@ -135,7 +135,7 @@ def _fit_candidate(system, quick, n_threads, seed, cand, train, init, valid, sco
     return score(model, train, valid), model
 
 
-def _submit(pool, fn, *args):
+def submit(pool, fn, *args):
     """``pool.submit(fn, *args)``, or a future of ``fn(*args)`` run now if ``pool`` is None."""
     if pool is not None:
         return pool.submit(fn, *args)
