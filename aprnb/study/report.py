@@ -166,8 +166,10 @@ def _robustness(r, p):
     """The robustness table (leave-one-out), with the paper's Gowalla rows."""
     cells = {(c["model"], c["kind"], c["eps"], c["metric"]): c for c in p["robustness"]}
     eps = sorted({c["eps"] for c in p["robustness"]})
-    L = ["### Robustness (leave-one-out): relative change under perturbation, mean ± sd "
-         "over seeds", "",
+    n = max(c["n"] for c in p["robustness"])
+    over = (f"mean ± sd over {n} seeds" if n > 1 else "one seed") + (
+        "" if n == len(p["seeds"]) else f" (the first {n} of {len(p['seeds'])})")
+    L = [f"### Robustness (leave-one-out): relative change under perturbation, {over}", "",
          "| model | noise | metric | " + " | ".join(f"eps={e:g}" for e in eps) + " |",
          "|---|---|---|" + "---|" * len(eps)]
     for model in dict.fromkeys(c["model"] for c in p["robustness"]):
@@ -176,7 +178,8 @@ def _robustness(r, p):
                 row = [cells.get((model, kind, e, m)) for e in eps]
                 if all(c is not None for c in row):
                     L.append(f"| {model} | {kind} | {m.split()[0]} | " + " | ".join(
-                        f"{_pct(c['mean'])} ± {c['sd']:.1%}" for c in row) + " |")
+                        _pct(c["mean"]) + (f" ± {c['sd']:.1%}" if c["n"] > 1 else "")
+                        for c in row) + " |")
     if r["name"] == "gowalla":
         for mname, ch in PAPER_GOWALLA["robustness"].items():
             L.append(f"| paper's {mname} (its Gowalla) | adversarial | ndcg@100 | "

@@ -35,7 +35,7 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager
 from dataclasses import asdict
 from functools import partial
 
@@ -130,12 +130,21 @@ def _select(task, n_threads, seed, pool=None):
     return sel
 
 
+@contextmanager
 def _pool(jobs):
-    """``jobs`` worker processes (a context manager), or None for ``jobs == 1``."""
+    """``jobs`` worker processes, or None for ``jobs == 1``. On an error (or Ctrl-C) the
+    queued tasks are cancelled instead of run."""
     if jobs == 1:
-        return nullcontext()
+        yield None
+        return
     ctx = multiprocessing.get_context("spawn")      # no fork of a threaded parent
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _run_seeds(task, sel, seeds, n_threads, pool, random_seeds, robust_seeds):

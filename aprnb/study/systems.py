@@ -97,8 +97,9 @@ def select(systems, train, valid, proto, k, metric, bpr, n_threads, seed, quick,
     is given). ``pool``: an executor (worker processes) that fits the candidates
     side by side; None fits them one by one here. A system's candidates start as
     soon as the system it continues is chosen, so IRGAN's candidates need not wait
-    for NeuMF's. Every candidate is fit with ``seed`` alone, so the choice does not
-    depend on ``pool``; ties go to the earlier candidate. Returns ``{name:
+    for NeuMF's. Every candidate is fit with ``seed`` alone, so with one thread per
+    fit (bitwise reproducible) the choice does not depend on ``pool``; ties go to the
+    earlier candidate. Returns ``{name:
     {"params": chosen, "val": {candidate label: value}}}``, in the order of
     ``systems``.
     """
@@ -114,7 +115,9 @@ def select(systems, train, valid, proto, k, metric, bpr, n_threads, seed, quick,
         if not running:
             raise ValueError(f"systems {[s.name for s in todo]} start from systems that "
                              "are not selected")
-        wait([f for _, _, futs in running.values() for f in futs], return_when=FIRST_COMPLETED)
+        busy = [f for _, _, futs in running.values() for f in futs if not f.done()]
+        if all(any(f in busy for f in futs) for _, _, futs in running.values()):
+            wait(busy, return_when=FIRST_COMPLETED)     # (only unfinished: no busy loop)
         for name in [n for n, (_, _, futs) in running.items() if all(f.done() for f in futs)]:
             system, cands, futs = running.pop(name)
             vals, best = {}, None
